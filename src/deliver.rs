@@ -1,0 +1,158 @@
+//! The outbox worker: takes closed windows from the store, reconciles them, fixes the message,
+//! posts it, and marks it sent only after Slack's 2xx. Oldest window first, exactly once.
+//!
+//! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
+//! duplicate is a crash after Slack accepted a post but before the `Sent` mark was flushed;
+//! that gap is one local sled write long.
+
+use crate::config::Config;
+use crate::money::format_naira;
+use crate::reconcile;
+use crate::report::slack::SlackClient;
+use crate::report::{self, transactions, ReportView};
+use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
+use chrono::Utc;
+use mongodb::Collection;
+use bson::Document;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// How long one round keeps retrying the reconciliation query before posting stream totals.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(120);
+/// How long one round keeps retrying Slack before it waits for the next round.
+const SLACK_PATIENCE: Duration = Duration::from_secs(120);
+/// Rounds run on notification and at least this often (retries of pending reports).
+const ROUND_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Where reports go.
+#[derive(Clone)]
+pub enum Sink {
+    Slack(SlackClient),
+    /// No webhook configured: print the text on stdout.
+    Stdout,
+}
+
+impl Sink {
+    pub fn from_config(config: &Config) -> Sink {
+        match &config.slack_webhook {
+            Some(url) => Sink::Slack(SlackClient::new(url.clone())),
+            None => Sink::Stdout,
+        }
+    }
+
+    pub async fn send(&self, payload: &serde_json::Value, patience: Duration) -> Result<(), report::slack::SlackError> {
+        match self {
+            Sink::Slack(client) => client.post_with_retry(payload, patience).await,
+            Sink::Stdout => {
+                println!("{}\n", payload["text"].as_str().unwrap_or_default());
+                Ok(())
+            }
+        }
+    }
+}
+
+pub struct Deliverer {
+    pub coll: Collection<Document>,
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub sink: Sink,
+}
+
+impl Deliverer {
+    pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) -> Result<(), StoreError> {
+        while !shutdown.is_cancelled() {
+            self.round(&shutdown).await?;
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(ROUND_INTERVAL) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Drives every pending report as far as it can go, oldest first; stops at the first one
+    /// Slack cannot take yet so reports arrive in order.
+    async fn round(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
+        for mut record in self.store.reports()?.into_iter().filter(ReportRecord::is_pending) {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if record.delivery == Delivery::Closed {
+                self.prepare(&mut record).await;
+                self.store.put_report(&record).await?;
+            }
+            if !self.deliver(&mut record).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed).
+    async fn prepare(&self, record: &mut ReportRecord) {
+        let id = record.window.id();
+        let reconciliation = match reconcile::query_with_retry(&self.coll, &self.config, &record.window, RECONCILE_PATIENCE).await {
+            Ok(db) => Reconciliation { database: Some(db), error: None },
+            Err(e) => {
+                error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
+                Reconciliation { database: None, error: Some(e.to_string()) }
+            }
+        };
+        let notes = notes(record, &reconciliation);
+        for n in &notes {
+            info!(window = %id, note = %n, "Report note.");
+        }
+        let shown = reconciliation.database.as_ref().unwrap_or(&record.streamed);
+        record.payload = Some(report::render(&ReportView { window: record.window, tz: self.config.window.tz(), totals: shown, notes }));
+        record.reconciliation = Some(reconciliation);
+        record.delivery = Delivery::Ready;
+        record.updated_at = Utc::now();
+    }
+
+    /// Returns whether the next report may go (this one is settled).
+    async fn deliver(&self, record: &mut ReportRecord) -> Result<bool, StoreError> {
+        let id = record.window.id();
+        let Some(payload) = record.payload.clone() else { return Ok(true) };
+        record.attempts += 1;
+        match self.sink.send(&payload, SLACK_PATIENCE).await {
+            Ok(()) => {
+                record.delivery = Delivery::Sent { at: Utc::now() };
+                record.last_error = None;
+                self.store.put_report(record).await?;
+                info!(window = %id, "Report posted.");
+                Ok(true)
+            }
+            Err(e) if e.is_retryable() => {
+                warn!(error = %e, window = %id, "Slack post failed; will retry.");
+                record.last_error = Some(e.to_string());
+                self.store.put_report(record).await?;
+                Ok(false)
+            }
+            Err(e) => {
+                error!(error = %e, window = %id, "Slack refused the report; giving up on it.");
+                record.delivery = Delivery::Undeliverable { reason: e.to_string() };
+                record.last_error = Some(e.to_string());
+                self.store.put_report(record).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Context lines: how the stream compared with the database.
+pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
+    let streamed = record.streamed.total();
+    let streamed_text = format!("{} ({})", format_naira(streamed.revenue), transactions(streamed.count));
+    match &rec.database {
+        None => vec![format!("⚠️ Not reconciled: the database query failed; live stream totals shown ({streamed_text}).")],
+        Some(db) if *db == record.streamed => vec![],
+        Some(_) if record.streamed_partial => {
+            vec![format!("ℹ️ Live totals began mid-window ({streamed_text}); database figures shown.")]
+        }
+        Some(_) => vec![format!("⚠️ Live stream totals differed ({streamed_text}); database figures shown.")],
+    }
+}

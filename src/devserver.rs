@@ -1,0 +1,114 @@
+//! A local SecantusDB (MongoDB-wire-compatible, GPL-2.0) for the demo and the test suite.
+//! It always runs as a separate process from a cached Python venv; nothing of it is linked.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Pinned so every machine tests against the same server.
+pub const SECANTUS_VERSION: &str = "0.7.0b3";
+
+/// `$POWER_REVENUE_SECANTUS_VENV`, else `~/.cache/power-revenue/secantusdb-<version>`.
+pub fn venv_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("POWER_REVENUE_SECANTUS_VENV") {
+        return dir.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("power-revenue").join(format!("secantusdb-{SECANTUS_VERSION}"))
+}
+
+/// Creates the venv once (built aside, then renamed into place, so concurrent callers never
+/// see half an install). Returns the server executable.
+pub fn ensure_installed() -> std::io::Result<PathBuf> {
+    let dir = venv_dir();
+    let exe = dir.join("bin").join("secantusd-py");
+    if exe.exists() {
+        return Ok(exe);
+    }
+    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
+    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    run(Command::new("python3").args(["-m", "venv"]).arg(&staging))?;
+    run(Command::new(staging.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("SecantusDB=={SECANTUS_VERSION}")))?;
+    if std::fs::rename(&staging, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging); // another process won the race
+    }
+    if exe.exists() { Ok(exe) } else { Err(std::io::Error::other("SecantusDB install did not produce secantusd-py")) }
+}
+
+fn run(cmd: &mut Command) -> std::io::Result<()> {
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr))))
+    }
+}
+
+/// A running server; killed on drop.
+pub struct DevServer {
+    child: Child,
+    pub port: u16,
+    storage: Option<PathBuf>,
+}
+
+impl DevServer {
+    /// Starts a server on a free loopback port, in memory or on `storage`, with extra flags.
+    pub fn start(storage: Option<&Path>, extra_args: &[&str]) -> std::io::Result<DevServer> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::start_on(port, storage, extra_args)
+    }
+
+    /// Starts on a given port (used to bring a stopped server back at the same address).
+    pub fn start_on(port: u16, storage: Option<&Path>, extra_args: &[&str]) -> std::io::Result<DevServer> {
+        let exe = ensure_installed()?;
+        let storage_arg = storage.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+        let child = Command::new(exe)
+            .args(["--port", &port.to_string(), "--storage-path", &storage_arg])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let server = DevServer { child, port, storage: storage.map(Path::to_path_buf) };
+        server.wait_ready(Duration::from_secs(60))?;
+        Ok(server)
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
+    }
+
+    pub fn storage(&self) -> Option<&Path> {
+        self.storage.as_deref()
+    }
+
+    /// Stops the process (SIGKILL) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(std::io::Error::other(format!("SecantusDB did not listen on port {} within {timeout:?}", self.port)))
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

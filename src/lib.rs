@@ -1,0 +1,37 @@
+//! power-revenue: live revenue totals from the change stream of `power_transaction_items`,
+//! reconciled and posted to Slack once per window.
+//!
+//! Data flow:
+//!
+//! ```text
+//! MongoDB change stream ──► source::Tailer ──► window totals (source::Live, in memory, live)
+//!   (fulfilled sales,          │  rules::classify: what counts, money: exact amounts
+//!    filtered server-side)     ▼
+//!                          store (sled): resume token + open windows, one atomic write
+//!                              │  window due (end + grace) → outbox record, same write
+//!                              ▼
+//!                          deliver::Deliverer ──► reconcile ($facet, the source of truth)
+//!                              │                ──► report::render (text + Block Kit)
+//!                              ▼
+//!                          report::slack (2xx) ──► store: marked sent, never posted twice
+//! ```
+//!
+//! `config` validates settings before anything connects; `app` wires the tasks; `http` and
+//! `status` show the live state; `commands` holds the one-shot commands; `devserver` runs a
+//! local SecantusDB for the demo and the tests.
+
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod deliver;
+pub mod devserver;
+pub mod http;
+pub mod money;
+pub mod reconcile;
+pub mod report;
+pub mod rules;
+pub mod source;
+pub mod status;
+pub mod store;
+pub mod telemetry;
+pub mod window;

@@ -1,0 +1,90 @@
+//! `power-revenue`: args → config → telemetry → command (serve: `App::build` → run until signal).
+
+use clap::{Parser, Subcommand};
+use power_revenue::config::{Config, Settings};
+use power_revenue::{app::App, commands, telemetry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "power-revenue", version, about = "Live power-sales revenue from the MongoDB change stream, reported to Slack once per window.")]
+struct Cli {
+    /// TOML file with settings (lowest precedence after defaults).
+    #[arg(long, env = "POWER_REVENUE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tail the change stream and report every window (the always-on service).
+    Serve,
+    /// Query one window and post its report, as the old Lambda did.
+    Report {
+        /// Start of the window, e.g. 2025-05-29T12:00:00Z.
+        #[arg(long)]
+        window_start: chrono::DateTime<chrono::Utc>,
+        /// Print the message instead of posting it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the checkpoint: token age, open windows, last and pending reports.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run everything against a local SecantusDB with synthetic sales (20 s windows by default).
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut settings = cli.settings;
+    if matches!(cli.command, Command::Demo) {
+        settings.window.get_or_insert("20s".into());
+        settings.grace.get_or_insert("2s".into());
+        settings.state_dir.get_or_insert(std::env::temp_dir().join(format!("power-revenue-demo-{}", std::process::id())));
+    }
+    let config = match Config::load(settings, cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("power-revenue: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("power-revenue: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    match command {
+        Command::Serve => App::build(config).await?.run(shutdown).await,
+        Command::Report { window_start, dry_run } => commands::report(config, window_start, dry_run).await,
+        Command::Status { json } => commands::status(config, json).await,
+        Command::Demo => commands::demo(config, shutdown).await,
+    }
+}
+
+/// SIGINT or SIGTERM: stop reading, checkpoint, exit 0.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("Shutdown requested.");
+    shutdown.cancel();
+}

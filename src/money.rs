@@ -1,0 +1,225 @@
+//! Money: how one sale's amount becomes an exact `Decimal`, and how money is displayed.
+//!
+//! Every amount, whatever its BSON type, is reduced to *sign, decimal digits, exponent* and then
+//! to naira rounded to the kobo (2 places, ties to even). The server-side twin of these rules is
+//! [`crate::rules::amount_expr`]; `tests/rules_agree.rs` proves the two agree on random input.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// The largest amount one sale may carry (₦1,000,000,000,000). Anything above is a data error;
+/// the bound also keeps every sum exact in both `rust_decimal` and Decimal128.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
+/// Why an amount does not count. The names are metric labels and log fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    Missing,
+    WrongType,
+    Unparseable,
+    NotFinite,
+    Negative,
+    TooLarge,
+}
+
+impl Rejection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "amount_missing",
+            Self::WrongType => "amount_wrong_type",
+            Self::Unparseable => "amount_unparseable",
+            Self::NotFinite => "amount_not_finite",
+            Self::Negative => "amount_negative",
+            Self::TooLarge => "amount_too_large",
+        }
+    }
+}
+
+/// The value `(-1)^negative × digits × 10^exponent`, rounded to the kobo.
+///
+/// Only the integer part, three fraction digits and a sticky digit (any non-zero digit beyond)
+/// are kept: that is enough to round half-to-even exactly and to compare with [`MAX_AMOUNT`],
+/// whatever the exponent, without ever building a number `rust_decimal` cannot hold.
+pub fn from_digits(negative: bool, digits: &str, exponent: i64) -> Result<Decimal, Rejection> {
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(Decimal::ZERO); // -0 counts as zero, as on the server.
+    }
+    if negative {
+        return Err(Rejection::Negative);
+    }
+    let int_len = digits.len() as i64 + exponent;
+    if int_len > 13 {
+        return Err(Rejection::TooLarge); // ≥ 10^13 > MAX_AMOUNT
+    }
+    let mut s = String::with_capacity(20);
+    let split = int_len.clamp(0, digits.len() as i64) as usize;
+    if int_len <= 0 {
+        s.push('0');
+    } else {
+        s.push_str(&digits[..split]);
+        for _ in digits.len() as i64..int_len {
+            s.push('0');
+        }
+    }
+    s.push('.');
+    let lead_zeros = (-int_len).clamp(0, 4) as usize;
+    let mut frac = std::iter::repeat_n(b'0', lead_zeros).chain(digits[split..].bytes());
+    for _ in 0..3 {
+        s.push(frac.next().unwrap_or(b'0') as char);
+    }
+    if frac.any(|b| b != b'0') {
+        s.push('1');
+    }
+    let value = Decimal::from_str_exact(&s).map_err(|_| Rejection::Unparseable)?;
+    if value > MAX_AMOUNT {
+        return Err(Rejection::TooLarge);
+    }
+    Ok(value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven))
+}
+
+/// A string already matched by [`crate::rules::AMOUNT_PATTERN`]: integer part (commas allowed)
+/// and optional fraction digits.
+pub fn from_captures(int_part: &str, frac_part: &str) -> Result<Decimal, Rejection> {
+    let mut digits = String::with_capacity(int_part.len() + frac_part.len());
+    digits.extend(int_part.chars().filter(|c| *c != ','));
+    digits.push_str(frac_part);
+    from_digits(false, &digits, -(frac_part.len() as i64))
+}
+
+pub fn from_i64(n: i64) -> Result<Decimal, Rejection> {
+    let d = Decimal::from(n);
+    if n < 0 {
+        Err(Rejection::Negative)
+    } else if d > MAX_AMOUNT {
+        Err(Rejection::TooLarge)
+    } else {
+        Ok(d)
+    }
+}
+
+/// A double as the server's `$toDecimal` sees it: rounded to 15 significant digits.
+pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
+    if !x.is_finite() {
+        return Err(Rejection::NotFinite);
+    }
+    if x == 0.0 {
+        return Ok(Decimal::ZERO);
+    }
+    let sci = format!("{:.14e}", x); // e.g. "-2.50000000000000e-3"
+    let (mantissa, exp) = sci.split_once('e').ok_or(Rejection::Unparseable)?;
+    let exp: i64 = exp.parse().map_err(|_| Rejection::Unparseable)?;
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    from_digits(negative, &digits, exp - 14)
+}
+
+/// A Decimal128 by its canonical string (`"1500.50"`, `"1.05E+3"`, `"NaN"`, `"-Infinity"`).
+pub fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
+    let s = d.to_string();
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.as_str()),
+    };
+    if !body.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(Rejection::NotFinite);
+    }
+    let (coef, exp) = match body.split_once(['E', 'e']) {
+        Some((c, e)) => (c, e.parse::<i64>().map_err(|_| Rejection::Unparseable)?),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = coef.split_once('.').unwrap_or((coef, ""));
+    let digits = format!("{int_part}{frac_part}");
+    from_digits(negative, &digits, exp - frac_part.len() as i64)
+}
+
+/// Decimal128 sums from the server (always finite, at most kobo precision) into `Decimal`.
+pub fn sum_from_decimal128(d: &bson::Decimal128) -> Option<Decimal> {
+    let s = d.to_string();
+    Decimal::from_str_exact(&s)
+        .or_else(|_| Decimal::from_scientific(&s))
+        .ok()
+}
+
+/// `₦45,750.00`: naira sign, thousands separators, always two decimals.
+pub fn format_naira(amount: Decimal) -> String {
+    let rounded = amount.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    let plain = format!("{:.2}", rounded.abs());
+    let (int_part, frac) = plain.split_once('.').unwrap_or((&plain, "00"));
+    let mut grouped = String::with_capacity(int_part.len() + int_part.len() / 3);
+    for (i, c) in int_part.chars().enumerate() {
+        if i > 0 && (int_part.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if rounded.is_sign_negative() && !rounded.is_zero() { "-" } else { "" };
+    format!("{sign}₦{grouped}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn max_amount_is_one_trillion() {
+        assert_eq!(MAX_AMOUNT, d("1000000000000"));
+    }
+
+    #[test]
+    fn digits_round_half_even_to_the_kobo() {
+        assert_eq!(from_digits(false, "125", -3), Ok(d("0.12")));
+        assert_eq!(from_digits(false, "15", -3), Ok(d("0.02")));
+        assert_eq!(from_digits(false, "50000000000000000000000000000001", -34), Ok(d("0.01")));
+        assert_eq!(from_digits(false, "1", -6000), Ok(d("0.00")));
+        assert_eq!(from_digits(false, "15005", -1), Ok(d("1500.50")));
+        assert_eq!(from_digits(false, "7", 2), Ok(d("700")));
+    }
+
+    #[test]
+    fn digits_bounds_and_sign() {
+        assert_eq!(from_digits(true, "000", 0), Ok(Decimal::ZERO));
+        assert_eq!(from_digits(true, "1", -9), Err(Rejection::Negative));
+        assert_eq!(from_digits(false, "1", 12), Ok(MAX_AMOUNT));
+        assert_eq!(from_digits(false, "10000000000001", -1), Err(Rejection::TooLarge));
+        assert_eq!(from_digits(false, "1", 400), Err(Rejection::TooLarge));
+    }
+
+    #[test]
+    fn doubles_follow_the_servers_fifteen_digits() {
+        assert_eq!(from_f64(2.5), Ok(d("2.50")));
+        assert_eq!(from_f64(0.125), Ok(d("0.12")));
+        assert_eq!(from_f64(1652185258.8058286), Ok(d("1652185258.81")));
+        assert_eq!(from_f64(-0.0), Ok(Decimal::ZERO));
+        assert_eq!(from_f64(1e-300), Ok(Decimal::ZERO));
+        assert_eq!(from_f64(f64::NAN), Err(Rejection::NotFinite));
+        assert_eq!(from_f64(-3.0), Err(Rejection::Negative));
+    }
+
+    #[test]
+    fn decimal128_forms() {
+        let p = |s: &str| from_decimal128(&s.parse::<bson::Decimal128>().unwrap());
+        assert_eq!(p("1500.50"), Ok(d("1500.50")));
+        assert_eq!(p("1.05E+3"), Ok(d("1050")));
+        assert_eq!(p("NaN"), Err(Rejection::NotFinite));
+        assert_eq!(p("-Infinity"), Err(Rejection::NotFinite));
+        assert_eq!(p("-0"), Ok(Decimal::ZERO));
+        assert_eq!(p("1E-6000"), Ok(Decimal::ZERO));
+        assert_eq!(p("-0.001"), Err(Rejection::Negative));
+    }
+
+    #[test]
+    fn naira_display() {
+        assert_eq!(format_naira(d("45750")), "₦45,750.00");
+        assert_eq!(format_naira(d("7500.5")), "₦7,500.50");
+        assert_eq!(format_naira(d("0")), "₦0.00");
+        assert_eq!(format_naira(d("999")), "₦999.00");
+        assert_eq!(format_naira(d("1234567.891")), "₦1,234,567.89");
+        assert_eq!(format_naira(d("-1500")), "-₦1,500.00");
+    }
+}

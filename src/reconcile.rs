@@ -1,0 +1,109 @@
+//! Reconciliation: the database is the source of truth. One `$facet` over a closed window,
+//! applying the same rules as the stream ([`crate::rules`]), gives the numbers we post.
+
+use crate::config::Config;
+use crate::money;
+use crate::rules;
+use crate::window::{Tally, Totals, Window};
+use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
+use mongodb::Collection;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("unexpected $facet result: {0}")]
+    BadResult(String),
+}
+
+impl ReconcileError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Mongo(_))
+    }
+}
+
+/// The aggregation for one window: total and per-utility revenue, highest first.
+pub fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
+    let f = &config.fields;
+    let group = |id: Bson| doc! { "$group": { "_id": id, "revenue": { "$sum": "$a" }, "count": { "$sum": 1 } } };
+    vec![
+        doc! { "$match": rules::window_match(f, &config.fulfilled_status, window.start, window.end) },
+        doc! { "$project": { "_id": 0, "u": rules::utility_expr(&f.utility), "a": rules::amount_expr(&f.amount) } },
+        doc! { "$match": { "a": { "$ne": null } } },
+        doc! { "$facet": {
+            "total": [ group(Bson::Null) ],
+            "by_utility": [ group(Bson::String("$u".into())), { "$sort": { "revenue": -1, "_id": 1 } } ],
+        } },
+    ]
+}
+
+/// Runs the window's `$facet` once.
+pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Result<Totals, ReconcileError> {
+    let mut cursor = coll.aggregate(facet_pipeline(config, window)).await?;
+    let result = cursor.try_next().await?.ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
+    parse_facet(&result)
+}
+
+/// Runs the query with backoff until it succeeds, fails for good, or `max_elapsed` passes.
+pub async fn query_with_retry(
+    coll: &Collection<Document>,
+    config: &Config,
+    window: &Window,
+    max_elapsed: Duration,
+) -> Result<Totals, ReconcileError> {
+    let policy = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(500),
+        max_interval: Duration::from_secs(10),
+        max_elapsed_time: Some(max_elapsed),
+        ..Default::default()
+    };
+    backoff::future::retry_notify(
+        policy,
+        || async {
+            query(coll, config, window).await.map_err(|e| {
+                if e.is_retryable() { backoff::Error::transient(e) } else { backoff::Error::permanent(e) }
+            })
+        },
+        |error: ReconcileError, wait: Duration| {
+            tracing::warn!(%error, window = %window.id(), retry_in_ms = wait.as_millis() as u64, "Reconciliation query failed; retrying.");
+        },
+    )
+    .await
+}
+
+fn parse_facet(result: &Document) -> Result<Totals, ReconcileError> {
+    let bad = |what: &str| ReconcileError::BadResult(what.to_owned());
+    let mut totals = Totals::default();
+    for row in result.get_array("by_utility").map_err(|_| bad("by_utility missing"))? {
+        let row = row.as_document().ok_or_else(|| bad("by_utility row"))?;
+        let utility = row.get_str("_id").map_err(|_| bad("utility not a string"))?;
+        totals.by_utility.insert(utility.to_owned(), tally(row)?);
+    }
+    // Cross-check the facet's own total against the per-utility rows.
+    let total = match result.get_array("total").ok().and_then(|a| a.first()).and_then(Bson::as_document) {
+        Some(row) => tally(row)?,
+        None => Tally::default(),
+    };
+    if total != totals.total() {
+        return Err(bad("total disagrees with per-utility rows"));
+    }
+    Ok(totals)
+}
+
+fn tally(row: &Document) -> Result<Tally, ReconcileError> {
+    let bad = |what: &str| ReconcileError::BadResult(what.to_owned());
+    let revenue = match row.get("revenue") {
+        Some(Bson::Decimal128(d)) => money::sum_from_decimal128(d).ok_or_else(|| bad("revenue out of range"))?,
+        Some(Bson::Int32(n)) => (*n).into(),
+        Some(Bson::Int64(n)) => (*n).into(),
+        _ => return Err(bad("revenue not a number")),
+    };
+    let count = match row.get("count") {
+        Some(Bson::Int32(n)) => u64::try_from(*n).map_err(|_| bad("negative count"))?,
+        Some(Bson::Int64(n)) => u64::try_from(*n).map_err(|_| bad("negative count"))?,
+        _ => return Err(bad("count not an integer")),
+    };
+    Ok(Tally { revenue, count })
+}

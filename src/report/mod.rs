@@ -1,0 +1,143 @@
+//! Reports: the Slack message for a closed window, rendered from plain values (pure), and the
+//! webhook client ([`slack`]). `text` keeps the Lambda's plain-text layout line for line (phones
+//! and scripts read it); `blocks` carry the same content for Slack's richer view.
+
+pub mod slack;
+
+use crate::money::format_naira;
+use crate::window::{Tally, Totals, Window};
+use chrono::{DateTime, TimeDelta, Timelike};
+use chrono_tz::Tz;
+use serde_json::{json, Value};
+
+const TITLE: &str = "⚡ Power Transaction Revenue Report";
+const RULE: &str = "━━━━━━━━━━━━━━━━━━━━";
+/// Utilities listed by name; the rest are summed into one "…and N more" line. Keeps the
+/// breakdown section well under Slack's 3000-character limit.
+pub const MAX_UTILITIES_SHOWN: usize = 20;
+const MAX_NAME_CHARS: usize = 60;
+
+/// Everything a report says, as plain values.
+#[derive(Debug, Clone)]
+pub struct ReportView<'a> {
+    pub window: Window,
+    pub tz: Tz,
+    /// The figures to post: the database's, or the stream's when not reconciled.
+    pub totals: &'a Totals,
+    /// Context lines: reconciliation notes, late sales.
+    pub notes: Vec<String>,
+}
+
+/// The webhook payload: `{"text": …, "blocks": […]}`.
+pub fn render(view: &ReportView<'_>) -> Value {
+    let (period, time) = (period_line(&view.window, view.tz), time_line(&view.window, view.tz));
+    let mut text = format!("{TITLE}\n\n📅 Period: {period}\n🕐 Time: {time}\n\n{RULE}\n\n");
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": TITLE, "emoji": true } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("📅 *Period:* {period}\n🕐 *Time:* {time}") } }),
+        json!({ "type": "divider" }),
+    ];
+    if view.totals.is_empty() {
+        text.push_str("📝 No new transactions yet\n\nNo power transactions were processed during this period.");
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn",
+            "text": "📝 *No new transactions yet*\nNo power transactions were processed during this period." } }));
+    } else {
+        let total = view.totals.total();
+        let lines = breakdown_lines(view.totals);
+        text.push_str(&format!(
+            "💰 Total Revenue Generated:\n{}\n\n📊 Total Transactions: {}\n\n{RULE}\n\n🏢 Revenue Breakdown by Utility:\n{}",
+            format_naira(total.revenue),
+            total.count,
+            lines.join("\n")
+        ));
+        blocks.push(json!({ "type": "section", "fields": [
+            { "type": "mrkdwn", "text": format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue)) },
+            { "type": "mrkdwn", "text": format!("*📊 Total Transactions:*\n{}", total.count) },
+        ] }));
+        blocks.push(json!({ "type": "divider" }));
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn",
+            "text": format!("*🏢 Revenue Breakdown by Utility:*\n{}", lines.join("\n")) } }));
+    }
+    for note in &view.notes {
+        text.push_str(&format!("\n\n{note}"));
+    }
+    let mut context: Vec<Value> = view.notes.iter().map(|n| json!({ "type": "mrkdwn", "text": n })).collect();
+    context.push(json!({ "type": "mrkdwn", "text": format!("Window {}", view.window.id()) }));
+    blocks.push(json!({ "type": "context", "elements": context }));
+    json!({ "text": text, "blocks": blocks })
+}
+
+fn breakdown_lines(totals: &Totals) -> Vec<String> {
+    let ranked = totals.ranked();
+    let mut lines: Vec<String> = ranked
+        .iter()
+        .take(MAX_UTILITIES_SHOWN)
+        .map(|(name, t)| format!("• {}: {} ({})", display_name(name), format_naira(t.revenue), transactions(t.count)))
+        .collect();
+    if ranked.len() > MAX_UTILITIES_SHOWN {
+        let mut rest = Tally::default();
+        for (_, t) in &ranked[MAX_UTILITIES_SHOWN..] {
+            rest.revenue += t.revenue;
+            rest.count += t.count;
+        }
+        lines.push(format!(
+            "• …and {} more: {} ({})",
+            ranked.len() - MAX_UTILITIES_SHOWN,
+            format_naira(rest.revenue),
+            transactions(rest.count)
+        ));
+    }
+    lines
+}
+
+pub fn transactions(n: u64) -> String {
+    if n == 1 { "1 transaction".into() } else { format!("{n} transactions") }
+}
+
+/// Utility names come from the data: cut to length and escape Slack's control characters so
+/// a name can neither break the layout nor ping `<!channel>`.
+fn display_name(name: &str) -> String {
+    let short: String = name.chars().take(MAX_NAME_CHARS).collect();
+    let short = if name.chars().count() > MAX_NAME_CHARS { format!("{short}…") } else { short };
+    short.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// "Afternoon Period (12:00 PM – 6:00 PM)" for 6 h windows, else the clock range.
+pub fn period_line(w: &Window, tz: Tz) -> String {
+    let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
+    let with_secs = !whole_minutes(w);
+    let range = format!("{} – {}", clock12(&start, with_secs), clock12(&end, with_secs));
+    if w.end - w.start != TimeDelta::hours(6) {
+        return range;
+    }
+    let name = match start.hour() {
+        0..=5 => "Night",
+        6..=11 => "Morning",
+        12..=17 => "Afternoon",
+        _ => "Evening",
+    };
+    format!("{name} Period ({range})")
+}
+
+/// "12:00 – 18:00 UTC on 2025-05-29"; the last window of a day ends at 24:00.
+pub fn time_line(w: &Window, tz: Tz) -> String {
+    let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
+    let fmt = if whole_minutes(w) { "%H:%M" } else { "%H:%M:%S" };
+    let end_text = if end.date_naive() > start.date_naive() && end.time() == chrono::NaiveTime::MIN {
+        if whole_minutes(w) { "24:00".to_owned() } else { "24:00:00".to_owned() }
+    } else {
+        end.format(fmt).to_string()
+    };
+    format!("{} – {} {} on {}", start.format(fmt), end_text, start.format("%Z"), start.format("%Y-%m-%d"))
+}
+
+fn whole_minutes(w: &Window) -> bool {
+    w.start.timestamp() % 60 == 0 && w.end.timestamp() % 60 == 0
+}
+
+fn clock12(t: &DateTime<Tz>, with_secs: bool) -> String {
+    if with_secs { t.format("%-I:%M:%S %p").to_string() } else { t.format("%-I:%M %p").to_string() }
+}
+
+#[cfg(test)]
+mod tests;

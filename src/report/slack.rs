@@ -1,0 +1,94 @@
+//! The Slack incoming-webhook client. Webhooks have no idempotency key, so this client only
+//! posts and classifies; exactly-once is the outbox's job ([`crate::deliver`]).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error("Slack rate limit (429); retry after {retry_after:?}")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("Slack server error {status}: {body}")]
+    Server { status: u16, body: String },
+    #[error("cannot reach Slack: {0}")]
+    Transport(String),
+    /// 4xx other than 429: `invalid_payload`, `no_service`, `channel_is_archived`, …
+    #[error("Slack refused the message ({status} {body}); fix the webhook or payload")]
+    Rejected { status: u16, body: String },
+}
+
+impl SlackError {
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Rejected { .. })
+    }
+}
+
+#[derive(Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    url: SecretString,
+}
+
+impl SlackClient {
+    pub fn new(url: SecretString) -> SlackClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10)) // reqwest has no default timeout
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("power-revenue/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("static HTTP client settings are valid");
+        SlackClient { http, url }
+    }
+
+    /// One attempt. The error never contains the webhook URL.
+    pub async fn post(&self, payload: &Value) -> Result<(), SlackError> {
+        let response = self
+            .http
+            .post(self.url.expose_secret())
+            .json(payload)
+            .send()
+            .await
+            .map_err(|e| SlackError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: String = response.text().await.unwrap_or_default().chars().take(200).collect();
+        Err(match status.as_u16() {
+            429 => SlackError::RateLimited { retry_after },
+            s @ 500..=599 => SlackError::Server { status: s, body },
+            s => SlackError::Rejected { status: s, body },
+        })
+    }
+
+    /// Retries 429 (honouring `Retry-After`), 5xx and transport errors until `max_elapsed`.
+    pub async fn post_with_retry(&self, payload: &Value, max_elapsed: Duration) -> Result<(), SlackError> {
+        let policy = backoff::ExponentialBackoff {
+            initial_interval: Duration::from_secs(1), // Slack allows about one message a second
+            max_interval: Duration::from_secs(60),
+            max_elapsed_time: Some(max_elapsed),
+            ..Default::default()
+        };
+        backoff::future::retry_notify(
+            policy,
+            || async {
+                self.post(payload).await.map_err(|e| match e {
+                    SlackError::RateLimited { retry_after: Some(d) } => backoff::Error::retry_after(e, d),
+                    e if e.is_retryable() => backoff::Error::transient(e),
+                    e => backoff::Error::permanent(e),
+                })
+            },
+            |error: SlackError, wait: Duration| {
+                tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,216 @@
+//! What counts as a sale, written twice: in Rust for change events ([`classify`]) and as
+//! aggregation expressions for the reconciliation `$facet` ([`amount_expr`], [`utility_expr`]).
+//!
+//! The two must agree to the kobo; keep them side by side and change them together.
+//! `tests/rules_agree.rs` inserts random documents and compares both.
+
+use crate::config::Fields;
+use crate::money::{self, Rejection};
+use bson::{doc, Bson, Document, RawBsonRef, RawDocument};
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use rust_decimal::Decimal;
+use std::sync::LazyLock;
+
+/// Accepted amount strings: optional `₦`/`NGN`, digits with well-formed thousands groups,
+/// at most 20 fraction digits (so the server's 34-digit Decimal128 stays exact). ASCII classes
+/// only: `\d`/`\s` mean different things in Rust, PCRE and Python.
+pub const AMOUNT_PATTERN: &str = r"^[ \t\r\n]*(?:₦|NGN)?[ \t\r\n]*([0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.([0-9]{1,20}))?[ \t\r\n]*$";
+
+/// Characters trimmed from utility names (explicit, because the server's default set differs).
+pub const TRIM_CHARS: &str = " \t\r\n";
+
+/// Utility name for sales with a missing, empty or non-string utility.
+pub const UNKNOWN_UTILITY: &str = "UNKNOWN";
+
+static AMOUNT_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(AMOUNT_PATTERN).expect("AMOUNT_PATTERN is a valid regex"));
+
+/// A sale that counts: when, for which utility, how much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sale {
+    pub at: DateTime<Utc>,
+    pub utility: String,
+    pub amount: Decimal,
+}
+
+/// Why a document does not count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    Amount(Rejection),
+    TimeNotDate,
+    NoDocument,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Amount(r) => r.as_str(),
+            Self::TimeNotDate => "time_not_date",
+            Self::NoDocument => "document_gone",
+        }
+    }
+}
+
+/// Applies the rules to one sale document (already known to be fulfilled).
+pub fn classify(doc: &RawDocument, fields: &Fields) -> Result<Sale, SkipReason> {
+    let at = match lookup(doc, &fields.time) {
+        Some(RawBsonRef::DateTime(dt)) => DateTime::<Utc>::from_timestamp_millis(dt.timestamp_millis())
+            .ok_or(SkipReason::TimeNotDate)?,
+        _ => return Err(SkipReason::TimeNotDate),
+    };
+    let amount = parse_amount(lookup(doc, &fields.amount)).map_err(SkipReason::Amount)?;
+    let utility = normalize_utility(lookup(doc, &fields.utility));
+    Ok(Sale { at, utility, amount })
+}
+
+/// The amount rule for one BSON value.
+pub fn parse_amount(value: Option<RawBsonRef<'_>>) -> Result<Decimal, Rejection> {
+    match value {
+        None | Some(RawBsonRef::Null) => Err(Rejection::Missing),
+        Some(RawBsonRef::Int32(n)) => money::from_i64(n.into()),
+        Some(RawBsonRef::Int64(n)) => money::from_i64(n),
+        Some(RawBsonRef::Double(x)) => money::from_f64(x),
+        Some(RawBsonRef::Decimal128(d)) => money::from_decimal128(&d),
+        Some(RawBsonRef::String(s)) => parse_amount_str(s),
+        Some(_) => Err(Rejection::WrongType),
+    }
+}
+
+pub fn parse_amount_str(s: &str) -> Result<Decimal, Rejection> {
+    let caps = AMOUNT_RE.captures(s).ok_or(Rejection::Unparseable)?;
+    let int_part = caps.get(1).map_or("", |m| m.as_str());
+    let frac_part = caps.get(2).map_or("", |m| m.as_str());
+    money::from_captures(int_part, frac_part)
+}
+
+/// The utility rule: trimmed, ASCII upper-cased (as the server's `$toUpper`), else `UNKNOWN`.
+pub fn normalize_utility(value: Option<RawBsonRef<'_>>) -> String {
+    match value {
+        Some(RawBsonRef::String(s)) => {
+            let t = s.trim_matches(|c| TRIM_CHARS.contains(c));
+            if t.is_empty() {
+                UNKNOWN_UTILITY.to_owned()
+            } else {
+                t.to_ascii_uppercase()
+            }
+        }
+        _ => UNKNOWN_UTILITY.to_owned(),
+    }
+}
+
+/// Follows a dotted field path through embedded documents.
+pub fn lookup<'a>(doc: &'a RawDocument, path: &str) -> Option<RawBsonRef<'a>> {
+    let mut parts = path.split('.');
+    let mut value = doc.get(parts.next()?).ok()??;
+    for part in parts {
+        value = match value {
+            RawBsonRef::Document(d) => d.get(part).ok()??,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// Server twin of [`parse_amount`]: a Decimal128 rounded to the kobo, or `null`.
+pub fn amount_expr(field: &str) -> Bson {
+    let value = format!("${field}");
+    let in_range = |x: &str| {
+        doc! { "$and": [ { "$gte": [x, 0] }, { "$lte": [x, Bson::Decimal128(max_amount_d128())] } ] }
+    };
+    let string_value = doc! { "$let": {
+        "vars": { "m": { "$regexFind": { "input": "$$a", "regex": AMOUNT_PATTERN } } },
+        "in": { "$cond": [ { "$eq": [ { "$ifNull": ["$$m", null] }, null ] }, null,
+            { "$toDecimal": { "$concat": [
+                { "$replaceAll": { "input": { "$arrayElemAt": ["$$m.captures", 0] }, "find": ",", "replacement": "" } },
+                ".",
+                { "$ifNull": [ { "$arrayElemAt": ["$$m.captures", 1] }, "0" ] },
+            ] } } ] },
+    } };
+    doc! { "$let": {
+        "vars": { "a": value },
+        "in": { "$let": {
+            "vars": { "d": { "$switch": { "branches": [
+                { "case": { "$in": [ { "$type": "$$a" }, ["int", "long", "double", "decimal"] ] },
+                  "then": { "$toDecimal": "$$a" } },
+                { "case": { "$eq": [ { "$type": "$$a" }, "string" ] }, "then": string_value },
+            ], "default": null } } },
+            "in": { "$cond": [ in_range("$$d"), { "$round": ["$$d", 2] }, null ] },
+        } },
+    } }
+    .into()
+}
+
+/// Server twin of [`normalize_utility`].
+pub fn utility_expr(field: &str) -> Bson {
+    doc! { "$let": {
+        "vars": { "u": { "$cond": [
+            { "$eq": [ { "$type": format!("${field}") }, "string" ] },
+            { "$toUpper": { "$trim": { "input": format!("${field}"), "chars": TRIM_CHARS } } },
+            "",
+        ] } },
+        "in": { "$cond": [ { "$eq": ["$$u", ""] }, UNKNOWN_UTILITY, "$$u" ] },
+    } }
+    .into()
+}
+
+/// `$match` for fulfilled sales whose time lies in `[start, end)`.
+pub fn window_match(fields: &Fields, fulfilled: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Document {
+    doc! {
+        fields.status.as_str(): fulfilled,
+        fields.time.as_str(): { "$gte": bson::DateTime::from_chrono(start), "$lt": bson::DateTime::from_chrono(end) },
+    }
+}
+
+fn max_amount_d128() -> bson::Decimal128 {
+    money::MAX_AMOUNT.to_string().parse().expect("MAX_AMOUNT is a valid Decimal128")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn amt(s: &str) -> Result<Decimal, Rejection> {
+        parse_amount_str(s)
+    }
+
+    #[test]
+    fn amount_strings() {
+        let d = |s| Ok(Decimal::from_str(s).unwrap());
+        assert_eq!(amt("1500.50"), d("1500.50"));
+        assert_eq!(amt(" 2,500 "), d("2500"));
+        assert_eq!(amt("₦1,500.50"), d("1500.50"));
+        assert_eq!(amt("NGN 700"), d("700"));
+        assert_eq!(amt("0.125"), d("0.12"));
+        for bad in ["abc", "1,2,3", "--5", "-5", "", "1e3", "NaN", "inf", "1_000", "12,34", ".5", "5.", "１２"] {
+            assert_eq!(amt(bad), Err(Rejection::Unparseable), "{bad:?}");
+        }
+        assert_eq!(amt(&"9".repeat(40)), Err(Rejection::TooLarge));
+        assert_eq!(amt(&format!("1.{}", "1".repeat(21))), Err(Rejection::Unparseable));
+    }
+
+    #[test]
+    fn utilities() {
+        let u = |s: &str| normalize_utility(Some(RawBsonRef::String(s)));
+        assert_eq!(u(" ikedc\t"), "IKEDC");
+        assert_eq!(u("   "), UNKNOWN_UTILITY);
+        assert_eq!(u("ikédc"), "IKéDC");
+        assert_eq!(normalize_utility(None), UNKNOWN_UTILITY);
+        assert_eq!(normalize_utility(Some(RawBsonRef::Int32(3))), UNKNOWN_UTILITY);
+    }
+
+    #[test]
+    fn classify_reads_dotted_paths_and_types() {
+        let fields = Fields { time: "meta.at".into(), amount: "amount".into(), utility: "utility".into(), status: "status".into() };
+        let now = bson::DateTime::from_millis(1_748_520_000_000);
+        let doc = bson::rawdoc! { "meta": { "at": now }, "amount": "₦1,000", "utility": "aedc" };
+        let sale = classify(&doc, &fields).unwrap();
+        assert_eq!(sale.utility, "AEDC");
+        assert_eq!(sale.amount, Decimal::from(1000));
+        let doc = bson::rawdoc! { "meta": { "at": "2025-05-29" }, "amount": 1 };
+        assert_eq!(classify(&doc, &fields), Err(SkipReason::TimeNotDate));
+        let doc = bson::rawdoc! { "meta": { "at": now }, "amount": true };
+        assert_eq!(classify(&doc, &fields), Err(SkipReason::Amount(Rejection::WrongType)));
+    }
+}

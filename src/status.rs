@@ -1,0 +1,169 @@
+//! The status view: checkpoint age, open windows with running totals, last report, pending
+//! reports. Built from the store (and the live state when the service runs); printed by
+//! `power-revenue status`, served as JSON at `/api/v1/status`. Never contains a secret.
+
+use crate::money::format_naira;
+use crate::report::transactions;
+use crate::source::Live;
+use crate::store::{Delivery, ReportRecord, Store, StoreError};
+use crate::window::{OpenWindow, Tally, Window};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub running: bool,
+    pub checkpoint_saved_at: Option<DateTime<Utc>>,
+    pub checkpoint_age_secs: Option<i64>,
+    pub has_resume_token: bool,
+    pub next_window_to_close: Option<Window>,
+    pub open_windows: Vec<WindowView>,
+    pub last_reported: Option<ReportView>,
+    pub pending_reports: Vec<ReportView>,
+    pub undeliverable_reports: Vec<ReportView>,
+    pub counters: Option<Counters>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowView {
+    pub window: Window,
+    pub total: Tally,
+    pub by_utility: Vec<(String, Tally)>,
+    pub events_applied: u64,
+    pub partial: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportView {
+    pub window: Window,
+    pub delivery: Delivery,
+    pub total: Option<Tally>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub late: Tally,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counters {
+    pub stream_connected: bool,
+    pub events_applied: u64,
+    pub events_skipped: u64,
+    pub events_late: u64,
+    pub reconnects: u64,
+    pub checkpoints: u64,
+}
+
+impl StatusView {
+    pub fn build(store: &Store, live: Option<&Live>, now: DateTime<Utc>) -> Result<StatusView, StoreError> {
+        let cp = store.load_checkpoint()?;
+        let open = match live {
+            Some(l) => l.snapshot(),
+            None => cp.as_ref().map(|c| c.open.clone()).unwrap_or_default(),
+        };
+        let reports = store.reports()?;
+        let view = |r: &ReportRecord| ReportView {
+            window: r.window,
+            delivery: r.delivery.clone(),
+            total: r.reconciliation.as_ref().and_then(|x| x.database.as_ref()).or(Some(&r.streamed)).map(|t| t.total()),
+            attempts: r.attempts,
+            last_error: r.last_error.clone(),
+            late: r.late,
+        };
+        Ok(StatusView {
+            running: live.is_some(),
+            checkpoint_saved_at: cp.as_ref().map(|c| c.saved_at),
+            checkpoint_age_secs: cp.as_ref().map(|c| (now - c.saved_at).num_seconds()),
+            has_resume_token: cp.as_ref().is_some_and(|c| c.token.is_some()),
+            next_window_to_close: cp.as_ref().map(|c| c.next_close),
+            open_windows: open.iter().map(window_view).collect(),
+            last_reported: reports.iter().rev().find(|r| matches!(r.delivery, Delivery::Sent { .. })).map(view),
+            pending_reports: reports.iter().filter(|r| r.is_pending()).map(view).collect(),
+            undeliverable_reports: reports
+                .iter()
+                .filter(|r| matches!(r.delivery, Delivery::Undeliverable { .. }))
+                .map(view)
+                .collect(),
+            counters: live.map(|l| Counters {
+                stream_connected: l.connected.load(Relaxed),
+                events_applied: l.events_applied.load(Relaxed),
+                events_skipped: l.events_skipped.load(Relaxed),
+                events_late: l.events_late.load(Relaxed),
+                reconnects: l.reconnects.load(Relaxed),
+                checkpoints: l.checkpoints.load(Relaxed),
+            }),
+        })
+    }
+
+    /// Human-readable form for the terminal.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Service: {}", if self.running { "running" } else { "not running (read from the state directory)" });
+        match (self.checkpoint_saved_at, self.checkpoint_age_secs) {
+            (Some(at), Some(age)) => {
+                let _ = writeln!(s, "Checkpoint: saved {} ({age} s ago); resume token {}", at.to_rfc3339(), if self.has_resume_token { "saved" } else { "not yet saved" });
+            }
+            _ => {
+                let _ = writeln!(s, "Checkpoint: none yet");
+            }
+        }
+        if let Some(c) = &self.counters {
+            let _ = writeln!(
+                s,
+                "Stream: {}; {} applied, {} skipped, {} late, {} reconnects, {} checkpoints",
+                if c.stream_connected { "connected" } else { "disconnected" },
+                c.events_applied, c.events_skipped, c.events_late, c.reconnects, c.checkpoints
+            );
+        }
+        let _ = writeln!(s, "Open windows: {}", self.open_windows.len());
+        for w in &self.open_windows {
+            let _ = writeln!(
+                s,
+                "  {} – {}: {} ({}){}",
+                w.window.start.to_rfc3339(),
+                w.window.end.to_rfc3339(),
+                format_naira(w.total.revenue),
+                transactions(w.total.count),
+                if w.partial { ", live totals began mid-window" } else { "" }
+            );
+            for (u, t) in &w.by_utility {
+                let _ = writeln!(s, "    • {u}: {} ({})", format_naira(t.revenue), transactions(t.count));
+            }
+        }
+        match &self.last_reported {
+            Some(r) => {
+                let _ = writeln!(s, "Last reported window: {}{}", r.window.start.to_rfc3339(), total_text(r));
+            }
+            None => {
+                let _ = writeln!(s, "Last reported window: none yet");
+            }
+        }
+        let _ = writeln!(s, "Pending reports: {}", self.pending_reports.len());
+        for r in &self.pending_reports {
+            let err = r.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default();
+            let _ = writeln!(s, "  {} ({} attempts{err})", r.window.start.to_rfc3339(), r.attempts);
+        }
+        if !self.undeliverable_reports.is_empty() {
+            let _ = writeln!(s, "Undeliverable reports: {}", self.undeliverable_reports.len());
+            for r in &self.undeliverable_reports {
+                let _ = writeln!(s, "  {}: {}", r.window.start.to_rfc3339(), r.last_error.as_deref().unwrap_or("?"));
+            }
+        }
+        s
+    }
+}
+
+fn total_text(r: &ReportView) -> String {
+    r.total.map(|t| format!(": {} ({})", format_naira(t.revenue), transactions(t.count))).unwrap_or_default()
+}
+
+fn window_view(w: &OpenWindow) -> WindowView {
+    WindowView {
+        window: w.window,
+        total: w.totals.total(),
+        by_utility: w.totals.ranked().into_iter().map(|(u, t)| (u.to_owned(), t)).collect(),
+        events_applied: w.events_applied,
+        partial: w.is_partial(),
+    }
+}

@@ -1,0 +1,266 @@
+//! Durable state in sled: the checkpoint (resume token + open windows' totals + the next window
+//! to close) and the report outbox. Everything lives in one tree so that one `apply_batch`
+//! covers a token and the totals it belongs to; every write is flushed before it is relied on.
+
+use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
+use chrono::{DateTime, Utc};
+use mongodb::change_stream::event::ResumeToken;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const KEY_FORMAT: &[u8] = b"format";
+const KEY_TOKEN: &[u8] = b"token";
+const KEY_CHECKPOINT: &[u8] = b"checkpoint";
+const REPORT_PREFIX: &str = "report/";
+const FORMAT: &[u8] = b"power-revenue/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {0} is in use by another power-revenue process; stop it, or point POWER_REVENUE_STATE_DIR elsewhere")]
+    Locked(PathBuf),
+    #[error("cannot open state directory {dir}: {reason}; check that it exists, is writable and belongs to power-revenue")]
+    Open { dir: PathBuf, reason: String },
+    #[error("state directory holds data of another program or version ({0}); point POWER_REVENUE_STATE_DIR at an empty directory")]
+    Foreign(String),
+    #[error("state write failed: {0}")]
+    Io(#[from] sled::Error),
+    #[error("state record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl StoreError {
+    /// Disk hiccups may pass; a locked, foreign or corrupt store will not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Io(_))
+    }
+}
+
+/// What a restart resumes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    #[serde(skip)]
+    pub token: Option<ResumeToken>,
+    pub open: Vec<OpenWindow>,
+    /// The oldest window not yet handed to the outbox.
+    pub next_close: Window,
+    pub saved_at: DateTime<Utc>,
+}
+
+/// Delivery state of one window's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Delivery {
+    /// Closed; waiting for reconciliation and rendering.
+    Closed,
+    /// Rendered; waiting for Slack's 2xx.
+    Ready,
+    Sent { at: DateTime<Utc> },
+    /// Slack refused it for good (e.g. `no_service`); a human must act.
+    Undeliverable { reason: String },
+}
+
+/// What the database said about a closed window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    /// `None` when the query failed after retries: the report carries the streamed totals.
+    pub database: Option<Totals>,
+    pub error: Option<String>,
+}
+
+/// One window's report in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRecord {
+    pub window: Window,
+    pub streamed: Totals,
+    pub streamed_partial: bool,
+    pub events_applied: u64,
+    /// Sales for this window that arrived after it closed.
+    pub late: Tally,
+    pub reconciliation: Option<Reconciliation>,
+    /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
+    pub payload: Option<serde_json::Value>,
+    pub delivery: Delivery,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ReportRecord {
+    pub fn closed(open: OpenWindow, now: DateTime<Utc>) -> Self {
+        Self {
+            window: open.window,
+            streamed_partial: open.is_partial(),
+            streamed: open.totals,
+            events_applied: open.events_applied,
+            late: Tally::default(),
+            reconciliation: None,
+            payload: None,
+            delivery: Delivery::Closed,
+            attempts: 0,
+            last_error: None,
+            updated_at: now,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        matches!(self.delivery, Delivery::Closed | Delivery::Ready)
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    tree: sled::Tree,
+    db: sled::Db,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open { dir: dir.into(), reason: e.kind().to_string() })?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
+            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked(dir.into()),
+            sled::Error::Io(io) => StoreError::Open { dir: dir.into(), reason: io.kind().to_string() },
+            other => StoreError::Foreign(other.to_string()),
+        })?;
+        let tree = db.open_tree("state")?;
+        match tree.get(KEY_FORMAT)? {
+            Some(v) if v.as_ref() == FORMAT => {}
+            Some(v) => return Err(StoreError::Foreign(String::from_utf8_lossy(&v).into_owned())),
+            None if tree.is_empty() => {
+                tree.insert(KEY_FORMAT, FORMAT)?;
+                db.flush()?;
+            }
+            None => return Err(StoreError::Foreign("unversioned data".into())),
+        }
+        Ok(Store { tree, db })
+    }
+
+    pub fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(bytes) = self.tree.get(KEY_CHECKPOINT)? else { return Ok(None) };
+        let mut cp: Checkpoint = decode(KEY_CHECKPOINT, &bytes)?;
+        cp.token = match self.tree.get(KEY_TOKEN)? {
+            Some(raw) => Some(decode_token(&raw)?),
+            None => None,
+        };
+        Ok(Some(cp))
+    }
+
+    /// Writes the checkpoint and any newly closed windows' outbox records in one atomic,
+    /// flushed batch: a window leaves the open set exactly when its report enters the outbox.
+    pub async fn save_checkpoint(&self, cp: &Checkpoint, closed: &[ReportRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(KEY_CHECKPOINT, encode(cp));
+        if let Some(token) = &cp.token {
+            batch.insert(KEY_TOKEN, encode_token(token));
+        }
+        for r in closed {
+            batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Replaces one outbox record, flushed.
+    pub async fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
+        self.tree.insert(report_key(r.window.id()).as_bytes(), encode(r))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn report(&self, id: WindowId) -> Result<Option<ReportRecord>, StoreError> {
+        let key = report_key(id);
+        self.tree.get(key.as_bytes())?.map(|b| decode(key.as_bytes(), &b)).transpose()
+    }
+
+    /// All outbox records, oldest window first.
+    pub fn reports(&self) -> Result<Vec<ReportRecord>, StoreError> {
+        self.tree
+            .scan_prefix(REPORT_PREFIX)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+}
+
+fn report_key(id: WindowId) -> String {
+    // Zero-padded so byte order is time order.
+    format!("{REPORT_PREFIX}{:020}", id.0)
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("state records serialize")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenDoc {
+    t: ResumeToken,
+}
+
+/// Tokens are stored as BSON, never JSON: they may carry binary `_typeBits`.
+fn encode_token(t: &ResumeToken) -> Vec<u8> {
+    bson::to_vec(&TokenDoc { t: t.clone() }).expect("resume tokens serialize")
+}
+
+fn decode_token(bytes: &[u8]) -> Result<ResumeToken, StoreError> {
+    bson::from_slice::<TokenDoc>(bytes)
+        .map(|d| d.t)
+        .map_err(|e| StoreError::Corrupt { key: "token".into(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::WindowSpec;
+    use chrono_tz::Tz;
+    use rust_decimal::Decimal;
+
+    fn window() -> Window {
+        WindowSpec::new(3600, Tz::UTC).unwrap().window_of(DateTime::from_timestamp(1_748_520_000, 0).unwrap())
+    }
+
+    #[tokio::test]
+    async fn checkpoint_and_outbox_round_trip_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = window();
+        let mut open = OpenWindow::new(w, w.start);
+        open.totals.add("IKEDC", Decimal::new(150050, 2)).unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.load_checkpoint().unwrap().is_none());
+            let cp = Checkpoint { token: None, open: vec![open.clone()], next_close: w, saved_at: w.start };
+            let closed = ReportRecord::closed(open.clone(), w.end);
+            store.save_checkpoint(&cp, &[closed]).await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let cp = store.load_checkpoint().unwrap().unwrap();
+        assert_eq!(cp.open, vec![open]);
+        let reports = store.reports().unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
+        assert!(reports[0].is_pending());
+    }
+
+    #[test]
+    fn a_second_process_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        // sled's lock is per process (flock), so test the message via a child process instead
+        // in tests/cli.rs; here only check a foreign tree is refused.
+        drop(_first);
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("state").unwrap().insert(KEY_FORMAT, b"other/9".as_slice()).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Foreign(_))));
+    }
+}
