@@ -25,8 +25,9 @@ pub fn venv_dir() -> PathBuf {
 /// see half an install). Returns the server executable.
 pub fn ensure_installed() -> std::io::Result<PathBuf> {
     let dir = venv_dir();
-    let exe = dir.join("bin").join("secantusd-py");
-    if exe.exists() {
+    let exe = dir.join("bin").join("python");
+    let marker = dir.join(".installed");
+    if marker.exists() {
         return Ok(exe);
     }
     std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
@@ -36,10 +37,11 @@ pub fn ensure_installed() -> std::io::Result<PathBuf> {
     run(Command::new(staging.join("bin").join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
         .arg(format!("SecantusDB=={SECANTUS_VERSION}")))?;
+    std::fs::write(staging.join(".installed"), SECANTUS_VERSION)?;
     if std::fs::rename(&staging, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&staging); // another process won the race
     }
-    if exe.exists() { Ok(exe) } else { Err(std::io::Error::other("SecantusDB install did not produce secantusd-py")) }
+    if marker.exists() { Ok(exe) } else { Err(std::io::Error::other("SecantusDB install did not complete")) }
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<()> {
@@ -50,6 +52,14 @@ fn run(cmd: &mut Command) -> std::io::Result<()> {
         Err(std::io::Error::other(format!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr))))
     }
 }
+
+/// Runs the server module, and stops it gracefully once its stdin closes: the pipe's other end
+/// is held by this process, so the server never outlives us, not even after SIGKILL.
+const WATCHDOG: &str = "import os, signal, sys, threading, runpy\n\
+def watch():\n    sys.stdin.buffer.read()\n    os.kill(os.getpid(), signal.SIGTERM)\n\
+threading.Thread(target=watch, daemon=True).start()\n\
+sys.argv = ['secantusd-py'] + sys.argv[1:]\n\
+runpy.run_module('secantus', run_name='__main__')\n";
 
 /// A running server; killed on drop.
 pub struct DevServer {
@@ -70,9 +80,9 @@ impl DevServer {
         let exe = ensure_installed()?;
         let storage_arg = storage.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
         let child = Command::new(exe)
-            .args(["--port", &port.to_string(), "--storage-path", &storage_arg])
+            .args(["-c", WATCHDOG, "--port", &port.to_string(), "--storage-path", &storage_arg])
             .args(extra_args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;

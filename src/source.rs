@@ -198,7 +198,13 @@ impl Tailer {
                 self.token = stream.resume_token().or(self.token.take());
                 return Ok(());
             }
-            match stream.next_if_any().await {
+            // Dropping an in-flight getMore on shutdown is safe: the token only advances when
+            // events are handed out, so unread events are read again after a restart.
+            let next = tokio::select! {
+                next = stream.next_if_any() => next,
+                _ = shutdown.cancelled() => continue,
+            };
+            match next {
                 Ok(Some(event)) => self.apply(&event),
                 Ok(None) => self.caught_up = true,
                 Err(e) => {

@@ -1,0 +1,150 @@
+//! The real `power-revenue` binary as an operator runs it: env config, signals, logs.
+
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_power-revenue");
+
+pub struct Service {
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+    pub http: String,
+    pub dir: tempfile::TempDir,
+    runs: u32,
+}
+
+impl Service {
+    /// Starts `serve` on `database` with short windows; `extra` env overrides the defaults.
+    pub fn start(database: &str, slack_url: Option<&str>, extra: &[(&str, &str)]) -> Service {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: Vec<(String, String)> = vec![
+            ("MONGODB_URI".into(), super::server_uri()),
+            ("POWER_REVENUE_DATABASE".into(), database.into()),
+            ("POWER_REVENUE_WINDOW".into(), "5s".into()),
+            ("POWER_REVENUE_GRACE".into(), "1s".into()),
+            ("POWER_REVENUE_STATE_DIR".into(), dir.path().join("state").display().to_string()),
+            ("POWER_REVENUE_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("RUST_LOG".into(), "info,mongodb=warn".into()),
+        ];
+        if let Some(url) = slack_url {
+            env.push(("SLACK_WEBHOOK_URL".into(), url.into()));
+        }
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut s = Service { child: None, env, http: format!("http://127.0.0.1:{port}"), dir, runs: 0 };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        let out = File::create(self.log_path("out")).unwrap();
+        let err = File::create(self.log_path("err")).unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("power-revenue starts");
+        self.child = Some(child);
+    }
+
+    fn log_path(&self, kind: &str) -> PathBuf {
+        self.dir.path().join(format!("run{}.{kind}", self.runs))
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Everything every run printed (stdout and stderr).
+    pub fn output(&self) -> String {
+        let mut all = String::new();
+        for run in 1..=self.runs {
+            for kind in ["out", "err"] {
+                all.push_str(&std::fs::read_to_string(self.dir.path().join(format!("run{run}.{kind}"))).unwrap_or_default());
+            }
+        }
+        all
+    }
+
+    pub async fn status(&self) -> Option<Value> {
+        let resp = reqwest::get(format!("{}/api/v1/status", self.http)).await.ok()?;
+        resp.json().await.ok()
+    }
+
+    /// Waits until the change stream is open (sales inserted before that are not streamed).
+    pub async fn wait_connected(&self) {
+        super::wait_for(Duration::from_secs(60), "the change stream to open", async || {
+            let s = self.status().await?;
+            s["counters"]["stream_connected"].as_bool().filter(|c| *c)
+        })
+        .await;
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL: no chance to checkpoint.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- power-revenue output ---\n{}", self.output());
+        }
+    }
+}
+
+/// Runs the binary once with `args` and `env` (nothing inherited but PATH).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

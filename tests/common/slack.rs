@@ -1,0 +1,112 @@
+//! A Slack incoming webhook on loopback: validates payloads as Slack does (JSON, non-empty
+//! `text`, Block Kit limits), records accepted messages, and can be told to fail first.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Inner {
+    accepted: Vec<Value>,
+    /// Responses to give before accepting: (status, body, Retry-After).
+    failures: VecDeque<(u16, &'static str, Option<u64>)>,
+    attempts: u32,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeSlack {
+    inner: Arc<Mutex<Inner>>,
+    pub url: String,
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let mut slack = FakeSlack::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        slack.url = format!("http://{}/services/T000/B000/SECRETWEBHOOKTOKEN", listener.local_addr().unwrap());
+        let app = Router::new().route("/services/T000/B000/SECRETWEBHOOKTOKEN", post(hook)).with_state(slack.inner.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        slack
+    }
+
+    pub fn fail_next(&self, status: u16, body: &'static str, retry_after: Option<u64>) {
+        self.inner.lock().unwrap().failures.push_back((status, body, retry_after));
+    }
+
+    pub fn messages(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().accepted.clone()
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.inner.lock().unwrap().attempts
+    }
+
+    /// Accepted messages whose text mentions `needle` (e.g. a window id).
+    pub fn messages_about(&self, needle: &str) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_owned))
+            .filter(|t| t.contains(needle))
+            .collect()
+    }
+}
+
+async fn hook(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: String) -> Response {
+    let mut inner = inner.lock().unwrap();
+    inner.attempts += 1;
+    if let Some((status, text, retry_after)) = inner.failures.pop_front() {
+        let mut resp = (StatusCode::from_u16(status).unwrap(), text).into_response();
+        if let Some(s) = retry_after {
+            resp.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+        }
+        return resp;
+    }
+    let json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let payload: Value = match serde_json::from_str(&body) {
+        Ok(v) if json => v,
+        _ => return (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
+    };
+    if let Err(why) = check_payload(&payload) {
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    inner.accepted.push(payload);
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Slack's documented limits for webhook messages.
+fn check_payload(p: &Value) -> Result<(), &'static str> {
+    let text = p["text"].as_str().unwrap_or("");
+    let blocks = p["blocks"].as_array();
+    if text.trim().is_empty() && blocks.is_none() {
+        return Err("no_text");
+    }
+    let Some(blocks) = blocks else { return Ok(()) };
+    if blocks.len() > 50 {
+        return Err("invalid_blocks");
+    }
+    let nonempty = |v: &Value, max: usize| v.as_str().is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= max);
+    for b in blocks {
+        let ok = match b["type"].as_str() {
+            Some("header") => b["text"]["type"] == "plain_text" && nonempty(&b["text"]["text"], 150),
+            Some("divider") => true,
+            Some("section") => {
+                let text_ok = b.get("text").is_none_or(|t| nonempty(&t["text"], 3000));
+                let fields_ok = b.get("fields").is_none_or(|f| {
+                    f.as_array().is_some_and(|f| f.len() <= 10 && f.iter().all(|x| nonempty(&x["text"], 2000)))
+                });
+                text_ok && fields_ok && (b.get("text").is_some() || b.get("fields").is_some())
+            }
+            Some("context") => b["elements"].as_array().is_some_and(|e| !e.is_empty() && e.len() <= 10 && e.iter().all(|x| nonempty(&x["text"], 3000))),
+            _ => false,
+        };
+        if !ok {
+            return Err("invalid_blocks");
+        }
+    }
+    Ok(())
+}
