@@ -49,7 +49,12 @@ fn main() -> ExitCode {
         settings.grace.get_or_insert("2s".into());
         settings.state_dir.get_or_insert(std::env::temp_dir().join(format!("power-revenue-demo-{}", std::process::id())));
     }
+    let needs_mongo = matches!(cli.command, Command::Serve | Command::Report { .. });
     let config = match Config::load(settings, cli.config.as_deref()) {
+        Ok(c) if needs_mongo && c.mongo().is_err() => Err(c.mongo().unwrap_err()),
+        other => other,
+    };
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             eprintln!("power-revenue: {e}");

@@ -173,3 +173,20 @@ async fn a_refused_report_is_marked_undeliverable_and_later_ones_still_go() {
     assert_eq!(undeliverable.len(), 1, "{status}");
     assert!(undeliverable[0]["last_error"].as_str().unwrap().contains("no_service"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
+    let mut svc = Service::start("late_server", None, &[("MONGODB_URI", &uri)]);
+    wait_for(Duration::from_secs(40), "a log line saying the server is unreachable", async || {
+        svc.output().contains("Cannot open the change stream; retrying with backoff.").then_some(())
+    })
+    .await;
+    assert!(svc.is_running(), "an unreachable server must not stop the service");
+
+    // The same process connects once the server appears.
+    let _server = power_revenue::devserver::DevServer::start_on(port, None, &[]).unwrap();
+    svc.wait_connected().await;
+    assert!(svc.is_running());
+}
