@@ -34,12 +34,22 @@ impl App {
         let mongo = config.mongo()?.clone();
         let store = Store::open(&config.state_dir)?;
         let coll = collection(&config).await?;
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}; set POWER_REVENUE_HTTP_ADDR to a free address", config.http_addr))?;
+        let listener = TcpListener::bind(config.http_addr).await.with_context(|| {
+            format!(
+                "cannot listen on {}; set POWER_REVENUE_HTTP_ADDR to a free address",
+                config.http_addr
+            )
+        })?;
         info!(mongodb = %mongo.redacted, database = %mongo.database, collection = %mongo.collection, "Configured.");
         let sink = Sink::from_config(&config);
-        Ok(App { config: Arc::new(config), store, live: Arc::new(Live::default()), coll, listener, sink })
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            live: Arc::new(Live::default()),
+            coll,
+            listener,
+            sink,
+        })
     }
 
     pub fn live(&self) -> Arc<Live> {
@@ -47,23 +57,42 @@ impl App {
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Runs until `shutdown`; a fatal error in any task stops the others.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let outbox = Arc::new(Notify::new());
-        let tailer = Tailer::restore(self.coll.clone(), self.config.clone(), self.store.clone(), self.live.clone(), outbox.clone(), chrono::Utc::now())?;
-        let deliverer = Deliverer { coll: self.coll.clone(), config: self.config.clone(), store: self.store.clone(), sink: self.sink };
+        let tailer = Tailer::restore(
+            self.coll.clone(),
+            self.config.clone(),
+            self.store.clone(),
+            self.live.clone(),
+            outbox.clone(),
+            chrono::Utc::now(),
+        )?;
+        let deliverer = Deliverer {
+            coll: self.coll.clone(),
+            config: self.config.clone(),
+            store: self.store.clone(),
+            sink: self.sink,
+        };
         info!(http = %self.listener.local_addr()?, "power-revenue running.");
 
         let stop = shutdown.child_token();
         let mut source = tokio::spawn(tailer.run(stop.clone()));
         let mut outbox_task = tokio::spawn(deliverer.run(outbox, stop.clone()));
-        let router = http::router(HttpState { store: self.store.clone(), live: self.live.clone() });
+        let router = http::router(HttpState {
+            store: self.store.clone(),
+            live: self.live.clone(),
+        });
         let http_stop = stop.clone();
         let http_task = tokio::spawn(async move {
-            axum::serve(self.listener, router).with_graceful_shutdown(http_stop.cancelled_owned()).await
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(http_stop.cancelled_owned())
+                .await
         });
 
         let result: anyhow::Result<()> = tokio::select! {
@@ -92,10 +121,17 @@ pub async fn collection(config: &Config) -> anyhow::Result<Collection<Document>>
     let mongo = config.mongo()?;
     let mut options = ClientOptions::parse(mongo.uri.expose_secret())
         .await
-        .map_err(|e| anyhow::anyhow!("MONGODB_URI could not be resolved ({}); check the host names", e.kind))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "MONGODB_URI could not be resolved ({}); check the host names",
+                e.kind
+            )
+        })?;
     options.app_name = Some("power-revenue".into());
     // Fail a server selection in seconds so "unreachable" shows up in the log quickly.
     options.server_selection_timeout = Some(Duration::from_secs(10));
     let client = Client::with_options(options)?;
-    Ok(client.database(&mongo.database).collection(&mongo.collection))
+    Ok(client
+        .database(&mongo.database)
+        .collection(&mongo.collection))
 }

@@ -18,21 +18,36 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Queries one window and posts (or, with `dry_run` or no webhook, prints) its report.
-pub async fn report(config: Config, window_start: DateTime<Utc>, dry_run: bool) -> anyhow::Result<()> {
+pub async fn report(
+    config: Config,
+    window_start: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let Some(window) = config.window.starting_at(window_start) else {
         let w = config.window.window_of(window_start);
-        bail!("{window_start} is not a window start; the window containing it starts at {}", w.start.to_rfc3339());
+        bail!(
+            "{window_start} is not a window start; the window containing it starts at {}",
+            w.start.to_rfc3339()
+        );
     };
     let coll = app::collection(&config).await?;
     let totals = reconcile::query_with_retry(&coll, &config, &window, Duration::from_secs(30))
         .await
         .context("the revenue query failed")?;
-    let payload = report::render(&ReportView { window, tz: config.window.tz(), totals: &totals, notes: vec![] });
+    let payload = report::render(&ReportView {
+        window,
+        tz: config.window.tz(),
+        totals: &totals,
+        notes: vec![],
+    });
     if dry_run {
         println!("{}", payload["text"].as_str().unwrap_or_default());
         return Ok(());
     }
-    Sink::from_config(&config).send(&payload, Duration::from_secs(60)).await.context("posting the report failed")?;
+    Sink::from_config(&config)
+        .send(&payload, Duration::from_secs(60))
+        .await
+        .context("posting the report failed")?;
     Ok(())
 }
 
@@ -64,9 +79,18 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
 
 /// Runs the whole service against a local SecantusDB with synthetic sales.
 pub async fn demo(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    eprintln!("Starting a local SecantusDB (first run installs it into {}; about a minute)…", crate::devserver::venv_dir().display());
-    let server = tokio::task::spawn_blocking(|| DevServer::start(None, &[])).await?.context("cannot start SecantusDB")?;
-    let mongo = mongo_config(SecretString::from(server.uri()), Some("power_demo".into()), "power_transaction_items".into())?;
+    eprintln!(
+        "Starting a local SecantusDB (first run installs it into {}; about a minute)…",
+        crate::devserver::venv_dir().display()
+    );
+    let server = tokio::task::spawn_blocking(|| DevServer::start(None, &[]))
+        .await?
+        .context("cannot start SecantusDB")?;
+    let mongo = mongo_config(
+        SecretString::from(server.uri()),
+        Some("power_demo".into()),
+        "power_transaction_items".into(),
+    )?;
     let config = config.with_mongo(mongo);
     let coll = app::collection(&config).await?;
     let app = App::build(config.clone()).await?;
@@ -90,7 +114,12 @@ async fn synthetic_sales(coll: Collection<Document>, shutdown: CancellationToken
     while !shutdown.is_cancelled() {
         let (utility, naira, form, pending) = {
             let mut rng = rand::rng();
-            (UTILITIES[rng.random_range(0..UTILITIES.len())], rng.random_range(500..20_000) as i64, rng.random_range(0..4), rng.random_bool(0.2))
+            (
+                UTILITIES[rng.random_range(0..UTILITIES.len())],
+                rng.random_range(500..20_000) as i64,
+                rng.random_range(0..4),
+                rng.random_bool(0.2),
+            )
         };
         let amount = match form {
             0 => bson::Bson::String(format!("₦{naira}.50")),
@@ -102,7 +131,12 @@ async fn synthetic_sales(coll: Collection<Document>, shutdown: CancellationToken
         let doc = doc! { "createdAt": bson::DateTime::now(), "amount": amount, "utility": utility, "status": status };
         if let Ok(r) = coll.insert_one(doc).await {
             if pending {
-                let _ = coll.update_one(doc! { "_id": r.inserted_id }, doc! { "$set": { "status": "fulfilled" } }).await;
+                let _ = coll
+                    .update_one(
+                        doc! { "_id": r.inserted_id },
+                        doc! { "$set": { "status": "fulfilled" } },
+                    )
+                    .await;
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -94,7 +94,11 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}; check --config / POWER_REVENUE_CONFIG")]
     File { path: PathBuf, reason: String },
     #[error("cannot read {var} ({path}): {reason}; point it at a readable file")]
-    SecretFile { var: &'static str, path: PathBuf, reason: String },
+    SecretFile {
+        var: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{var} and {var}_FILE are both set; set only one")]
     Ambiguous { var: &'static str },
     #[error("MONGODB_URI is not set; set MONGODB_URI (or MONGODB_URI_FILE) to the cluster's connection string")]
@@ -105,7 +109,9 @@ pub enum ConfigError {
     MissingDatabase,
     #[error("SLACK_WEBHOOK_URL is not a valid URL; copy the incoming-webhook URL from Slack's app settings")]
     BadWebhookUrl,
-    #[error("SLACK_WEBHOOK_URL must use https (http only for loopback hosts), got {scheme}://{host}")]
+    #[error(
+        "SLACK_WEBHOOK_URL must use https (http only for loopback hosts), got {scheme}://{host}"
+    )]
     InsecureWebhook { scheme: String, host: String },
     #[error("{name} = {value:?} is not a duration; use forms like 6h, 1m, 20s")]
     BadDuration { name: &'static str, value: String },
@@ -113,7 +119,9 @@ pub enum ConfigError {
     BadWindow(String),
     #[error("POWER_REVENUE_TIMEZONE = {0:?} is not an IANA time zone; use a name like UTC or Africa/Lagos")]
     BadTimezone(String),
-    #[error("POWER_REVENUE_HTTP_ADDR = {0:?} is not an address; use host:port like 127.0.0.1:9464")]
+    #[error(
+        "POWER_REVENUE_HTTP_ADDR = {0:?} is not an address; use host:port like 127.0.0.1:9464"
+    )]
     BadHttpAddr(String),
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
@@ -154,8 +162,10 @@ impl Config {
     pub fn load(cli: Settings, file: Option<&Path>) -> Result<Config, ConfigError> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::File { path: path.into(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })?;
                 toml::from_str::<Settings>(&text).map_err(|e| ConfigError::File {
                     path: path.into(),
                     reason: e.message().to_owned(),
@@ -169,26 +179,43 @@ impl Config {
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let non_empty = |name: &'static str, v: Option<String>, default: &str| {
             let v = v.unwrap_or_else(|| default.to_owned());
-            if v.trim().is_empty() { Err(ConfigError::Empty { name }) } else { Ok(v) }
+            if v.trim().is_empty() {
+                Err(ConfigError::Empty { name })
+            } else {
+                Ok(v)
+            }
         };
-        let window_secs = parse_duration("POWER_REVENUE_WINDOW", s.window.as_deref().unwrap_or("6h"))?;
+        let window_secs =
+            parse_duration("POWER_REVENUE_WINDOW", s.window.as_deref().unwrap_or("6h"))?;
         if window_secs.subsec_nanos() != 0 {
-            return Err(ConfigError::BadWindow("window length must be whole seconds".into()));
+            return Err(ConfigError::BadWindow(
+                "window length must be whole seconds".into(),
+            ));
         }
         let tz_name = s.timezone.unwrap_or_else(|| "UTC".into());
-        let tz: Tz = tz_name.parse().map_err(|_| ConfigError::BadTimezone(tz_name.clone()))?;
+        let tz: Tz = tz_name
+            .parse()
+            .map_err(|_| ConfigError::BadTimezone(tz_name.clone()))?;
         let window = WindowSpec::new(window_secs.as_secs(), tz).map_err(ConfigError::BadWindow)?;
         let grace = parse_duration("POWER_REVENUE_GRACE", s.grace.as_deref().unwrap_or("1m"))?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
         let uri = secret("MONGODB_URI", s.mongodb_uri, s.mongodb_uri_file)?;
-        let collection = non_empty("POWER_REVENUE_COLLECTION", s.collection, "power_transaction_items")?;
+        let collection = non_empty(
+            "POWER_REVENUE_COLLECTION",
+            s.collection,
+            "power_transaction_items",
+        )?;
         let mongo = match uri {
             None => Err(ConfigError::MissingUri.to_string()),
             Some(uri) => Ok(mongo_config(uri, s.database, collection)?),
         };
-        let slack_webhook = secret("SLACK_WEBHOOK_URL", s.slack_webhook_url, s.slack_webhook_url_file)?;
+        let slack_webhook = secret(
+            "SLACK_WEBHOOK_URL",
+            s.slack_webhook_url,
+            s.slack_webhook_url_file,
+        )?;
         if let Some(url) = &slack_webhook {
             check_webhook(url.expose_secret())?;
         }
@@ -200,7 +227,11 @@ impl Config {
                 utility: non_empty("POWER_REVENUE_UTILITY_FIELD", s.utility_field, "utility")?,
                 status: non_empty("POWER_REVENUE_STATUS_FIELD", s.status_field, "status")?,
             },
-            fulfilled_status: non_empty("POWER_REVENUE_FULFILLED_STATUS", s.fulfilled_status, "fulfilled")?,
+            fulfilled_status: non_empty(
+                "POWER_REVENUE_FULFILLED_STATUS",
+                s.fulfilled_status,
+                "fulfilled",
+            )?,
             window,
             grace,
             state_dir: s.state_dir.unwrap_or_else(|| PathBuf::from("state")),
@@ -221,18 +252,28 @@ impl Config {
 }
 
 fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim())
-        .map_err(|_| ConfigError::BadDuration { name, value: value.to_owned() })
+    humantime::parse_duration(value.trim()).map_err(|_| ConfigError::BadDuration {
+        name,
+        value: value.to_owned(),
+    })
 }
 
 /// A secret given inline or as a file (Docker/Kubernetes secrets), never both.
-fn secret(var: &'static str, inline: Option<String>, file: Option<PathBuf>) -> Result<Option<SecretString>, ConfigError> {
+fn secret(
+    var: &'static str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<SecretString>, ConfigError> {
     match (inline.filter(|v| !v.is_empty()), file) {
         (Some(_), Some(_)) => Err(ConfigError::Ambiguous { var }),
         (Some(v), None) => Ok(Some(SecretString::from(v.trim().to_owned()))),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::SecretFile {
-                var: if var == "MONGODB_URI" { "MONGODB_URI_FILE" } else { "SLACK_WEBHOOK_URL_FILE" },
+                var: if var == "MONGODB_URI" {
+                    "MONGODB_URI_FILE"
+                } else {
+                    "SLACK_WEBHOOK_URL_FILE"
+                },
                 path,
                 reason: e.kind().to_string(),
             })?;
@@ -242,19 +283,34 @@ fn secret(var: &'static str, inline: Option<String>, file: Option<PathBuf>) -> R
     }
 }
 
-pub fn mongo_config(uri: SecretString, database: Option<String>, collection: String) -> Result<MongoConfig, ConfigError> {
-    let parsed = mongodb::options::ConnectionString::parse(uri.expose_secret())
-        .map_err(|e| ConfigError::BadUri { reason: scrub(&e.kind.to_string(), uri.expose_secret()) })?;
+pub fn mongo_config(
+    uri: SecretString,
+    database: Option<String>,
+    collection: String,
+) -> Result<MongoConfig, ConfigError> {
+    let parsed = mongodb::options::ConnectionString::parse(uri.expose_secret()).map_err(|e| {
+        ConfigError::BadUri {
+            reason: scrub(&e.kind.to_string(), uri.expose_secret()),
+        }
+    })?;
     let database = database
         .filter(|d| !d.is_empty())
         .or(parsed.default_database)
         .ok_or(ConfigError::MissingDatabase)?;
-    Ok(MongoConfig { redacted: redact_uri(uri.expose_secret()), uri, database, collection })
+    Ok(MongoConfig {
+        redacted: redact_uri(uri.expose_secret()),
+        uri,
+        database,
+        collection,
+    })
 }
 
 fn check_webhook(url: &str) -> Result<(), ConfigError> {
     let parsed = url::Url::parse(url).map_err(|_| ConfigError::BadWebhookUrl)?;
-    let host = parsed.host_str().ok_or(ConfigError::BadWebhookUrl)?.to_owned();
+    let host = parsed
+        .host_str()
+        .ok_or(ConfigError::BadWebhookUrl)?
+        .to_owned();
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -264,13 +320,18 @@ fn check_webhook(url: &str) -> Result<(), ConfigError> {
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        scheme => Err(ConfigError::InsecureWebhook { scheme: scheme.to_owned(), host }),
+        scheme => Err(ConfigError::InsecureWebhook {
+            scheme: scheme.to_owned(),
+            host,
+        }),
     }
 }
 
 /// `mongodb://user:****@host/db`: the password never leaves this process.
 pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else { return "<unparseable URI>".into() };
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "<unparseable URI>".into();
+    };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
@@ -284,9 +345,14 @@ pub fn redact_uri(uri: &str) -> String {
 
 /// Driver messages can quote the URI; cut any password out of them.
 fn scrub(message: &str, uri: &str) -> String {
-    let Some((_, rest)) = uri.split_once("://") else { return message.to_owned() };
+    let Some((_, rest)) = uri.split_once("://") else {
+        return message.to_owned();
+    };
     let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    match authority.rsplit_once('@').and_then(|(ui, _)| ui.split_once(':')) {
+    match authority
+        .rsplit_once('@')
+        .and_then(|(ui, _)| ui.split_once(':'))
+    {
         Some((_, password)) if !password.is_empty() => message.replace(password, "****"),
         _ => message.to_owned(),
     }
@@ -297,14 +363,20 @@ mod tests {
     use super::*;
 
     fn base() -> Settings {
-        Settings { mongodb_uri: Some("mongodb://u:s3cret@h:27017/power".into()), ..Default::default() }
+        Settings {
+            mongodb_uri: Some("mongodb://u:s3cret@h:27017/power".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn defaults() {
         let c = Config::from_settings(base()).unwrap();
         let m = c.mongo().unwrap();
-        assert_eq!((m.database.as_str(), m.collection.as_str()), ("power", "power_transaction_items"));
+        assert_eq!(
+            (m.database.as_str(), m.collection.as_str()),
+            ("power", "power_transaction_items")
+        );
         assert_eq!(m.redacted, "mongodb://u:****@h:27017/power");
         assert_eq!(c.window.length().num_seconds(), 6 * 3600);
         assert_eq!(c.grace, Duration::from_secs(60));
@@ -314,8 +386,15 @@ mod tests {
 
     #[test]
     fn higher_layers_win() {
-        let file = Settings { window: Some("1h".into()), grace: Some("5s".into()), ..Default::default() };
-        let cli = Settings { window: Some("10m".into()), ..base() };
+        let file = Settings {
+            window: Some("1h".into()),
+            grace: Some("5s".into()),
+            ..Default::default()
+        };
+        let cli = Settings {
+            window: Some("10m".into()),
+            ..base()
+        };
         let c = Config::from_settings(cli.over(file)).unwrap();
         assert_eq!(c.window.length().num_seconds(), 600);
         assert_eq!(c.grace, Duration::from_secs(5));
@@ -324,19 +403,59 @@ mod tests {
     #[test]
     fn bad_values_say_what_to_do() {
         let err = |s: Settings| Config::from_settings(s).unwrap_err().to_string();
-        assert!(err(Settings { window: Some("7h".into()), ..base() }).contains("does not divide 24 h"));
-        assert!(err(Settings { timezone: Some("Mars/Base".into()), ..base() }).contains("IANA"));
-        assert!(err(Settings { mongodb_uri: Some("mongodb://h/".into()), ..base() }).contains("POWER_REVENUE_DATABASE"));
-        let e = err(Settings { mongodb_uri: Some("mongo://u:s3cret@h/db".into()), ..base() });
-        assert!(e.contains("not a valid MongoDB connection string") && !e.contains("s3cret"), "{e}");
-        let e = err(Settings { slack_webhook_url: Some("http://hooks.slack.com/services/T/B/XYZ".into()), ..base() });
+        assert!(err(Settings {
+            window: Some("7h".into()),
+            ..base()
+        })
+        .contains("does not divide 24 h"));
+        assert!(err(Settings {
+            timezone: Some("Mars/Base".into()),
+            ..base()
+        })
+        .contains("IANA"));
+        assert!(err(Settings {
+            mongodb_uri: Some("mongodb://h/".into()),
+            ..base()
+        })
+        .contains("POWER_REVENUE_DATABASE"));
+        let e = err(Settings {
+            mongodb_uri: Some("mongo://u:s3cret@h/db".into()),
+            ..base()
+        });
+        assert!(
+            e.contains("not a valid MongoDB connection string") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let e = err(Settings {
+            slack_webhook_url: Some("http://hooks.slack.com/services/T/B/XYZ".into()),
+            ..base()
+        });
         assert!(e.contains("must use https") && !e.contains("XYZ"), "{e}");
-        assert!(Config::from_settings(Settings { slack_webhook_url: Some("http://127.0.0.1:9/x".into()), ..base() }).is_ok());
+        assert!(Config::from_settings(Settings {
+            slack_webhook_url: Some("http://127.0.0.1:9/x".into()),
+            ..base()
+        })
+        .is_ok());
     }
 
     #[test]
     fn missing_uri_is_reported_only_when_needed() {
         let c = Config::from_settings(Settings::default()).unwrap();
-        assert!(c.mongo().unwrap_err().to_string().contains("MONGODB_URI is not set"));
+        assert!(c
+            .mongo()
+            .unwrap_err()
+            .to_string()
+            .contains("MONGODB_URI is not set"));
+    }
+
+    #[test]
+    fn shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/power-revenue.toml");
+        let c = Config::load(base(), Some(&path)).unwrap();
+        assert_eq!(c.window.tz(), chrono_tz::Tz::Africa__Lagos);
+        let err = Config::load(base(), Some(Path::new("/nonexistent.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("POWER_REVENUE_CONFIG"), "{err}");
     }
 }

@@ -11,9 +11,9 @@ use crate::reconcile;
 use crate::report::slack::SlackClient;
 use crate::report::{self, transactions, ReportView};
 use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
+use bson::Document;
 use chrono::Utc;
 use mongodb::Collection;
-use bson::Document;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -43,7 +43,11 @@ impl Sink {
         }
     }
 
-    pub async fn send(&self, payload: &serde_json::Value, patience: Duration) -> Result<(), report::slack::SlackError> {
+    pub async fn send(
+        &self,
+        payload: &serde_json::Value,
+        patience: Duration,
+    ) -> Result<(), report::slack::SlackError> {
         match self {
             Sink::Slack(client) => client.post_with_retry(payload, patience).await,
             Sink::Stdout => {
@@ -62,7 +66,11 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) -> Result<(), StoreError> {
+    pub async fn run(
+        self,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StoreError> {
         while !shutdown.is_cancelled() {
             self.round(&shutdown).await?;
             tokio::select! {
@@ -77,7 +85,12 @@ impl Deliverer {
     /// Drives every pending report as far as it can go, oldest first; stops at the first one
     /// Slack cannot take yet so reports arrive in order.
     async fn round(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
-        for mut record in self.store.reports()?.into_iter().filter(ReportRecord::is_pending) {
+        for mut record in self
+            .store
+            .reports()?
+            .into_iter()
+            .filter(ReportRecord::is_pending)
+        {
             if shutdown.is_cancelled() {
                 break;
             }
@@ -95,11 +108,24 @@ impl Deliverer {
     /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed).
     async fn prepare(&self, record: &mut ReportRecord) {
         let id = record.window.id();
-        let reconciliation = match reconcile::query_with_retry(&self.coll, &self.config, &record.window, RECONCILE_PATIENCE).await {
-            Ok(db) => Reconciliation { database: Some(db), error: None },
+        let reconciliation = match reconcile::query_with_retry(
+            &self.coll,
+            &self.config,
+            &record.window,
+            RECONCILE_PATIENCE,
+        )
+        .await
+        {
+            Ok(db) => Reconciliation {
+                database: Some(db),
+                error: None,
+            },
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
-                Reconciliation { database: None, error: Some(e.to_string()) }
+                Reconciliation {
+                    database: None,
+                    error: Some(e.to_string()),
+                }
             }
         };
         let notes = notes(record, &reconciliation);
@@ -107,7 +133,12 @@ impl Deliverer {
             info!(window = %id, note = %n, "Report note.");
         }
         let shown = reconciliation.database.as_ref().unwrap_or(&record.streamed);
-        record.payload = Some(report::render(&ReportView { window: record.window, tz: self.config.window.tz(), totals: shown, notes }));
+        record.payload = Some(report::render(&ReportView {
+            window: record.window,
+            tz: self.config.window.tz(),
+            totals: shown,
+            notes,
+        }));
         record.reconciliation = Some(reconciliation);
         record.delivery = Delivery::Ready;
         record.updated_at = Utc::now();
@@ -116,7 +147,9 @@ impl Deliverer {
     /// Returns whether the next report may go (this one is settled).
     async fn deliver(&self, record: &mut ReportRecord) -> Result<bool, StoreError> {
         let id = record.window.id();
-        let Some(payload) = record.payload.clone() else { return Ok(true) };
+        let Some(payload) = record.payload.clone() else {
+            return Ok(true);
+        };
         record.attempts += 1;
         match self.sink.send(&payload, SLACK_PATIENCE).await {
             Ok(()) => {
@@ -134,7 +167,9 @@ impl Deliverer {
             }
             Err(e) => {
                 error!(error = %e, window = %id, "Slack refused the report; giving up on it.");
-                record.delivery = Delivery::Undeliverable { reason: e.to_string() };
+                record.delivery = Delivery::Undeliverable {
+                    reason: e.to_string(),
+                };
                 record.last_error = Some(e.to_string());
                 self.store.put_report(record).await?;
                 Ok(true)
@@ -146,7 +181,11 @@ impl Deliverer {
 /// Context lines: how the stream compared with the database.
 pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
     let streamed = record.streamed.total();
-    let streamed_text = format!("{} ({})", format_naira(streamed.revenue), transactions(streamed.count));
+    let streamed_text = format!(
+        "{} ({})",
+        format_naira(streamed.revenue),
+        transactions(streamed.count)
+    );
     match &rec.database {
         None => vec![format!("⚠️ Not reconciled: the database query failed; live stream totals shown ({streamed_text}).")],
         Some(db) if *db == record.streamed => vec![],

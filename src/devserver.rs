@@ -18,7 +18,9 @@ pub fn venv_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    cache.join("power-revenue").join(format!("secantusdb-{SECANTUS_VERSION}"))
+    cache
+        .join("power-revenue")
+        .join(format!("secantusdb-{SECANTUS_VERSION}"))
 }
 
 /// Creates the venv once (built aside, then renamed into place, so concurrent callers never
@@ -41,7 +43,11 @@ pub fn ensure_installed() -> std::io::Result<PathBuf> {
     if std::fs::rename(&staging, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&staging); // another process won the race
     }
-    if marker.exists() { Ok(exe) } else { Err(std::io::Error::other("SecantusDB install did not complete")) }
+    if marker.exists() {
+        Ok(exe)
+    } else {
+        Err(std::io::Error::other("SecantusDB install did not complete"))
+    }
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<()> {
@@ -49,7 +55,11 @@ fn run(cmd: &mut Command) -> std::io::Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr))))
+        Err(std::io::Error::other(format!(
+            "{:?} failed: {}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr)
+        )))
     }
 }
 
@@ -76,17 +86,33 @@ impl DevServer {
     }
 
     /// Starts on a given port (used to bring a stopped server back at the same address).
-    pub fn start_on(port: u16, storage: Option<&Path>, extra_args: &[&str]) -> std::io::Result<DevServer> {
+    pub fn start_on(
+        port: u16,
+        storage: Option<&Path>,
+        extra_args: &[&str],
+    ) -> std::io::Result<DevServer> {
         let exe = ensure_installed()?;
-        let storage_arg = storage.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
+        let storage_arg =
+            storage.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
         let child = Command::new(exe)
-            .args(["-c", WATCHDOG, "--port", &port.to_string(), "--storage-path", &storage_arg])
+            .args([
+                "-c",
+                WATCHDOG,
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                &storage_arg,
+            ])
             .args(extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let server = DevServer { child, port, storage: storage.map(Path::to_path_buf) };
+        let server = DevServer {
+            child,
+            port,
+            storage: storage.map(Path::to_path_buf),
+        };
         server.wait_ready(Duration::from_secs(60))?;
         Ok(server)
     }
@@ -113,7 +139,10 @@ impl DevServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(std::io::Error::other(format!("SecantusDB did not listen on port {} within {timeout:?}", self.port)))
+        Err(std::io::Error::other(format!(
+            "SecantusDB did not listen on port {} within {timeout:?}",
+            self.port
+        )))
     }
 }
 

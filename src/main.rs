@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "power-revenue", version, about = "Live power-sales revenue from the MongoDB change stream, reported to Slack once per window.")]
+#[command(
+    name = "power-revenue",
+    version,
+    about = "Live power-sales revenue from the MongoDB change stream, reported to Slack once per window."
+)]
 struct Cli {
     /// TOML file with settings (lowest precedence after defaults).
     #[arg(long, env = "POWER_REVENUE_CONFIG", global = true)]
@@ -47,7 +51,9 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Demo) {
         settings.window.get_or_insert("20s".into());
         settings.grace.get_or_insert("2s".into());
-        settings.state_dir.get_or_insert(std::env::temp_dir().join(format!("power-revenue-demo-{}", std::process::id())));
+        settings.state_dir.get_or_insert(
+            std::env::temp_dir().join(format!("power-revenue-demo-{}", std::process::id())),
+        );
     }
     let needs_mongo = matches!(cli.command, Command::Serve | Command::Report { .. });
     let config = match Config::load(settings, cli.config.as_deref()) {
@@ -77,7 +83,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     match command {
         Command::Serve => App::build(config).await?.run(shutdown).await,
-        Command::Report { window_start, dry_run } => commands::report(config, window_start, dry_run).await,
+        Command::Report {
+            window_start,
+            dry_run,
+        } => commands::report(config, window_start, dry_run).await,
         Command::Status { json } => commands::status(config, json).await,
         Command::Demo => commands::demo(config, shutdown).await,
     }
@@ -85,7 +94,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 /// SIGINT or SIGTERM: stop reading, checkpoint, exit 0.
 async fn stop_on_signal(shutdown: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -153,7 +153,11 @@ pub fn format_naira(amount: Decimal) -> String {
         }
         grouped.push(c);
     }
-    let sign = if rounded.is_sign_negative() && !rounded.is_zero() { "-" } else { "" };
+    let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+        "-"
+    } else {
+        ""
+    };
     format!("{sign}₦{grouped}.{frac}")
 }
 
@@ -175,7 +179,10 @@ mod tests {
     fn digits_round_half_even_to_the_kobo() {
         assert_eq!(from_digits(false, "125", -3), Ok(d("0.12")));
         assert_eq!(from_digits(false, "15", -3), Ok(d("0.02")));
-        assert_eq!(from_digits(false, "50000000000000000000000000000001", -34), Ok(d("0.01")));
+        assert_eq!(
+            from_digits(false, "50000000000000000000000000000001", -34),
+            Ok(d("0.01"))
+        );
         assert_eq!(from_digits(false, "1", -6000), Ok(d("0.00")));
         assert_eq!(from_digits(false, "15005", -1), Ok(d("1500.50")));
         assert_eq!(from_digits(false, "7", 2), Ok(d("700")));
@@ -186,7 +193,10 @@ mod tests {
         assert_eq!(from_digits(true, "000", 0), Ok(Decimal::ZERO));
         assert_eq!(from_digits(true, "1", -9), Err(Rejection::Negative));
         assert_eq!(from_digits(false, "1", 12), Ok(MAX_AMOUNT));
-        assert_eq!(from_digits(false, "10000000000001", -1), Err(Rejection::TooLarge));
+        assert_eq!(
+            from_digits(false, "10000000000001", -1),
+            Err(Rejection::TooLarge)
+        );
         assert_eq!(from_digits(false, "1", 400), Err(Rejection::TooLarge));
     }
 

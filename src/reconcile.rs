@@ -40,9 +40,16 @@ pub fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
 }
 
 /// Runs the window's `$facet` once.
-pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Result<Totals, ReconcileError> {
+pub async fn query(
+    coll: &Collection<Document>,
+    config: &Config,
+    window: &Window,
+) -> Result<Totals, ReconcileError> {
     let mut cursor = coll.aggregate(facet_pipeline(config, window)).await?;
-    let result = cursor.try_next().await?.ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
+    let result = cursor
+        .try_next()
+        .await?
+        .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
     parse_facet(&result)
 }
 
@@ -76,13 +83,23 @@ pub async fn query_with_retry(
 fn parse_facet(result: &Document) -> Result<Totals, ReconcileError> {
     let bad = |what: &str| ReconcileError::BadResult(what.to_owned());
     let mut totals = Totals::default();
-    for row in result.get_array("by_utility").map_err(|_| bad("by_utility missing"))? {
+    for row in result
+        .get_array("by_utility")
+        .map_err(|_| bad("by_utility missing"))?
+    {
         let row = row.as_document().ok_or_else(|| bad("by_utility row"))?;
-        let utility = row.get_str("_id").map_err(|_| bad("utility not a string"))?;
+        let utility = row
+            .get_str("_id")
+            .map_err(|_| bad("utility not a string"))?;
         totals.by_utility.insert(utility.to_owned(), tally(row)?);
     }
     // Cross-check the facet's own total against the per-utility rows.
-    let total = match result.get_array("total").ok().and_then(|a| a.first()).and_then(Bson::as_document) {
+    let total = match result
+        .get_array("total")
+        .ok()
+        .and_then(|a| a.first())
+        .and_then(Bson::as_document)
+    {
         Some(row) => tally(row)?,
         None => Tally::default(),
     };
@@ -95,7 +112,9 @@ fn parse_facet(result: &Document) -> Result<Totals, ReconcileError> {
 fn tally(row: &Document) -> Result<Tally, ReconcileError> {
     let bad = |what: &str| ReconcileError::BadResult(what.to_owned());
     let revenue = match row.get("revenue") {
-        Some(Bson::Decimal128(d)) => money::sum_from_decimal128(d).ok_or_else(|| bad("revenue out of range"))?,
+        Some(Bson::Decimal128(d)) => {
+            money::sum_from_decimal128(d).ok_or_else(|| bad("revenue out of range"))?
+        }
         Some(Bson::Int32(n)) => (*n).into(),
         Some(Bson::Int64(n)) => (*n).into(),
         _ => return Err(bad("revenue not a number")),

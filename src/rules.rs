@@ -55,13 +55,19 @@ impl SkipReason {
 /// Applies the rules to one sale document (already known to be fulfilled).
 pub fn classify(doc: &RawDocument, fields: &Fields) -> Result<Sale, SkipReason> {
     let at = match lookup(doc, &fields.time) {
-        Some(RawBsonRef::DateTime(dt)) => DateTime::<Utc>::from_timestamp_millis(dt.timestamp_millis())
-            .ok_or(SkipReason::TimeNotDate)?,
+        Some(RawBsonRef::DateTime(dt)) => {
+            DateTime::<Utc>::from_timestamp_millis(dt.timestamp_millis())
+                .ok_or(SkipReason::TimeNotDate)?
+        }
         _ => return Err(SkipReason::TimeNotDate),
     };
     let amount = parse_amount(lookup(doc, &fields.amount)).map_err(SkipReason::Amount)?;
     let utility = normalize_utility(lookup(doc, &fields.utility));
-    Ok(Sale { at, utility, amount })
+    Ok(Sale {
+        at,
+        utility,
+        amount,
+    })
 }
 
 /// The amount rule for one BSON value.
@@ -155,7 +161,12 @@ pub fn utility_expr(field: &str) -> Bson {
 }
 
 /// `$match` for fulfilled sales whose time lies in `[start, end)`.
-pub fn window_match(fields: &Fields, fulfilled: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Document {
+pub fn window_match(
+    fields: &Fields,
+    fulfilled: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Document {
     doc! {
         fields.status.as_str(): fulfilled,
         fields.time.as_str(): { "$gte": bson::DateTime::from_chrono(start), "$lt": bson::DateTime::from_chrono(end) },
@@ -163,7 +174,10 @@ pub fn window_match(fields: &Fields, fulfilled: &str, start: DateTime<Utc>, end:
 }
 
 fn max_amount_d128() -> bson::Decimal128 {
-    money::MAX_AMOUNT.to_string().parse().expect("MAX_AMOUNT is a valid Decimal128")
+    money::MAX_AMOUNT
+        .to_string()
+        .parse()
+        .expect("MAX_AMOUNT is a valid Decimal128")
 }
 
 #[cfg(test)]
@@ -183,11 +197,17 @@ mod tests {
         assert_eq!(amt("₦1,500.50"), d("1500.50"));
         assert_eq!(amt("NGN 700"), d("700"));
         assert_eq!(amt("0.125"), d("0.12"));
-        for bad in ["abc", "1,2,3", "--5", "-5", "", "1e3", "NaN", "inf", "1_000", "12,34", ".5", "5.", "１２"] {
+        for bad in [
+            "abc", "1,2,3", "--5", "-5", "", "1e3", "NaN", "inf", "1_000", "12,34", ".5", "5.",
+            "１２",
+        ] {
             assert_eq!(amt(bad), Err(Rejection::Unparseable), "{bad:?}");
         }
         assert_eq!(amt(&"9".repeat(40)), Err(Rejection::TooLarge));
-        assert_eq!(amt(&format!("1.{}", "1".repeat(21))), Err(Rejection::Unparseable));
+        assert_eq!(
+            amt(&format!("1.{}", "1".repeat(21))),
+            Err(Rejection::Unparseable)
+        );
     }
 
     #[test]
@@ -197,12 +217,20 @@ mod tests {
         assert_eq!(u("   "), UNKNOWN_UTILITY);
         assert_eq!(u("ikédc"), "IKéDC");
         assert_eq!(normalize_utility(None), UNKNOWN_UTILITY);
-        assert_eq!(normalize_utility(Some(RawBsonRef::Int32(3))), UNKNOWN_UTILITY);
+        assert_eq!(
+            normalize_utility(Some(RawBsonRef::Int32(3))),
+            UNKNOWN_UTILITY
+        );
     }
 
     #[test]
     fn classify_reads_dotted_paths_and_types() {
-        let fields = Fields { time: "meta.at".into(), amount: "amount".into(), utility: "utility".into(), status: "status".into() };
+        let fields = Fields {
+            time: "meta.at".into(),
+            amount: "amount".into(),
+            utility: "utility".into(),
+            status: "status".into(),
+        };
         let now = bson::DateTime::from_millis(1_748_520_000_000);
         let doc = bson::rawdoc! { "meta": { "at": now }, "amount": "₦1,000", "utility": "aedc" };
         let sale = classify(&doc, &fields).unwrap();
@@ -211,6 +239,9 @@ mod tests {
         let doc = bson::rawdoc! { "meta": { "at": "2025-05-29" }, "amount": 1 };
         assert_eq!(classify(&doc, &fields), Err(SkipReason::TimeNotDate));
         let doc = bson::rawdoc! { "meta": { "at": now }, "amount": true };
-        assert_eq!(classify(&doc, &fields), Err(SkipReason::Amount(Rejection::WrongType)));
+        assert_eq!(
+            classify(&doc, &fields),
+            Err(SkipReason::Amount(Rejection::WrongType))
+        );
     }
 }

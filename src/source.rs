@@ -50,7 +50,10 @@ pub enum SourceError {
 impl SourceError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Mongo(e) => !matches!(*e.kind, ErrorKind::Authentication { .. } | ErrorKind::InvalidArgument { .. }),
+            Self::Mongo(e) => !matches!(
+                *e.kind,
+                ErrorKind::Authentication { .. } | ErrorKind::InvalidArgument { .. }
+            ),
             Self::HistoryLost { .. } => false,
             Self::Store(e) => e.is_retryable(),
         }
@@ -58,7 +61,9 @@ impl SourceError {
 
     fn classify(e: mongodb::error::Error) -> Self {
         match &*e.kind {
-            ErrorKind::Command(c) if HISTORY_LOST.contains(&c.code) => Self::HistoryLost { code: c.code },
+            ErrorKind::Command(c) if HISTORY_LOST.contains(&c.code) => {
+                Self::HistoryLost { code: c.code }
+            }
             _ => Self::Mongo(e),
         }
     }
@@ -181,7 +186,10 @@ impl Tailer {
         let mut watch = self
             .coll
             .watch()
-            .pipeline(stream_pipeline(&self.config.fields, &self.config.fulfilled_status))
+            .pipeline(stream_pipeline(
+                &self.config.fields,
+                &self.config.fulfilled_status,
+            ))
             .full_document(FullDocumentType::UpdateLookup)
             .max_await_time(MAX_AWAIT)
             .batch_size(1000);
@@ -192,7 +200,11 @@ impl Tailer {
         Ok(stream.with_type::<RawDocumentBuf>())
     }
 
-    async fn tail(&mut self, mut stream: ChangeStream<RawDocumentBuf>, shutdown: &CancellationToken) -> Result<(), SourceError> {
+    async fn tail(
+        &mut self,
+        mut stream: ChangeStream<RawDocumentBuf>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SourceError> {
         loop {
             if shutdown.is_cancelled() {
                 self.token = stream.resume_token().or(self.token.take());
@@ -221,7 +233,11 @@ impl Tailer {
     }
 
     /// Keeps closing windows by the wall clock while the server is unreachable.
-    async fn wait_disconnected(&mut self, pause: Duration, shutdown: &CancellationToken) -> Result<(), SourceError> {
+    async fn wait_disconnected(
+        &mut self,
+        pause: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SourceError> {
         let until = Instant::now() + pause;
         while Instant::now() < until && !shutdown.is_cancelled() {
             self.close_due_and_save(Utc::now()).await?;
@@ -247,7 +263,11 @@ impl Tailer {
                     return;
                 }
                 let since = self.started_at.max(window.start);
-                let mut open = self.live.windows.entry(window.id()).or_insert_with(|| OpenWindow::new(window, since));
+                let mut open = self
+                    .live
+                    .windows
+                    .entry(window.id())
+                    .or_insert_with(|| OpenWindow::new(window, since));
                 match open.totals.add(&sale.utility, sale.amount) {
                     Ok(()) => {
                         open.events_applied += 1;
@@ -264,7 +284,11 @@ impl Tailer {
     fn late_sale(&mut self, window: Window, utility: &str, amount: rust_decimal::Decimal) {
         self.live.events_late.fetch_add(1, Relaxed);
         warn!(window = %window.id(), %utility, %amount, "Sale arrived after its window closed; counted as late.");
-        let _ = self.late.entry(window.id()).or_default().add(utility, amount);
+        let _ = self
+            .late
+            .entry(window.id())
+            .or_default()
+            .add(utility, amount);
     }
 
     fn skipped(&self, event: &RawDocument, reason: &'static str) {
@@ -290,7 +314,9 @@ impl Tailer {
     /// Moves every due window from the live set to the outbox, in the same write as the
     /// checkpoint. While (re)connecting it waits for the stream to catch up, at most a bound.
     async fn close_due_and_save(&mut self, now: DateTime<Utc>) -> Result<(), SourceError> {
-        let settled = self.caught_up || !self.live.connected.load(Relaxed) || self.connected_at.elapsed() >= MAX_CATCH_UP;
+        let settled = self.caught_up
+            || !self.live.connected.load(Relaxed)
+            || self.connected_at.elapsed() >= MAX_CATCH_UP;
         let mut closed = Vec::new();
         while settled && self.window_due(now) {
             let w = self.next_close;
@@ -306,10 +332,14 @@ impl Tailer {
         let current = self.config.window.window_of(now);
         if current.start >= self.next_close.start {
             let since = self.started_at.max(current.start);
-            self.live.windows.entry(current.id()).or_insert_with(|| OpenWindow::new(current, since));
+            self.live
+                .windows
+                .entry(current.id())
+                .or_insert_with(|| OpenWindow::new(current, since));
         }
         let any_closed = !closed.is_empty();
-        if any_closed || self.unsaved_events > 0 || self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
+        if any_closed || self.unsaved_events > 0 || self.last_save.elapsed() >= CHECKPOINT_INTERVAL
+        {
             self.save(closed).await?;
         }
         if any_closed {
@@ -343,11 +373,17 @@ impl Tailer {
         };
         let started = Instant::now();
         self.store.save_checkpoint(&cp, &records).await?;
-        debug!(elapsed_ms = started.elapsed().as_millis() as u64, events = self.unsaved_events, "Checkpoint saved.");
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            events = self.unsaved_events,
+            "Checkpoint saved."
+        );
         self.unsaved_events = 0;
         self.last_save = Instant::now();
         self.live.checkpoints.fetch_add(1, Relaxed);
-        self.live.checkpoint_at_ms.store(cp.saved_at.timestamp_millis(), Relaxed);
+        self.live
+            .checkpoint_at_ms
+            .store(cp.saved_at.timestamp_millis(), Relaxed);
         Ok(())
     }
 }

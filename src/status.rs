@@ -56,7 +56,11 @@ pub struct Counters {
 }
 
 impl StatusView {
-    pub fn build(store: &Store, live: Option<&Live>, now: DateTime<Utc>) -> Result<StatusView, StoreError> {
+    pub fn build(
+        store: &Store,
+        live: Option<&Live>,
+        now: DateTime<Utc>,
+    ) -> Result<StatusView, StoreError> {
         let cp = store.load_checkpoint()?;
         let open = match live {
             Some(l) => l.snapshot(),
@@ -66,7 +70,12 @@ impl StatusView {
         let view = |r: &ReportRecord| ReportView {
             window: r.window,
             delivery: r.delivery.clone(),
-            total: r.reconciliation.as_ref().and_then(|x| x.database.as_ref()).or(Some(&r.streamed)).map(|t| t.total()),
+            total: r
+                .reconciliation
+                .as_ref()
+                .and_then(|x| x.database.as_ref())
+                .or(Some(&r.streamed))
+                .map(|t| t.total()),
             attempts: r.attempts,
             last_error: r.last_error.clone(),
             late: r.late,
@@ -78,8 +87,16 @@ impl StatusView {
             has_resume_token: cp.as_ref().is_some_and(|c| c.token.is_some()),
             next_window_to_close: cp.as_ref().map(|c| c.next_close),
             open_windows: open.iter().map(window_view).collect(),
-            last_reported: reports.iter().rev().find(|r| matches!(r.delivery, Delivery::Sent { .. })).map(view),
-            pending_reports: reports.iter().filter(|r| r.is_pending()).map(view).collect(),
+            last_reported: reports
+                .iter()
+                .rev()
+                .find(|r| matches!(r.delivery, Delivery::Sent { .. }))
+                .map(view),
+            pending_reports: reports
+                .iter()
+                .filter(|r| r.is_pending())
+                .map(view)
+                .collect(),
             undeliverable_reports: reports
                 .iter()
                 .filter(|r| matches!(r.delivery, Delivery::Undeliverable { .. }))
@@ -99,10 +116,27 @@ impl StatusView {
     /// Human-readable form for the terminal.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "Service: {}", if self.running { "running" } else { "not running (read from the state directory)" });
+        let _ = writeln!(
+            s,
+            "Service: {}",
+            if self.running {
+                "running"
+            } else {
+                "not running (read from the state directory)"
+            }
+        );
         match (self.checkpoint_saved_at, self.checkpoint_age_secs) {
             (Some(at), Some(age)) => {
-                let _ = writeln!(s, "Checkpoint: saved {} ({age} s ago); resume token {}", at.to_rfc3339(), if self.has_resume_token { "saved" } else { "not yet saved" });
+                let _ = writeln!(
+                    s,
+                    "Checkpoint: saved {} ({age} s ago); resume token {}",
+                    at.to_rfc3339(),
+                    if self.has_resume_token {
+                        "saved"
+                    } else {
+                        "not yet saved"
+                    }
+                );
             }
             _ => {
                 let _ = writeln!(s, "Checkpoint: none yet");
@@ -112,8 +146,16 @@ impl StatusView {
             let _ = writeln!(
                 s,
                 "Stream: {}; {} applied, {} skipped, {} late, {} reconnects, {} checkpoints",
-                if c.stream_connected { "connected" } else { "disconnected" },
-                c.events_applied, c.events_skipped, c.events_late, c.reconnects, c.checkpoints
+                if c.stream_connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                },
+                c.events_applied,
+                c.events_skipped,
+                c.events_late,
+                c.reconnects,
+                c.checkpoints
             );
         }
         let _ = writeln!(s, "Open windows: {}", self.open_windows.len());
@@ -125,15 +167,29 @@ impl StatusView {
                 w.window.end.to_rfc3339(),
                 format_naira(w.total.revenue),
                 transactions(w.total.count),
-                if w.partial { ", live totals began mid-window" } else { "" }
+                if w.partial {
+                    ", live totals began mid-window"
+                } else {
+                    ""
+                }
             );
             for (u, t) in &w.by_utility {
-                let _ = writeln!(s, "    • {u}: {} ({})", format_naira(t.revenue), transactions(t.count));
+                let _ = writeln!(
+                    s,
+                    "    • {u}: {} ({})",
+                    format_naira(t.revenue),
+                    transactions(t.count)
+                );
             }
         }
         match &self.last_reported {
             Some(r) => {
-                let _ = writeln!(s, "Last reported window: {}{}", r.window.start.to_rfc3339(), total_text(r));
+                let _ = writeln!(
+                    s,
+                    "Last reported window: {}{}",
+                    r.window.start.to_rfc3339(),
+                    total_text(r)
+                );
             }
             None => {
                 let _ = writeln!(s, "Last reported window: none yet");
@@ -141,13 +197,31 @@ impl StatusView {
         }
         let _ = writeln!(s, "Pending reports: {}", self.pending_reports.len());
         for r in &self.pending_reports {
-            let err = r.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default();
-            let _ = writeln!(s, "  {} ({} attempts{err})", r.window.start.to_rfc3339(), r.attempts);
+            let err = r
+                .last_error
+                .as_deref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {} ({} attempts{err})",
+                r.window.start.to_rfc3339(),
+                r.attempts
+            );
         }
         if !self.undeliverable_reports.is_empty() {
-            let _ = writeln!(s, "Undeliverable reports: {}", self.undeliverable_reports.len());
+            let _ = writeln!(
+                s,
+                "Undeliverable reports: {}",
+                self.undeliverable_reports.len()
+            );
             for r in &self.undeliverable_reports {
-                let _ = writeln!(s, "  {}: {}", r.window.start.to_rfc3339(), r.last_error.as_deref().unwrap_or("?"));
+                let _ = writeln!(
+                    s,
+                    "  {}: {}",
+                    r.window.start.to_rfc3339(),
+                    r.last_error.as_deref().unwrap_or("?")
+                );
             }
         }
         s
@@ -155,14 +229,21 @@ impl StatusView {
 }
 
 fn total_text(r: &ReportView) -> String {
-    r.total.map(|t| format!(": {} ({})", format_naira(t.revenue), transactions(t.count))).unwrap_or_default()
+    r.total
+        .map(|t| format!(": {} ({})", format_naira(t.revenue), transactions(t.count)))
+        .unwrap_or_default()
 }
 
 fn window_view(w: &OpenWindow) -> WindowView {
     WindowView {
         window: w.window,
         total: w.totals.total(),
-        by_utility: w.totals.ranked().into_iter().map(|(u, t)| (u.to_owned(), t)).collect(),
+        by_utility: w
+            .totals
+            .ranked()
+            .into_iter()
+            .map(|(u, t)| (u.to_owned(), t))
+            .collect(),
         events_applied: w.events_applied,
         partial: w.is_partial(),
     }

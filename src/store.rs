@@ -54,9 +54,13 @@ pub enum Delivery {
     Closed,
     /// Rendered; waiting for Slack's 2xx.
     Ready,
-    Sent { at: DateTime<Utc> },
+    Sent {
+        at: DateTime<Utc>,
+    },
     /// Slack refused it for good (e.g. `no_service`); a human must act.
-    Undeliverable { reason: String },
+    Undeliverable {
+        reason: String,
+    },
 }
 
 /// What the database said about a closed window.
@@ -115,17 +119,28 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Open { dir: dir.into(), reason: e.kind().to_string() })?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+            dir: dir.into(),
+            reason: e.kind().to_string(),
+        })?;
         let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
-            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked(dir.into()),
-            sled::Error::Io(io) => StoreError::Open { dir: dir.into(), reason: io.kind().to_string() },
+            sled::Error::Io(io) if io.to_string().contains("lock") => {
+                StoreError::Locked(dir.into())
+            }
+            sled::Error::Io(io) => StoreError::Open {
+                dir: dir.into(),
+                reason: io.kind().to_string(),
+            },
             other => StoreError::Foreign(other.to_string()),
         })?;
         let tree = db.open_tree("state")?;
         match tree.get(KEY_FORMAT)? {
             Some(v) if v.as_ref() == FORMAT => {}
-            Some(v) => return Err(StoreError::Foreign(String::from_utf8_lossy(&v).into_owned())),
+            Some(v) => {
+                return Err(StoreError::Foreign(
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            }
             None if tree.is_empty() => {
                 tree.insert(KEY_FORMAT, FORMAT)?;
                 db.flush()?;
@@ -136,7 +151,9 @@ impl Store {
     }
 
     pub fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        let Some(bytes) = self.tree.get(KEY_CHECKPOINT)? else { return Ok(None) };
+        let Some(bytes) = self.tree.get(KEY_CHECKPOINT)? else {
+            return Ok(None);
+        };
         let mut cp: Checkpoint = decode(KEY_CHECKPOINT, &bytes)?;
         cp.token = match self.tree.get(KEY_TOKEN)? {
             Some(raw) => Some(decode_token(&raw)?),
@@ -147,7 +164,11 @@ impl Store {
 
     /// Writes the checkpoint and any newly closed windows' outbox records in one atomic,
     /// flushed batch: a window leaves the open set exactly when its report enters the outbox.
-    pub async fn save_checkpoint(&self, cp: &Checkpoint, closed: &[ReportRecord]) -> Result<(), StoreError> {
+    pub async fn save_checkpoint(
+        &self,
+        cp: &Checkpoint,
+        closed: &[ReportRecord],
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
         if let Some(token) = &cp.token {
@@ -163,14 +184,18 @@ impl Store {
 
     /// Replaces one outbox record, flushed.
     pub async fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        self.tree.insert(report_key(r.window.id()).as_bytes(), encode(r))?;
+        self.tree
+            .insert(report_key(r.window.id()).as_bytes(), encode(r))?;
         self.db.flush_async().await?;
         Ok(())
     }
 
     pub fn report(&self, id: WindowId) -> Result<Option<ReportRecord>, StoreError> {
         let key = report_key(id);
-        self.tree.get(key.as_bytes())?.map(|b| decode(key.as_bytes(), &b)).transpose()
+        self.tree
+            .get(key.as_bytes())?
+            .map(|b| decode(key.as_bytes(), &b))
+            .transpose()
     }
 
     /// All outbox records, oldest window first.
@@ -214,7 +239,10 @@ fn encode_token(t: &ResumeToken) -> Vec<u8> {
 fn decode_token(bytes: &[u8]) -> Result<ResumeToken, StoreError> {
     bson::from_slice::<TokenDoc>(bytes)
         .map(|d| d.t)
-        .map_err(|e| StoreError::Corrupt { key: "token".into(), reason: e.to_string() })
+        .map_err(|e| StoreError::Corrupt {
+            key: "token".into(),
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -225,7 +253,9 @@ mod tests {
     use rust_decimal::Decimal;
 
     fn window() -> Window {
-        WindowSpec::new(3600, Tz::UTC).unwrap().window_of(DateTime::from_timestamp(1_748_520_000, 0).unwrap())
+        WindowSpec::new(3600, Tz::UTC)
+            .unwrap()
+            .window_of(DateTime::from_timestamp(1_748_520_000, 0).unwrap())
     }
 
     #[tokio::test]
@@ -237,7 +267,12 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             assert!(store.load_checkpoint().unwrap().is_none());
-            let cp = Checkpoint { token: None, open: vec![open.clone()], next_close: w, saved_at: w.start };
+            let cp = Checkpoint {
+                token: None,
+                open: vec![open.clone()],
+                next_close: w,
+                saved_at: w.start,
+            };
             let closed = ReportRecord::closed(open.clone(), w.end);
             store.save_checkpoint(&cp, &[closed]).await.unwrap();
         }
@@ -258,9 +293,15 @@ mod tests {
         // in tests/cli.rs; here only check a foreign tree is refused.
         drop(_first);
         let db = sled::open(dir.path()).unwrap();
-        db.open_tree("state").unwrap().insert(KEY_FORMAT, b"other/9".as_slice()).unwrap();
+        db.open_tree("state")
+            .unwrap()
+            .insert(KEY_FORMAT, b"other/9".as_slice())
+            .unwrap();
         db.flush().unwrap();
         drop(db);
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Foreign(_))));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Foreign(_))
+        ));
     }
 }

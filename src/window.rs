@@ -26,7 +26,10 @@ impl WindowSpec {
                 "window length of {length_secs} s does not divide 24 h; use e.g. 6h, 4h, 1h, 30m, 10m, 20s"
             ));
         }
-        Ok(Self { length: TimeDelta::seconds(length_secs as i64), tz })
+        Ok(Self {
+            length: TimeDelta::seconds(length_secs as i64),
+            tz,
+        })
     }
 
     pub fn tz(&self) -> Tz {
@@ -42,9 +45,14 @@ impl WindowSpec {
         let date = t.with_timezone(&self.tz).date_naive();
         let midnight = self.local_midnight(date);
         let next_midnight = self.local_midnight(date + Days::new(1));
-        let k = (t - midnight).num_seconds().div_euclid(self.length.num_seconds());
+        let k = (t - midnight)
+            .num_seconds()
+            .div_euclid(self.length.num_seconds());
         let start = midnight + self.length * k as i32;
-        Window { start, end: (start + self.length).min(next_midnight) }
+        Window {
+            start,
+            end: (start + self.length).min(next_midnight),
+        }
     }
 
     /// The window right after `w`.
@@ -169,7 +177,11 @@ impl Totals {
 
     /// Utilities by revenue, highest first; ties by name so the order is stable.
     pub fn ranked(&self) -> Vec<(&str, Tally)> {
-        let mut rows: Vec<_> = self.by_utility.iter().map(|(u, t)| (u.as_str(), *t)).collect();
+        let mut rows: Vec<_> = self
+            .by_utility
+            .iter()
+            .map(|(u, t)| (u.as_str(), *t))
+            .collect();
         rows.sort_by(|a, b| b.1.revenue.cmp(&a.1.revenue).then_with(|| a.0.cmp(b.0)));
         rows
     }
@@ -189,7 +201,13 @@ pub struct OpenWindow {
 
 impl OpenWindow {
     pub fn new(window: Window, streaming_since: DateTime<Utc>) -> Self {
-        Self { window, totals: Totals::default(), streaming_since, events_applied: 0, last_event_at: None }
+        Self {
+            window,
+            totals: Totals::default(),
+            streaming_since,
+            events_applied: 0,
+            last_event_at: None,
+        }
     }
 
     pub fn is_partial(&self) -> bool {
@@ -210,7 +228,10 @@ mod tests {
     fn six_hour_windows_are_half_open_and_aligned() {
         let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
         let w = spec.window_of(utc("2025-05-29T18:00:00Z"));
-        assert_eq!((w.start, w.end), (utc("2025-05-29T18:00:00Z"), utc("2025-05-30T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-05-29T18:00:00Z"), utc("2025-05-30T00:00:00Z"))
+        );
         let w = spec.window_of(utc("2025-05-29T17:59:59.999Z"));
         assert_eq!(w.start, utc("2025-05-29T12:00:00Z"));
         assert!(!w.contains(utc("2025-05-29T18:00:00Z")));
@@ -222,7 +243,10 @@ mod tests {
         let spec = WindowSpec::new(6 * 3600, Tz::Africa__Lagos).unwrap();
         // 23:30 UTC is 00:30 in Lagos (UTC+1): the local night window starts 23:00 UTC.
         let w = spec.window_of(utc("2025-05-29T23:30:00Z"));
-        assert_eq!((w.start, w.end), (utc("2025-05-29T23:00:00Z"), utc("2025-05-30T05:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2025-05-29T23:00:00Z"), utc("2025-05-30T05:00:00Z"))
+        );
     }
 
     #[test]
@@ -260,7 +284,16 @@ mod tests {
         t.add("IKEDC", Decimal::from(1)).unwrap();
         let names: Vec<_> = t.ranked().into_iter().map(|(u, _)| u).collect();
         assert_eq!(names, ["IKEDC", "AEDC", "EKEDC"]);
-        assert_eq!(t.total(), Tally { revenue: Decimal::from(46), count: 4 });
-        assert_eq!(t.add("X", Decimal::MAX).and(t.add("X", Decimal::MAX)), Err(Overflow));
+        assert_eq!(
+            t.total(),
+            Tally {
+                revenue: Decimal::from(46),
+                count: 4
+            }
+        );
+        assert_eq!(
+            t.add("X", Decimal::MAX).and(t.add("X", Decimal::MAX)),
+            Err(Overflow)
+        );
     }
 }

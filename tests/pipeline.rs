@@ -20,24 +20,42 @@ fn sale(at: DateTime<Utc>, utility: &str, amount: impl Into<Bson>, status: &str)
 fn upcoming(secs: u64, lead_secs: i64) -> Window {
     let spec = WindowSpec::new(secs, Tz::UTC).unwrap();
     let w = spec.window_of(Utc::now() + TimeDelta::seconds(lead_secs));
-    if w.start < Utc::now() + TimeDelta::seconds(lead_secs) { spec.next(&w) } else { w }
+    if w.start < Utc::now() + TimeDelta::seconds(lead_secs) {
+        spec.next(&w)
+    } else {
+        w
+    }
 }
 
 /// Waits for the report of `w` and returns its text; panics if it is posted more than once.
 async fn report_of(slack: &FakeSlack, w: &Window, timeout_secs: u64) -> String {
     let needle = time_line(w, Tz::UTC);
-    let text = wait_for(Duration::from_secs(timeout_secs), &format!("the report for {needle}"), async || {
-        slack.messages_about(&needle).first().cloned()
-    })
+    let text = wait_for(
+        Duration::from_secs(timeout_secs),
+        &format!("the report for {needle}"),
+        async || slack.messages_about(&needle).first().cloned(),
+    )
     .await;
-    assert_eq!(slack.messages_about(&needle).len(), 1, "window {needle} posted more than once");
+    assert_eq!(
+        slack.messages_about(&needle).len(),
+        1,
+        "window {needle} posted more than once"
+    );
     text
 }
 
 fn open_window_total(status: &serde_json::Value, w: &Window) -> Option<(String, u64)> {
     let ws = status["open_windows"].as_array()?;
-    let win = ws.iter().find(|x| x["window"]["start"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()) == Some(w.start))?;
-    Some((win["total"]["revenue"].as_str()?.to_owned(), win["total"]["count"].as_u64()?))
+    let win = ws.iter().find(|x| {
+        x["window"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            == Some(w.start)
+    })?;
+    Some((
+        win["total"]["revenue"].as_str()?.to_owned(),
+        win["total"]["count"].as_u64()?,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,32 +76,73 @@ async fn sales_in_report_out_with_exact_totals() {
     }
     docs.push(sale(at, "AEDC", 750.25_f64, "fulfilled"));
     docs.push(sale(at, " aedc ", 750.25_f64, "fulfilled"));
-    docs.push(sale(at, "AEDC", Bson::Decimal128("100.10".parse().unwrap()), "fulfilled"));
+    docs.push(sale(
+        at,
+        "AEDC",
+        Bson::Decimal128("100.10".parse().unwrap()),
+        "fulfilled",
+    ));
     docs.push(sale(at, "IKEDC", "9999", "pending")); // never fulfilled: ignored
     docs.push(sale(at, "IKEDC", "8888", "refunded")); // ignored
     docs.push(sale(at, "IKEDC", "abc", "fulfilled")); // bad amount: skipped, counted
     docs.push(doc! { "createdAt": "2025-05-29T12:00:00Z", "utility": "IKEDC", "amount": "10", "status": "fulfilled" }); // time not a date
     db.coll.insert_many(docs).await.unwrap();
     // A pending sale that becomes fulfilled counts once, whatever happens to it afterwards.
-    let pending = db.coll.insert_one(sale(at, "EKEDC", "NGN 1,000", "pending")).await.unwrap().inserted_id;
-    db.coll.update_one(doc! { "_id": &pending }, doc! { "$set": { "status": "fulfilled" } }).await.unwrap();
-    db.coll.update_one(doc! { "_id": &pending }, doc! { "$set": { "note": "token delivered" } }).await.unwrap();
+    let pending = db
+        .coll
+        .insert_one(sale(at, "EKEDC", "NGN 1,000", "pending"))
+        .await
+        .unwrap()
+        .inserted_id;
+    db.coll
+        .update_one(
+            doc! { "_id": &pending },
+            doc! { "$set": { "status": "fulfilled" } },
+        )
+        .await
+        .unwrap();
+    db.coll
+        .update_one(
+            doc! { "_id": &pending },
+            doc! { "$set": { "note": "token delivered" } },
+        )
+        .await
+        .unwrap();
 
     // Live totals are readable before the window closes.
-    let live = wait_for(Duration::from_secs(20), "live totals of 12 sales", async || {
-        let s = svc.status().await?;
-        open_window_total(&s, &w).filter(|(_, n)| *n == 12)
-    })
+    let live = wait_for(
+        Duration::from_secs(20),
+        "live totals of 12 sales",
+        async || {
+            let s = svc.status().await?;
+            open_window_total(&s, &w).filter(|(_, n)| *n == 12)
+        },
+    )
     .await;
     assert_eq!(live.0, "16103.10");
 
     let text = report_of(&slack, &w, 30).await;
-    assert!(text.contains("💰 Total Revenue Generated:\n₦16,103.10"), "{text}");
+    assert!(
+        text.contains("💰 Total Revenue Generated:\n₦16,103.10"),
+        "{text}"
+    );
     assert!(text.contains("📊 Total Transactions: 12"), "{text}");
-    assert!(text.contains("• IKEDC: ₦7,502.50 (5 transactions)"), "{text}");
-    assert!(text.contains("• EKEDC: ₦7,000.00 (4 transactions)"), "{text}");
-    assert!(text.contains("• AEDC: ₦1,600.60 (3 transactions)"), "{text}");
-    assert!(!text.contains("⚠️"), "stream and database must agree: {text}");
+    assert!(
+        text.contains("• IKEDC: ₦7,502.50 (5 transactions)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• EKEDC: ₦7,000.00 (4 transactions)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• AEDC: ₦1,600.60 (3 transactions)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("⚠️"),
+        "stream and database must agree: {text}"
+    );
 
     // The next window had no sales: it still closes and says so; W is not posted again.
     let next = WindowSpec::new(5, Tz::UTC).unwrap().next(&w);
@@ -94,8 +153,14 @@ async fn sales_in_report_out_with_exact_totals() {
     let status = svc.status().await.unwrap();
     assert_eq!(status["counters"]["events_skipped"], 2, "{status}");
     let out = svc.output();
-    assert!(out.contains("reason=\"amount_unparseable\"") || out.contains("reason=amount_unparseable"), "{out}");
-    assert!(out.contains("reason=time_not_date") || out.contains("reason=\"time_not_date\""), "{out}");
+    assert!(
+        out.contains("reason=\"amount_unparseable\"") || out.contains("reason=amount_unparseable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reason=time_not_date") || out.contains("reason=\"time_not_date\""),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +172,11 @@ async fn restart_mid_window_loses_and_doubles_nothing() {
     svc.wait_connected().await;
     let w = upcoming(30, 1);
     let at = w.start + TimeDelta::seconds(2);
-    let batch = |n: usize, amount: &str| (0..n).map(|_| sale(at, "IKEDC", amount, "fulfilled")).collect::<Vec<_>>();
+    let batch = |n: usize, amount: &str| {
+        (0..n)
+            .map(|_| sale(at, "IKEDC", amount, "fulfilled"))
+            .collect::<Vec<_>>()
+    };
 
     // A: streamed and checkpointed, then a clean stop.
     db.coll.insert_many(batch(10, "100.25")).await.unwrap();
@@ -120,9 +189,11 @@ async fn restart_mid_window_loses_and_doubles_nothing() {
     // B: inserted while the service is down; C: applied, then kill -9 (no final checkpoint).
     db.coll.insert_many(batch(7, "1,000")).await.unwrap();
     svc.restart();
-    wait_for(Duration::from_secs(30), "17 sales after restart", async || {
-        open_window_total(&svc.status().await?, &w).filter(|(_, n)| *n == 17)
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "17 sales after restart",
+        async || open_window_total(&svc.status().await?, &w).filter(|(_, n)| *n == 17),
+    )
     .await;
     db.coll.insert_many(batch(3, "0.50")).await.unwrap();
     wait_for(Duration::from_secs(20), "20 sales applied", async || {
@@ -135,8 +206,14 @@ async fn restart_mid_window_loses_and_doubles_nothing() {
 
     // 10×100.25 + 7×1000 + 3×0.50 + 4×2 = 8012.00, 24 sales; the stream must agree (no ⚠️).
     let text = report_of(&slack, &w, 60).await;
-    assert!(text.contains("₦8,012.00") && text.contains("📊 Total Transactions: 24"), "{text}");
-    assert!(!text.contains("⚠️") && !text.contains("ℹ️"), "streamed totals must match exactly: {text}");
+    assert!(
+        text.contains("₦8,012.00") && text.contains("📊 Total Transactions: 24"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("⚠️") && !text.contains("ℹ️"),
+        "streamed totals must match exactly: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,13 +225,22 @@ async fn slack_throttling_and_errors_are_retried_and_posted_once() {
     let svc = Service::start(&db.name, Some(&slack.url), &[]);
     svc.wait_connected().await;
     let w = upcoming(5, 1);
-    db.coll.insert_one(sale(w.start, "IKEDC", 1500_i64, "fulfilled")).await.unwrap();
+    db.coll
+        .insert_one(sale(w.start, "IKEDC", 1500_i64, "fulfilled"))
+        .await
+        .unwrap();
     let text = report_of(&slack, &w, 40).await;
-    assert!(text.contains("• IKEDC: ₦1,500.00 (1 transaction)"), "{text}");
+    assert!(
+        text.contains("• IKEDC: ₦1,500.00 (1 transaction)"),
+        "{text}"
+    );
     assert!(slack.attempts() >= 3);
     let out = svc.output();
     assert!(out.contains("Slack post failed; retrying."), "{out}");
-    assert!(!out.contains("SECRETWEBHOOKTOKEN"), "the webhook URL leaked into the logs");
+    assert!(
+        !out.contains("SECRETWEBHOOKTOKEN"),
+        "the webhook URL leaked into the logs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,19 +257,35 @@ async fn a_refused_report_is_marked_undeliverable_and_later_ones_still_go() {
     let status = svc.status().await.unwrap();
     let undeliverable = status["undeliverable_reports"].as_array().unwrap();
     assert_eq!(undeliverable.len(), 1, "{status}");
-    assert!(undeliverable[0]["last_error"].as_str().unwrap().contains("no_service"));
+    assert!(undeliverable[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("no_service"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let mut svc = Service::start("late_server", None, &[("MONGODB_URI", &uri)]);
-    wait_for(Duration::from_secs(40), "a log line saying the server is unreachable", async || {
-        svc.output().contains("Cannot open the change stream; retrying with backoff.").then_some(())
-    })
+    wait_for(
+        Duration::from_secs(40),
+        "a log line saying the server is unreachable",
+        async || {
+            svc.output()
+                .contains("Cannot open the change stream; retrying with backoff.")
+                .then_some(())
+        },
+    )
     .await;
-    assert!(svc.is_running(), "an unreachable server must not stop the service");
+    assert!(
+        svc.is_running(),
+        "an unreachable server must not stop the service"
+    );
 
     // The same process connects once the server appears.
     let _server = power_revenue::devserver::DevServer::start_on(port, None, &[]).unwrap();

@@ -18,7 +18,8 @@ use proptest::test_runner::{Config as PtConfig, TestRunner};
 
 fn amount() -> impl Strategy<Value = Bson> {
     let money = (0u64..5_000_000, 0u32..100).prop_map(|(n, k)| format!("{n}.{k:02}"));
-    let grouped = (1u64..999, 0u64..999, 0u32..100).prop_map(|(a, b, k)| format!("{a},{b:03}.{k:02}"));
+    let grouped =
+        (1u64..999, 0u64..999, 0u32..100).prop_map(|(a, b, k)| format!("{a},{b:03}.{k:02}"));
     prop_oneof![
         money.clone().prop_map(Bson::String),
         grouped.clone().prop_map(|s| Bson::String(format!("₦{s}"))),
@@ -33,15 +34,45 @@ fn amount() -> impl Strategy<Value = Bson> {
         any::<f64>().prop_map(Bson::Double),
         (0.0f64..1000.0).prop_map(|x| Bson::Double((x * 1000.0).round() / 1000.0)),
         money.prop_map(|s| Bson::Decimal128(s.parse().unwrap())),
-        (any::<u32>(), -40i32..20).prop_map(|(c, e)| Bson::Decimal128(format!("{c}E{e}").parse().unwrap())),
+        (any::<u32>(), -40i32..20)
+            .prop_map(|(c, e)| Bson::Decimal128(format!("{c}E{e}").parse().unwrap())),
         prop::sample::select(vec![
-            "abc", "1,2,3", "--5", "-5", "", " ", "1e3", "NaN", "inf", "-0", "0", "1_000", ".5", "5.",
-            "12,34.5", "₦", "NGN", "1500.123456789012345678901", "99999999999999999999999999999999999999",
-            "1000000000000", "1000000000000.01", "0.005", "0.015", "１２",
+            "abc",
+            "1,2,3",
+            "--5",
+            "-5",
+            "",
+            " ",
+            "1e3",
+            "NaN",
+            "inf",
+            "-0",
+            "0",
+            "1_000",
+            ".5",
+            "5.",
+            "12,34.5",
+            "₦",
+            "NGN",
+            "1500.123456789012345678901",
+            "99999999999999999999999999999999999999",
+            "1000000000000",
+            "1000000000000.01",
+            "0.005",
+            "0.015",
+            "１２",
         ])
         .prop_map(|s| Bson::String(s.to_owned())),
-        prop::sample::select(vec!["NaN", "Infinity", "-Infinity", "-0", "1E-6000", "1E+6000", "0.0050000000000000000000000000000001"])
-            .prop_map(|s| Bson::Decimal128(s.parse().unwrap())),
+        prop::sample::select(vec![
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "-0",
+            "1E-6000",
+            "1E+6000",
+            "0.0050000000000000000000000000000001"
+        ])
+        .prop_map(|s| Bson::Decimal128(s.parse().unwrap())),
         Just(Bson::Double(f64::NAN)),
         Just(Bson::Double(f64::INFINITY)),
         Just(Bson::Null),
@@ -53,8 +84,10 @@ fn amount() -> impl Strategy<Value = Bson> {
 
 fn utility() -> impl Strategy<Value = Option<Bson>> {
     prop_oneof![
-        prop::sample::select(vec!["IKEDC", "ikedc", " EKEDC\t", "aedc\n", "", "   ", "Ibedc", "ikédc", "PHED "])
-            .prop_map(|s| Some(Bson::String(s.to_owned()))),
+        prop::sample::select(vec![
+            "IKEDC", "ikedc", " EKEDC\t", "aedc\n", "", "   ", "Ibedc", "ikédc", "PHED "
+        ])
+        .prop_map(|s| Some(Bson::String(s.to_owned()))),
         Just(None),
         Just(Some(Bson::Int32(7))),
         Just(Some(Bson::Null)),
@@ -62,24 +95,54 @@ fn utility() -> impl Strategy<Value = Option<Bson>> {
 }
 
 fn sale_doc() -> impl Strategy<Value = Document> {
-    (amount(), utility(), prop::bool::weighted(0.9), 0i64..3600_000).prop_map(|(amount, utility, date, offset_ms)| {
-        let at = Utc.with_ymd_and_hms(2025, 5, 29, 12, 0, 0).unwrap() + chrono::TimeDelta::milliseconds(offset_ms);
-        let mut d = doc! { "status": "fulfilled", "amount": amount };
-        d.insert("createdAt", if date { Bson::DateTime(bson::DateTime::from_chrono(at)) } else { Bson::String(at.to_rfc3339()) });
-        if let Some(u) = utility {
-            d.insert("utility", u);
-        }
-        d
-    })
+    (
+        amount(),
+        utility(),
+        prop::bool::weighted(0.9),
+        0i64..3600_000,
+    )
+        .prop_map(|(amount, utility, date, offset_ms)| {
+            let at = Utc.with_ymd_and_hms(2025, 5, 29, 12, 0, 0).unwrap()
+                + chrono::TimeDelta::milliseconds(offset_ms);
+            let mut d = doc! { "status": "fulfilled", "amount": amount };
+            d.insert(
+                "createdAt",
+                if date {
+                    Bson::DateTime(bson::DateTime::from_chrono(at))
+                } else {
+                    Bson::String(at.to_rfc3339())
+                },
+            );
+            if let Some(u) = utility {
+                d.insert("utility", u);
+            }
+            d
+        })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stream_fold_equals_facet() {
-    let config = Config::from_settings(Settings { window: Some("1h".into()), ..Default::default() }).unwrap();
-    let window = config.window.window_of(Utc.with_ymd_and_hms(2025, 5, 29, 12, 30, 0).unwrap());
+    let config = Config::from_settings(Settings {
+        window: Some("1h".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let window = config
+        .window
+        .window_of(Utc.with_ymd_and_hms(2025, 5, 29, 12, 30, 0).unwrap());
     let cases: Vec<Vec<Document>> = {
-        let mut runner = TestRunner::new(PtConfig { cases: 64, ..PtConfig::default() });
-        (0..64).map(|_| prop::collection::vec(sale_doc(), 1..60).new_tree(&mut runner).unwrap().current()).collect()
+        let mut runner = TestRunner::new(PtConfig {
+            cases: 64,
+            ..PtConfig::default()
+        });
+        (0..64)
+            .map(|_| {
+                prop::collection::vec(sale_doc(), 1..60)
+                    .new_tree(&mut runner)
+                    .unwrap()
+                    .current()
+            })
+            .collect()
     };
     let (mut counted, mut skipped) = (0u64, 0u64);
     for (i, docs) in cases.into_iter().enumerate() {
@@ -96,21 +159,33 @@ async fn stream_fold_equals_facet() {
 
         let mut streamed = Totals::default();
         for _ in 0..docs.len() {
-            let event = stream.next().await.expect("one event per fulfilled insert").unwrap();
+            let event = stream
+                .next()
+                .await
+                .expect("one event per fulfilled insert")
+                .unwrap();
             let full = event.get_document("fullDocument").unwrap();
             match rules::classify(full, &config.fields) {
-                Ok(sale) if window.contains(sale.at) => streamed.add(&sale.utility, sale.amount).unwrap(),
+                Ok(sale) if window.contains(sale.at) => {
+                    streamed.add(&sale.utility, sale.amount).unwrap()
+                }
                 Ok(_) => {}
                 Err(_) => skipped += 1,
             }
         }
         let database = reconcile::query(&db.coll, &config, &window).await.unwrap();
-        assert_eq!(streamed, database, "case {i} disagrees; documents: {docs:#?}");
+        assert_eq!(
+            streamed, database,
+            "case {i} disagrees; documents: {docs:#?}"
+        );
         counted += database.total().count;
         db.client.database(&db.name).drop().await.unwrap();
     }
     // Guard against a vacuous pass: both outcomes must have been exercised.
-    assert!(counted > 100 && skipped > 50, "counted {counted}, skipped {skipped}");
+    assert!(
+        counted > 100 && skipped > 50,
+        "counted {counted}, skipped {skipped}"
+    );
 }
 
 // Shrinkable, server-free check of the client parser alone: never panics, and every accepted

@@ -30,7 +30,10 @@ pub struct ReportView<'a> {
 
 /// The webhook payload: `{"text": …, "blocks": […]}`.
 pub fn render(view: &ReportView<'_>) -> Value {
-    let (period, time) = (period_line(&view.window, view.tz), time_line(&view.window, view.tz));
+    let (period, time) = (
+        period_line(&view.window, view.tz),
+        time_line(&view.window, view.tz),
+    );
     let mut text = format!("{TITLE}\n\n📅 Period: {period}\n🕐 Time: {time}\n\n{RULE}\n\n");
     let mut blocks = vec![
         json!({ "type": "header", "text": { "type": "plain_text", "text": TITLE, "emoji": true } }),
@@ -61,7 +64,11 @@ pub fn render(view: &ReportView<'_>) -> Value {
     for note in &view.notes {
         text.push_str(&format!("\n\n{note}"));
     }
-    let mut context: Vec<Value> = view.notes.iter().map(|n| json!({ "type": "mrkdwn", "text": n })).collect();
+    let mut context: Vec<Value> = view
+        .notes
+        .iter()
+        .map(|n| json!({ "type": "mrkdwn", "text": n }))
+        .collect();
     context.push(json!({ "type": "mrkdwn", "text": format!("Window {}", view.window.id()) }));
     blocks.push(json!({ "type": "context", "elements": context }));
     json!({ "text": text, "blocks": blocks })
@@ -72,7 +79,14 @@ fn breakdown_lines(totals: &Totals) -> Vec<String> {
     let mut lines: Vec<String> = ranked
         .iter()
         .take(MAX_UTILITIES_SHOWN)
-        .map(|(name, t)| format!("• {}: {} ({})", display_name(name), format_naira(t.revenue), transactions(t.count)))
+        .map(|(name, t)| {
+            format!(
+                "• {}: {} ({})",
+                display_name(name),
+                format_naira(t.revenue),
+                transactions(t.count)
+            )
+        })
         .collect();
     if ranked.len() > MAX_UTILITIES_SHOWN {
         let mut rest = Tally::default();
@@ -91,22 +105,37 @@ fn breakdown_lines(totals: &Totals) -> Vec<String> {
 }
 
 pub fn transactions(n: u64) -> String {
-    if n == 1 { "1 transaction".into() } else { format!("{n} transactions") }
+    if n == 1 {
+        "1 transaction".into()
+    } else {
+        format!("{n} transactions")
+    }
 }
 
 /// Utility names come from the data: cut to length and escape Slack's control characters so
 /// a name can neither break the layout nor ping `<!channel>`.
 fn display_name(name: &str) -> String {
     let short: String = name.chars().take(MAX_NAME_CHARS).collect();
-    let short = if name.chars().count() > MAX_NAME_CHARS { format!("{short}…") } else { short };
-    short.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    let short = if name.chars().count() > MAX_NAME_CHARS {
+        format!("{short}…")
+    } else {
+        short
+    };
+    short
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// "Afternoon Period (12:00 PM – 6:00 PM)" for 6 h windows, else the clock range.
 pub fn period_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
     let with_secs = !whole_minutes(w);
-    let range = format!("{} – {}", clock12(&start, with_secs), clock12(&end, with_secs));
+    let range = format!(
+        "{} – {}",
+        clock12(&start, with_secs),
+        clock12(&end, with_secs)
+    );
     if w.end - w.start != TimeDelta::hours(6) {
         return range;
     }
@@ -122,13 +151,28 @@ pub fn period_line(w: &Window, tz: Tz) -> String {
 /// "12:00 – 18:00 UTC on 2025-05-29"; the last window of a day ends at 24:00.
 pub fn time_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
-    let fmt = if whole_minutes(w) { "%H:%M" } else { "%H:%M:%S" };
-    let end_text = if end.date_naive() > start.date_naive() && end.time() == chrono::NaiveTime::MIN {
-        if whole_minutes(w) { "24:00".to_owned() } else { "24:00:00".to_owned() }
+    let fmt = if whole_minutes(w) {
+        "%H:%M"
+    } else {
+        "%H:%M:%S"
+    };
+    let end_text = if end.date_naive() > start.date_naive() && end.time() == chrono::NaiveTime::MIN
+    {
+        if whole_minutes(w) {
+            "24:00".to_owned()
+        } else {
+            "24:00:00".to_owned()
+        }
     } else {
         end.format(fmt).to_string()
     };
-    format!("{} – {} {} on {}", start.format(fmt), end_text, start.format("%Z"), start.format("%Y-%m-%d"))
+    format!(
+        "{} – {} {} on {}",
+        start.format(fmt),
+        end_text,
+        start.format("%Z"),
+        start.format("%Y-%m-%d")
+    )
 }
 
 fn whole_minutes(w: &Window) -> bool {
@@ -136,7 +180,11 @@ fn whole_minutes(w: &Window) -> bool {
 }
 
 fn clock12(t: &DateTime<Tz>, with_secs: bool) -> String {
-    if with_secs { t.format("%-I:%M:%S %p").to_string() } else { t.format("%-I:%M %p").to_string() }
+    if with_secs {
+        t.format("%-I:%M:%S %p").to_string()
+    } else {
+        t.format("%-I:%M %p").to_string()
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,13 @@ impl SlackClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body: String = response.text().await.unwrap_or_default().chars().take(200).collect();
+        let body: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
         Err(match status.as_u16() {
             429 => SlackError::RateLimited { retry_after },
             s @ 500..=599 => SlackError::Server { status: s, body },
@@ -69,7 +75,11 @@ impl SlackClient {
     }
 
     /// Retries 429 (honouring `Retry-After`), 5xx and transport errors until `max_elapsed`.
-    pub async fn post_with_retry(&self, payload: &Value, max_elapsed: Duration) -> Result<(), SlackError> {
+    pub async fn post_with_retry(
+        &self,
+        payload: &Value,
+        max_elapsed: Duration,
+    ) -> Result<(), SlackError> {
         let policy = backoff::ExponentialBackoff {
             initial_interval: Duration::from_secs(1), // Slack allows about one message a second
             max_interval: Duration::from_secs(60),

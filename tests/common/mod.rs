@@ -2,8 +2,8 @@
 //! that checks what Slack checks, and the real `power-revenue` binary.
 #![allow(dead_code)]
 
-pub mod slack;
 pub mod service;
+pub mod slack;
 
 use bson::{doc, Document};
 use mongodb::{Client, Collection};
@@ -19,7 +19,8 @@ pub fn server_uri() -> String {
         .get_or_init(|| match std::env::var("MONGODB_URI") {
             Ok(uri) if !uri.is_empty() => (uri, None),
             _ => {
-                let server = DevServer::start(None, &[]).expect("SecantusDB starts (python3 and PyPI needed on first run)");
+                let server = DevServer::start(None, &[])
+                    .expect("SecantusDB starts (python3 and PyPI needed on first run)");
                 (server.uri(), Some(server))
             }
         })
@@ -41,23 +42,36 @@ impl TestDb {
 
     pub async fn on(uri: &str, tag: &str) -> TestDb {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("t_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t_{tag}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let client = Client::with_uri_str(uri).await.expect("test client");
         let coll = client.database(&name).collection("power_transaction_items");
         // Create the collection up front so a change stream can be opened on it.
-        coll.insert_one(doc! { "seed": true }).await.expect("seed insert");
+        coll.insert_one(doc! { "seed": true })
+            .await
+            .expect("seed insert");
         TestDb { name, client, coll }
     }
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn wait_for<T>(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

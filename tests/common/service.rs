@@ -19,15 +19,25 @@ pub struct Service {
 impl Service {
     /// Starts `serve` on `database` with short windows; `extra` env overrides the defaults.
     pub fn start(database: &str, slack_url: Option<&str>, extra: &[(&str, &str)]) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         let mut env: Vec<(String, String)> = vec![
             ("MONGODB_URI".into(), super::server_uri()),
             ("POWER_REVENUE_DATABASE".into(), database.into()),
             ("POWER_REVENUE_WINDOW".into(), "5s".into()),
             ("POWER_REVENUE_GRACE".into(), "1s".into()),
-            ("POWER_REVENUE_STATE_DIR".into(), dir.path().join("state").display().to_string()),
-            ("POWER_REVENUE_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+            (
+                "POWER_REVENUE_STATE_DIR".into(),
+                dir.path().join("state").display().to_string(),
+            ),
+            (
+                "POWER_REVENUE_HTTP_ADDR".into(),
+                format!("127.0.0.1:{port}"),
+            ),
             ("RUST_LOG".into(), "info,mongodb=warn".into()),
         ];
         if let Some(url) = slack_url {
@@ -37,7 +47,13 @@ impl Service {
             env.retain(|(key, _)| key != k);
             env.push((k.to_string(), v.to_string()));
         }
-        let mut s = Service { child: None, env, http: format!("http://127.0.0.1:{port}"), dir, runs: 0 };
+        let mut s = Service {
+            child: None,
+            env,
+            http: format!("http://127.0.0.1:{port}"),
+            dir,
+            runs: 0,
+        };
         s.spawn();
         s
     }
@@ -76,30 +92,41 @@ impl Service {
         let mut all = String::new();
         for run in 1..=self.runs {
             for kind in ["out", "err"] {
-                all.push_str(&std::fs::read_to_string(self.dir.path().join(format!("run{run}.{kind}"))).unwrap_or_default());
+                all.push_str(
+                    &std::fs::read_to_string(self.dir.path().join(format!("run{run}.{kind}")))
+                        .unwrap_or_default(),
+                );
             }
         }
         all
     }
 
     pub async fn status(&self) -> Option<Value> {
-        let resp = reqwest::get(format!("{}/api/v1/status", self.http)).await.ok()?;
+        let resp = reqwest::get(format!("{}/api/v1/status", self.http))
+            .await
+            .ok()?;
         resp.json().await.ok()
     }
 
     /// Waits until the change stream is open (sales inserted before that are not streamed).
     pub async fn wait_connected(&self) {
-        super::wait_for(Duration::from_secs(60), "the change stream to open", async || {
-            let s = self.status().await?;
-            s["counters"]["stream_connected"].as_bool().filter(|c| *c)
-        })
+        super::wait_for(
+            Duration::from_secs(60),
+            "the change stream to open",
+            async || {
+                let s = self.status().await?;
+                s["counters"]["stream_connected"].as_bool().filter(|c| *c)
+            },
+        )
         .await;
     }
 
     /// SIGTERM, then wait for exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         child.wait().unwrap()
     }
 
@@ -116,7 +143,9 @@ impl Service {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 
@@ -142,7 +171,11 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 pub fn exists(p: &Path) -> bool {

@@ -28,14 +28,23 @@ impl FakeSlack {
     pub async fn start() -> FakeSlack {
         let mut slack = FakeSlack::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        slack.url = format!("http://{}/services/T000/B000/SECRETWEBHOOKTOKEN", listener.local_addr().unwrap());
-        let app = Router::new().route("/services/T000/B000/SECRETWEBHOOKTOKEN", post(hook)).with_state(slack.inner.clone());
+        slack.url = format!(
+            "http://{}/services/T000/B000/SECRETWEBHOOKTOKEN",
+            listener.local_addr().unwrap()
+        );
+        let app = Router::new()
+            .route("/services/T000/B000/SECRETWEBHOOKTOKEN", post(hook))
+            .with_state(slack.inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         slack
     }
 
     pub fn fail_next(&self, status: u16, body: &'static str, retry_after: Option<u64>) {
-        self.inner.lock().unwrap().failures.push_back((status, body, retry_after));
+        self.inner
+            .lock()
+            .unwrap()
+            .failures
+            .push_back((status, body, retry_after));
     }
 
     pub fn messages(&self) -> Vec<Value> {
@@ -56,17 +65,25 @@ impl FakeSlack {
     }
 }
 
-async fn hook(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: String) -> Response {
+async fn hook(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     inner.attempts += 1;
     if let Some((status, text, retry_after)) = inner.failures.pop_front() {
         let mut resp = (StatusCode::from_u16(status).unwrap(), text).into_response();
         if let Some(s) = retry_after {
-            resp.headers_mut().insert("retry-after", s.to_string().parse().unwrap());
+            resp.headers_mut()
+                .insert("retry-after", s.to_string().parse().unwrap());
         }
         return resp;
     }
-    let json = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let payload: Value = match serde_json::from_str(&body) {
         Ok(v) if json => v,
         _ => return (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
@@ -89,19 +106,28 @@ fn check_payload(p: &Value) -> Result<(), &'static str> {
     if blocks.len() > 50 {
         return Err("invalid_blocks");
     }
-    let nonempty = |v: &Value, max: usize| v.as_str().is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= max);
+    let nonempty = |v: &Value, max: usize| {
+        v.as_str()
+            .is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= max)
+    };
     for b in blocks {
         let ok = match b["type"].as_str() {
-            Some("header") => b["text"]["type"] == "plain_text" && nonempty(&b["text"]["text"], 150),
+            Some("header") => {
+                b["text"]["type"] == "plain_text" && nonempty(&b["text"]["text"], 150)
+            }
             Some("divider") => true,
             Some("section") => {
                 let text_ok = b.get("text").is_none_or(|t| nonempty(&t["text"], 3000));
                 let fields_ok = b.get("fields").is_none_or(|f| {
-                    f.as_array().is_some_and(|f| f.len() <= 10 && f.iter().all(|x| nonempty(&x["text"], 2000)))
+                    f.as_array().is_some_and(|f| {
+                        f.len() <= 10 && f.iter().all(|x| nonempty(&x["text"], 2000))
+                    })
                 });
                 text_ok && fields_ok && (b.get("text").is_some() || b.get("fields").is_some())
             }
-            Some("context") => b["elements"].as_array().is_some_and(|e| !e.is_empty() && e.len() <= 10 && e.iter().all(|x| nonempty(&x["text"], 3000))),
+            Some("context") => b["elements"].as_array().is_some_and(|e| {
+                !e.is_empty() && e.len() <= 10 && e.iter().all(|x| nonempty(&x["text"], 3000))
+            }),
             _ => false,
         };
         if !ok {
