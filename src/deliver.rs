@@ -128,10 +128,19 @@ impl Deliverer {
                 }
             }
         };
-        let notes = notes(record, &reconciliation);
-        for n in &notes {
-            info!(window = %id, note = %n, "Report note.");
+        if let Some(db) = reconciliation.database.as_ref().filter(|db| **db != record.streamed) {
+            let (streamed, database) = (record.streamed.total(), db.total());
+            warn!(
+                window = %id,
+                streamed_revenue = %streamed.revenue,
+                streamed_count = streamed.count,
+                database_revenue = %database.revenue,
+                database_count = database.count,
+                partial_stream = record.streamed_partial,
+                "Streamed totals differ from the database; posting the database's."
+            );
         }
+        let notes = notes(record, &reconciliation);
         let shown = reconciliation.database.as_ref().unwrap_or(&record.streamed);
         record.payload = Some(report::render(&ReportView {
             window: record.window,
