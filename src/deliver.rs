@@ -128,7 +128,11 @@ impl Deliverer {
                 }
             }
         };
-        if let Some(db) = reconciliation.database.as_ref().filter(|db| **db != record.streamed) {
+        if let Some(db) = reconciliation
+            .database
+            .as_ref()
+            .filter(|db| **db != record.streamed)
+        {
             let (streamed, database) = (record.streamed.total(), db.total());
             warn!(
                 window = %id,

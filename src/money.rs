@@ -43,7 +43,7 @@ impl Rejection {
 pub fn from_digits(negative: bool, digits: &str, exponent: i64) -> Result<Decimal, Rejection> {
     let digits = digits.trim_start_matches('0');
     if digits.is_empty() {
-        return Ok(Decimal::ZERO); // -0 counts as zero, as on the server.
+        return Ok(kobo(Decimal::ZERO)); // -0 counts as zero, as on the server.
     }
     if negative {
         return Err(Rejection::Negative);
@@ -75,7 +75,14 @@ pub fn from_digits(negative: bool, digits: &str, exponent: i64) -> Result<Decima
     if value > MAX_AMOUNT {
         return Err(Rejection::TooLarge);
     }
-    Ok(value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven))
+    Ok(kobo(value))
+}
+
+/// Rounds to the kobo and fixes the scale at 2, so every amount and sum prints as `1500.00`.
+fn kobo(value: Decimal) -> Decimal {
+    let mut d = value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+    d.rescale(2);
+    d
 }
 
 /// A string already matched by [`crate::rules::AMOUNT_PATTERN`]: integer part (commas allowed)
@@ -94,7 +101,7 @@ pub fn from_i64(n: i64) -> Result<Decimal, Rejection> {
     } else if d > MAX_AMOUNT {
         Err(Rejection::TooLarge)
     } else {
-        Ok(d)
+        Ok(kobo(d))
     }
 }
 
@@ -104,7 +111,7 @@ pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
         return Err(Rejection::NotFinite);
     }
     if x == 0.0 {
-        return Ok(Decimal::ZERO);
+        return Ok(kobo(Decimal::ZERO));
     }
     let sci = format!("{:.14e}", x); // e.g. "-2.50000000000000e-3"
     let (mantissa, exp) = sci.split_once('e').ok_or(Rejection::Unparseable)?;
@@ -185,6 +192,8 @@ mod tests {
         );
         assert_eq!(from_digits(false, "1", -6000), Ok(d("0.00")));
         assert_eq!(from_digits(false, "15005", -1), Ok(d("1500.50")));
+        assert_eq!(from_i64(2000).unwrap().to_string(), "2000.00");
+        assert_eq!(from_digits(false, "7", 2).unwrap().to_string(), "700.00");
         assert_eq!(from_digits(false, "7", 2), Ok(d("700")));
     }
 

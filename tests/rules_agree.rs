@@ -99,7 +99,7 @@ fn sale_doc() -> impl Strategy<Value = Document> {
         amount(),
         utility(),
         prop::bool::weighted(0.9),
-        0i64..3600_000,
+        0i64..3_600_000,
     )
         .prop_map(|(amount, utility, date, offset_ms)| {
             let at = Utc.with_ymd_and_hms(2025, 5, 29, 12, 0, 0).unwrap()
