@@ -1,6 +1,7 @@
 //! The running service: opens the state, builds the MongoDB client, and runs the tailer, the
 //! outbox worker and the HTTP listener until shutdown.
 
+use crate::alert::Alerter;
 use crate::config::Config;
 use crate::deliver::{Deliverer, Sink};
 use crate::http::{self, HttpState};
@@ -65,12 +66,14 @@ impl App {
     /// Runs until `shutdown`; a fatal error in any task stops the others.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let outbox = Arc::new(Notify::new());
+        let alerts = Alerter::new(self.sink.clone());
         let tailer = Tailer::restore(
             self.coll.clone(),
             self.config.clone(),
             self.store.clone(),
             self.live.clone(),
             outbox.clone(),
+            alerts.clone(),
             chrono::Utc::now(),
         )?;
         let deliverer = Deliverer {
@@ -78,6 +81,7 @@ impl App {
             config: self.config.clone(),
             store: self.store.clone(),
             sink: self.sink,
+            alerts,
         };
         info!(http = %self.listener.local_addr()?, "power-revenue running.");
 

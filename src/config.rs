@@ -60,6 +60,12 @@ pub struct Settings {
     /// Status value of a completed sale [default: fulfilled].
     #[arg(long, env = "POWER_REVENUE_FULFILLED_STATUS", global = true)]
     pub fulfilled_status: Option<String>,
+    /// Oldest missed window reported after downtime [default: 1d].
+    #[arg(long, env = "POWER_REVENUE_MAX_CATCHUP", global = true)]
+    pub max_catchup: Option<String>,
+    /// Alert in Slack when the change stream has been down this long [default: 5m].
+    #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
+    pub alert_stream_down: Option<String>,
     /// Address of the status/health HTTP listener [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
@@ -84,6 +90,8 @@ impl Settings {
             utility_field: self.utility_field.or(lower.utility_field),
             status_field: self.status_field.or(lower.status_field),
             fulfilled_status: self.fulfilled_status.or(lower.fulfilled_status),
+            max_catchup: self.max_catchup.or(lower.max_catchup),
+            alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
             http_addr: self.http_addr.or(lower.http_addr),
         }
     }
@@ -155,6 +163,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub slack_webhook: Option<SecretString>,
     pub http_addr: SocketAddr,
+    pub max_catchup: Duration,
+    pub alert_stream_down: Duration,
 }
 
 impl Config {
@@ -198,6 +208,14 @@ impl Config {
             .map_err(|_| ConfigError::BadTimezone(tz_name.clone()))?;
         let window = WindowSpec::new(window_secs.as_secs(), tz).map_err(ConfigError::BadWindow)?;
         let grace = parse_duration("POWER_REVENUE_GRACE", s.grace.as_deref().unwrap_or("1m"))?;
+        let max_catchup = parse_duration(
+            "POWER_REVENUE_MAX_CATCHUP",
+            s.max_catchup.as_deref().unwrap_or("1d"),
+        )?;
+        let alert_stream_down = parse_duration(
+            "POWER_REVENUE_ALERT_STREAM_DOWN",
+            s.alert_stream_down.as_deref().unwrap_or("5m"),
+        )?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
@@ -237,6 +255,8 @@ impl Config {
             state_dir: s.state_dir.unwrap_or_else(|| PathBuf::from("state")),
             slack_webhook,
             http_addr,
+            max_catchup,
+            alert_stream_down,
         })
     }
 

@@ -5,15 +5,18 @@
 //! duplicate is a crash after Slack accepted a post but before the `Sent` mark was flushed;
 //! that gap is one local sled write long.
 
+use crate::alert::{AlertKind, Alerter};
 use crate::config::Config;
 use crate::money::format_naira;
 use crate::reconcile;
 use crate::report::slack::SlackClient;
 use crate::report::{self, transactions, ReportView};
 use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
+use crate::window::{Tally, WindowId};
 use bson::Document;
 use chrono::Utc;
 use mongodb::Collection;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -63,6 +66,7 @@ pub struct Deliverer {
     pub config: Arc<Config>,
     pub store: Store,
     pub sink: Sink,
+    pub alerts: Alerter,
 }
 
 impl Deliverer {
@@ -95,8 +99,8 @@ impl Deliverer {
                 break;
             }
             if record.delivery == Delivery::Closed {
-                self.prepare(&mut record).await;
-                self.store.put_report(&record).await?;
+                let carried = self.prepare(&mut record).await?;
+                self.store.put_report_carrying(&record, &carried).await?;
             }
             if !self.deliver(&mut record).await? {
                 break;
@@ -105,8 +109,12 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed).
-    async fn prepare(&self, record: &mut ReportRecord) {
+    /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed),
+    /// with corrections for late sales of earlier windows. Returns the late sales it carries.
+    async fn prepare(
+        &self,
+        record: &mut ReportRecord,
+    ) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
         let id = record.window.id();
         let reconciliation = match reconcile::query_with_retry(
             &self.coll,
@@ -122,6 +130,8 @@ impl Deliverer {
             },
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
+                let message = format!("reconciliation of window {id} failed ({e}); its report shows the live stream totals");
+                self.alerts.raise(AlertKind::ReconcileFailed, message);
                 Reconciliation {
                     database: None,
                     error: Some(e.to_string()),
@@ -144,7 +154,25 @@ impl Deliverer {
                 "Streamed totals differ from the database; posting the database's."
             );
         }
-        let notes = notes(record, &reconciliation);
+        let mut notes = notes(record, &reconciliation);
+        // Late sales of this very window are in the query just run; earlier windows' late
+        // sales become correction lines. Both are marked carried with this record.
+        let mut carried = BTreeMap::new();
+        let all_late = self.store.late()?;
+        for (late_id, extra) in self.store.uncarried_late()? {
+            if late_id < id {
+                let w = self.config.window.window_of(late_id.start());
+                notes.push(format!(
+                    "Late for {}: +{}, {}",
+                    report::window_label(&w, self.config.window.tz()),
+                    format_naira(extra.revenue),
+                    transactions(extra.count)
+                ));
+            }
+            if late_id <= id {
+                carried.insert(late_id, all_late[&late_id]);
+            }
+        }
         let shown = reconciliation.database.as_ref().unwrap_or(&record.streamed);
         record.payload = Some(report::render(&ReportView {
             window: record.window,
@@ -155,6 +183,7 @@ impl Deliverer {
         record.reconciliation = Some(reconciliation);
         record.delivery = Delivery::Ready;
         record.updated_at = Utc::now();
+        Ok(carried)
     }
 
     /// Returns whether the next report may go (this one is settled).
@@ -164,8 +193,11 @@ impl Deliverer {
             return Ok(true);
         };
         record.attempts += 1;
+        crate::failpoint::hit("before_post");
         match self.sink.send(&payload, SLACK_PATIENCE).await {
             Ok(()) => {
+                // The one unavoidable duplicate: a crash right here reposts after restart.
+                crate::failpoint::hit("after_post");
                 record.delivery = Delivery::Sent { at: Utc::now() };
                 record.last_error = None;
                 self.store.put_report(record).await?;
@@ -180,6 +212,10 @@ impl Deliverer {
             }
             Err(e) => {
                 error!(error = %e, window = %id, "Slack refused the report; giving up on it.");
+                self.alerts.raise(
+                    AlertKind::Undeliverable,
+                    format!("the report for window {id} was refused by Slack: {e}"),
+                );
                 record.delivery = Delivery::Undeliverable {
                     reason: e.to_string(),
                 };
@@ -199,12 +235,18 @@ pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
         format_naira(streamed.revenue),
         transactions(streamed.count)
     );
-    match &rec.database {
+    let recomputed = record.recomputed.then(|| {
+        "♻️ Recomputed: live totals were rebuilt from the database after the change-stream history was lost.".to_owned()
+    });
+    let mut lines: Vec<String> = match &rec.database {
         None => vec![format!("⚠️ Not reconciled: the database query failed; live stream totals shown ({streamed_text}).")],
         Some(db) if *db == record.streamed => vec![],
         Some(_) if record.streamed_partial => {
             vec![format!("ℹ️ Live totals began mid-window ({streamed_text}); database figures shown.")]
         }
+        Some(_) if record.recomputed => vec![],
         Some(_) => vec![format!("⚠️ Live stream totals differed ({streamed_text}); database figures shown.")],
-    }
+    };
+    lines.extend(recomputed);
+    lines
 }

@@ -20,11 +20,13 @@
 //! `status` show the live state; `commands` holds the one-shot commands; `devserver` runs a
 //! local SecantusDB for the demo and the tests.
 
+pub mod alert;
 pub mod app;
 pub mod commands;
 pub mod config;
 pub mod deliver;
 pub mod devserver;
+pub mod failpoint;
 pub mod http;
 pub mod money;
 pub mod reconcile;

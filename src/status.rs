@@ -6,7 +6,7 @@ use crate::money::format_naira;
 use crate::report::transactions;
 use crate::source::Live;
 use crate::store::{Delivery, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Tally, Window};
+use crate::window::{OpenWindow, Tally, Window, WindowId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -23,6 +23,8 @@ pub struct StatusView {
     pub last_reported: Option<ReportView>,
     pub pending_reports: Vec<ReportView>,
     pub undeliverable_reports: Vec<ReportView>,
+    /// Late sales (per closed window) that the next report will carry as corrections.
+    pub late_awaiting_report: Vec<(WindowId, Tally)>,
     pub counters: Option<Counters>,
 }
 
@@ -42,7 +44,11 @@ pub struct ReportView {
     pub total: Option<Tally>,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// Sales that arrived after the window closed…
     pub late: Tally,
+    /// …of which the next report will carry these.
+    pub late_not_yet_reported: Tally,
+    pub recomputed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +56,7 @@ pub struct Counters {
     pub stream_connected: bool,
     pub events_applied: u64,
     pub events_skipped: u64,
+    pub skipped_by_reason: std::collections::BTreeMap<String, u64>,
     pub events_late: u64,
     pub reconnects: u64,
     pub checkpoints: u64,
@@ -67,6 +74,8 @@ impl StatusView {
             None => cp.as_ref().map(|c| c.open.clone()).unwrap_or_default(),
         };
         let reports = store.reports()?;
+        let late = store.late()?;
+        let uncarried = store.uncarried_late()?;
         let view = |r: &ReportRecord| ReportView {
             window: r.window,
             delivery: r.delivery.clone(),
@@ -78,7 +87,9 @@ impl StatusView {
                 .map(|t| t.total()),
             attempts: r.attempts,
             last_error: r.last_error.clone(),
-            late: r.late,
+            late: late.get(&r.window.id()).copied().unwrap_or_default(),
+            late_not_yet_reported: uncarried.get(&r.window.id()).copied().unwrap_or_default(),
+            recomputed: r.recomputed,
         };
         Ok(StatusView {
             running: live.is_some(),
@@ -102,10 +113,12 @@ impl StatusView {
                 .filter(|r| matches!(r.delivery, Delivery::Undeliverable { .. }))
                 .map(view)
                 .collect(),
+            late_awaiting_report: uncarried.clone().into_iter().collect(),
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),
                 events_skipped: l.events_skipped.load(Relaxed),
+                skipped_by_reason: l.skipped_by_reason(),
                 events_late: l.events_late.load(Relaxed),
                 reconnects: l.reconnects.load(Relaxed),
                 checkpoints: l.checkpoints.load(Relaxed),
@@ -207,6 +220,14 @@ impl StatusView {
                 "  {} ({} attempts{err})",
                 r.window.start.to_rfc3339(),
                 r.attempts
+            );
+        }
+        for (id, t) in &self.late_awaiting_report {
+            let _ = writeln!(
+                s,
+                "Late sales for window {id}: +{} ({}), carried by the next report",
+                format_naira(t.revenue),
+                transactions(t.count)
             );
         }
         if !self.undeliverable_reports.is_empty() {

@@ -6,12 +6,17 @@ use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
+/// Sales that arrived after their window closed (written only by the tailer).
+const LATE_PREFIX: &str = "late/";
+/// Late sales already carried by a report (written only by the outbox worker).
+const CARRIED_PREFIX: &str = "carried/";
 const FORMAT: &[u8] = b"power-revenue/1";
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +83,9 @@ pub struct ReportRecord {
     pub streamed: Totals,
     pub streamed_partial: bool,
     pub events_applied: u64,
-    /// Sales for this window that arrived after it closed.
-    pub late: Tally,
+    /// The live totals were rebuilt from the database (change-stream history was lost).
+    #[serde(default)]
+    pub recomputed: bool,
     pub reconciliation: Option<Reconciliation>,
     /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
     pub payload: Option<serde_json::Value>,
@@ -96,7 +102,7 @@ impl ReportRecord {
             streamed_partial: open.is_partial(),
             streamed: open.totals,
             events_applied: open.events_applied,
-            late: Tally::default(),
+            recomputed: open.recomputed,
             reconciliation: None,
             payload: None,
             delivery: Delivery::Closed,
@@ -162,12 +168,14 @@ impl Store {
         Ok(Some(cp))
     }
 
-    /// Writes the checkpoint and any newly closed windows' outbox records in one atomic,
-    /// flushed batch: a window leaves the open set exactly when its report enters the outbox.
+    /// Writes the checkpoint, newly closed windows' outbox records and new late sales in one
+    /// atomic, flushed batch: a window leaves the open set exactly when its report enters the
+    /// outbox, and a late sale is saved exactly with the token that covers it.
     pub async fn save_checkpoint(
         &self,
         cp: &Checkpoint,
         closed: &[ReportRecord],
+        late: &BTreeMap<WindowId, Tally>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
@@ -177,6 +185,15 @@ impl Store {
         for r in closed {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
         }
+        if !late.is_empty() {
+            let saved = self.tallies(LATE_PREFIX)?;
+            for (id, add) in late {
+                let mut t = saved.get(id).copied().unwrap_or_default();
+                t.revenue += add.revenue;
+                t.count += add.count;
+                batch.insert(tally_key(LATE_PREFIX, *id).as_bytes(), encode(&t));
+            }
+        }
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
@@ -184,10 +201,64 @@ impl Store {
 
     /// Replaces one outbox record, flushed.
     pub async fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        self.tree
-            .insert(report_key(r.window.id()).as_bytes(), encode(r))?;
+        self.put_report_carrying(r, &BTreeMap::new()).await
+    }
+
+    /// Replaces one outbox record and records which late sales it carries, atomically.
+    pub async fn put_report_carrying(
+        &self,
+        r: &ReportRecord,
+        carried: &BTreeMap<WindowId, Tally>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        for (id, t) in carried {
+            batch.insert(tally_key(CARRIED_PREFIX, *id).as_bytes(), encode(t));
+        }
+        self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Late sales per closed window that no report has carried yet.
+    pub fn uncarried_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let carried = self.tallies(CARRIED_PREFIX)?;
+        Ok(self
+            .tallies(LATE_PREFIX)?
+            .into_iter()
+            .filter_map(|(id, late)| {
+                let done = carried.get(&id).copied().unwrap_or_default();
+                (late.count > done.count).then(|| {
+                    let rest = Tally {
+                        revenue: late.revenue - done.revenue,
+                        count: late.count - done.count,
+                    };
+                    (id, rest)
+                })
+            })
+            .collect())
+    }
+
+    /// All late sales per window, carried or not.
+    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tallies(LATE_PREFIX)
+    }
+
+    fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = std::str::from_utf8(&k[prefix.len()..])
+                    .ok()
+                    .and_then(|s| s.parse().ok());
+                let id = id.ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad key".into(),
+                })?;
+                Ok((WindowId(id), decode(&k, &v)?))
+            })
+            .collect()
     }
 
     pub fn report(&self, id: WindowId) -> Result<Option<ReportRecord>, StoreError> {
@@ -208,6 +279,10 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn tally_key(prefix: &str, id: WindowId) -> String {
+    format!("{prefix}{:020}", id.0)
 }
 
 fn report_key(id: WindowId) -> String {
@@ -274,7 +349,20 @@ mod tests {
                 saved_at: w.start,
             };
             let closed = ReportRecord::closed(open.clone(), w.end);
-            store.save_checkpoint(&cp, &[closed]).await.unwrap();
+            let late = BTreeMap::from([(
+                w.id(),
+                Tally {
+                    revenue: Decimal::from(5),
+                    count: 1,
+                },
+            )]);
+            store
+                .save_checkpoint(&cp, &[closed.clone()], &late)
+                .await
+                .unwrap();
+            store.save_checkpoint(&cp, &[], &late).await.unwrap();
+            assert_eq!(store.uncarried_late().unwrap()[&w.id()].count, 2);
+            store.put_report_carrying(&closed, &late).await.unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let cp = store.load_checkpoint().unwrap().unwrap();
@@ -283,6 +371,12 @@ mod tests {
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
         assert!(reports[0].is_pending());
+        let one = Tally {
+            revenue: Decimal::from(5),
+            count: 1,
+        };
+        assert_eq!(store.uncarried_late().unwrap()[&w.id()], one);
+        assert_eq!(store.late().unwrap()[&w.id()].count, 2);
     }
 
     #[test]

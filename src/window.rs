@@ -197,6 +197,9 @@ pub struct OpenWindow {
     pub streaming_since: DateTime<Utc>,
     pub events_applied: u64,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// Totals were rebuilt from the database after the change-stream history was lost.
+    #[serde(default)]
+    pub recomputed: bool,
 }
 
 impl OpenWindow {
@@ -207,6 +210,7 @@ impl OpenWindow {
             streaming_since,
             events_applied: 0,
             last_event_at: None,
+            recomputed: false,
         }
     }
 

@@ -277,7 +277,7 @@ async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
         "a log line saying the server is unreachable",
         async || {
             svc.output()
-                .contains("Cannot open the change stream; retrying with backoff.")
+                .contains("Change stream unavailable; retrying with backoff.")
                 .then_some(())
         },
     )

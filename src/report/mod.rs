@@ -148,6 +148,17 @@ pub fn period_line(w: &Window, tz: Tz) -> String {
     format!("{name} Period ({range})")
 }
 
+/// "Morning 2025-05-29" for 6 h windows, else "10:20 – 10:30 2025-05-29": names a window in
+/// one short phrase (late-sale corrections).
+pub fn window_label(w: &Window, tz: Tz) -> String {
+    let period = period_line(w, tz);
+    let date = w.start.with_timezone(&tz).format("%Y-%m-%d");
+    match period.split_once(" Period") {
+        Some((name, _)) => format!("{name} {date}"),
+        None => format!("{period} {date}"),
+    }
+}
+
 /// "12:00 – 18:00 UTC on 2025-05-29"; the last window of a day ends at 24:00.
 pub fn time_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));

@@ -4,26 +4,32 @@
 //! This task is the only writer of the totals, so whatever it saves between two events is a
 //! consistent pair: every event up to the saved token is in the saved totals, none after it.
 
+mod fold;
+mod live;
+
+pub use fold::{document_id, Fold, Folded};
+pub use live::{Live, LogLimiter};
+
+use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
-use crate::rules::{self, SkipReason};
+use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Totals, Window, WindowId};
+use crate::window::{OpenWindow, Tally, Window, WindowId};
 use backoff::backoff::Backoff;
-use bson::{doc, Document, RawDocument, RawDocumentBuf};
-use chrono::{DateTime, Utc};
-use dashmap::DashMap;
+use bson::{doc, Document, RawDocumentBuf};
+use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::change_stream::ChangeStream;
 use mongodb::error::ErrorKind;
 use mongodb::options::FullDocumentType;
 use mongodb::Collection;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Save at least this often while anything changed…
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -33,6 +39,8 @@ const CHECKPOINT_EVENTS: u64 = 10_000;
 const MAX_AWAIT: Duration = Duration::from_millis(500);
 /// After (re)connecting, a due window waits at most this long for the stream to catch up.
 const MAX_CATCH_UP: Duration = Duration::from_secs(30);
+/// How long a rebuild keeps retrying each window's query.
+const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Server error codes after which a token can never be resumed.
 const HISTORY_LOST: [i32; 3] = [286, 280, 260];
@@ -41,13 +49,14 @@ const HISTORY_LOST: [i32; 3] = [286, 280, 260];
 pub enum SourceError {
     #[error("MongoDB: {0}")]
     Mongo(#[from] mongodb::error::Error),
-    #[error("the saved resume token is no longer in the oplog (code {code}); the stream cannot resume from it")]
+    #[error("the saved resume token is no longer in the oplog (code {code})")]
     HistoryLost { code: i32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl SourceError {
+    /// Retryable by reconnecting. History loss is handled by a rebuild, not a retry.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Mongo(e) => !matches!(
@@ -69,43 +78,23 @@ impl SourceError {
     }
 }
 
-/// The live, readable state: open windows and counters. Written only by [`Tailer`].
-#[derive(Debug, Default)]
-pub struct Live {
-    pub windows: DashMap<WindowId, OpenWindow>,
-    pub events_applied: AtomicU64,
-    pub events_skipped: AtomicU64,
-    pub events_late: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub checkpoints: AtomicU64,
-    pub connected: AtomicBool,
-    /// Unix ms of the last durable checkpoint (0: none yet).
-    pub checkpoint_at_ms: AtomicI64,
-}
-
-impl Live {
-    /// Open windows, oldest first.
-    pub fn snapshot(&self) -> Vec<OpenWindow> {
-        let mut v: Vec<_> = self.windows.iter().map(|e| e.value().clone()).collect();
-        v.sort_by_key(|w| w.window.start);
-        v
-    }
-}
-
 pub struct Tailer {
     coll: Collection<Document>,
     config: Arc<Config>,
     store: Store,
     live: Arc<Live>,
     outbox: Arc<Notify>,
+    alerts: Alerter,
     token: Option<ResumeToken>,
     next_close: Window,
     started_at: DateTime<Utc>,
-    late: BTreeMap<WindowId, Totals>,
+    late: BTreeMap<WindowId, Tally>,
     unsaved_events: u64,
     last_save: Instant,
     caught_up: bool,
     connected_at: Instant,
+    down_since: Option<Instant>,
+    skip_log: LogLimiter,
 }
 
 impl Tailer {
@@ -116,9 +105,10 @@ impl Tailer {
         store: Store,
         live: Arc<Live>,
         outbox: Arc<Notify>,
+        alerts: Alerter,
         now: DateTime<Utc>,
     ) -> Result<Tailer, SourceError> {
-        let (token, next_close) = match store.load_checkpoint()? {
+        let (token, mut next_close) = match store.load_checkpoint()? {
             Some(cp) => {
                 info!(open_windows = cp.open.len(), next_close = %cp.next_close.id(), has_token = cp.token.is_some(), "Restored checkpoint.");
                 for w in cp.open {
@@ -131,12 +121,28 @@ impl Tailer {
                 (None, config.window.window_of(now))
             }
         };
+        // After long downtime, report at most `max_catchup` worth of missed windows.
+        let oldest = config
+            .window
+            .window_of(now - TimeDelta::from_std(config.max_catchup).unwrap_or(TimeDelta::MAX));
+        if next_close.start < oldest.start {
+            let message = format!(
+                "down since {}: windows before {} are beyond POWER_REVENUE_MAX_CATCHUP and will not be reported",
+                next_close.start.to_rfc3339(),
+                oldest.start.to_rfc3339()
+            );
+            warn!(skipped_from = %next_close.id(), resume_at = %oldest.id(), "Missed windows beyond the catch-up limit are not reported.");
+            alerts.raise(AlertKind::CatchUpLimited, message);
+            live.windows.retain(|id, _| *id >= oldest.id());
+            next_close = oldest;
+        }
         Ok(Tailer {
             coll,
             config,
             store,
             live,
             outbox,
+            alerts,
             token,
             next_close,
             started_at: now,
@@ -145,41 +151,80 @@ impl Tailer {
             last_save: Instant::now(),
             caught_up: false,
             connected_at: Instant::now(),
+            down_since: None,
+            skip_log: LogLimiter::new(20, Duration::from_secs(10)),
         })
     }
 
     /// Runs until `shutdown`, reconnecting with backoff; saves a final checkpoint on the way out.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let mut backoff = reconnect_backoff();
+        let mut rebuild = false;
         while !shutdown.is_cancelled() {
-            match self.open_stream().await {
+            let outcome = match self.open_stream().await {
                 Ok(stream) => {
-                    if self.live.connected.swap(true, Relaxed) {
-                        self.live.reconnects.fetch_add(1, Relaxed);
+                    self.on_connected(&mut backoff);
+                    if std::mem::take(&mut rebuild) {
+                        self.rebuild_open_windows().await?;
                     }
-                    info!(resuming = self.token.is_some(), "Change stream open.");
-                    backoff.reset();
-                    self.caught_up = false;
-                    self.connected_at = Instant::now();
-                    if let Err(error) = self.tail(stream, &shutdown).await {
-                        if !error.is_retryable() {
-                            return Err(error);
-                        }
-                        warn!(%error, "Change stream interrupted; reconnecting.");
-                    }
+                    self.tail(stream, &shutdown).await
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(SourceError::HistoryLost { code }) => {
+                    // Never silently restart at "now": rebuild the open windows from the
+                    // database once a fresh stream is open, so nothing between is lost.
+                    error!(
+                        code,
+                        "Change-stream history lost; rebuilding open windows from the database."
+                    );
+                    self.alerts.raise(
+                        AlertKind::HistoryLost,
+                        format!("the change stream could not resume (code {code}, history lost); open windows are being recomputed from the database"),
+                    );
+                    self.token = None;
+                    rebuild = true;
+                    continue;
                 }
                 Err(error) if error.is_retryable() => {
-                    warn!(%error, "Cannot open the change stream; retrying with backoff.");
+                    warn!(%error, "Change stream unavailable; retrying with backoff.")
                 }
                 Err(error) => return Err(error),
             }
-            self.live.connected.store(false, Relaxed);
+            self.on_disconnected();
             let pause = backoff.next_backoff().unwrap_or(Duration::from_secs(30));
             self.wait_disconnected(pause, &shutdown).await?;
         }
         self.save(Vec::new()).await?;
         info!("Change stream stopped; final checkpoint saved.");
         Ok(())
+    }
+
+    fn on_connected(&mut self, backoff: &mut backoff::ExponentialBackoff) {
+        if self.live.connected.swap(true, Relaxed) || self.down_since.is_some() {
+            self.live.reconnects.fetch_add(1, Relaxed);
+        }
+        info!(resuming = self.token.is_some(), "Change stream open.");
+        backoff.reset();
+        self.caught_up = false;
+        self.connected_at = Instant::now();
+        self.down_since = None;
+    }
+
+    fn on_disconnected(&mut self) {
+        self.live.connected.store(false, Relaxed);
+        let since = *self.down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.config.alert_stream_down {
+            self.alerts.raise(
+                AlertKind::StreamDown,
+                format!(
+                    "the change stream has been down for {} s; retrying",
+                    since.elapsed().as_secs()
+                ),
+            );
+        }
     }
 
     async fn open_stream(&self) -> Result<ChangeStream<RawDocumentBuf>, SourceError> {
@@ -249,57 +294,61 @@ impl Tailer {
         Ok(())
     }
 
-    fn apply(&mut self, event: &RawDocument) {
+    fn apply(&mut self, event: &bson::RawDocument) {
         self.unsaved_events += 1;
-        let outcome = match event.get("fullDocument") {
-            Ok(Some(bson::RawBsonRef::Document(doc))) => rules::classify(doc, &self.config.fields),
-            _ => Err(SkipReason::NoDocument),
+        let fold = Fold {
+            fields: &self.config.fields,
+            spec: &self.config.window,
+            open_from: self.next_close.start,
+            started_at: self.started_at,
+            now: Utc::now(),
         };
-        match outcome {
-            Ok(sale) => {
-                let window = self.config.window.window_of(sale.at);
-                if window.start < self.next_close.start {
-                    self.late_sale(window, &sale.utility, sale.amount);
-                    return;
-                }
-                let since = self.started_at.max(window.start);
-                let mut open = self
-                    .live
-                    .windows
-                    .entry(window.id())
-                    .or_insert_with(|| OpenWindow::new(window, since));
-                match open.totals.add(&sale.utility, sale.amount) {
-                    Ok(()) => {
-                        open.events_applied += 1;
-                        open.last_event_at = Some(Utc::now());
-                        self.live.events_applied.fetch_add(1, Relaxed);
-                    }
-                    Err(_) => self.skipped(event, "total_overflow"),
+        match fold.apply(event, &self.live) {
+            Folded::Counted => {}
+            Folded::Late {
+                window,
+                utility,
+                amount,
+            } => {
+                self.live.events_late.fetch_add(1, Relaxed);
+                warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it.");
+                let _ = self.late.entry(window.id()).or_default().add(amount);
+            }
+            Folded::Skipped(reason) => {
+                self.live.count_skip(reason);
+                if self.skip_log.allow() {
+                    warn!(document_id = %document_id(event), reason, "Sale skipped.");
                 }
             }
-            Err(reason) => self.skipped(event, reason.as_str()),
         }
     }
 
-    fn late_sale(&mut self, window: Window, utility: &str, amount: rust_decimal::Decimal) {
-        self.live.events_late.fetch_add(1, Relaxed);
-        warn!(window = %window.id(), %utility, %amount, "Sale arrived after its window closed; counted as late.");
-        let _ = self
-            .late
-            .entry(window.id())
-            .or_default()
-            .add(utility, amount);
-    }
-
-    fn skipped(&self, event: &RawDocument, reason: &'static str) {
-        self.live.events_skipped.fetch_add(1, Relaxed);
-        let id = event
-            .get_document("documentKey")
-            .ok()
-            .and_then(|k| k.get("_id").ok().flatten())
-            .and_then(|v| bson::Bson::try_from(v).ok())
-            .map_or_else(|| "?".to_owned(), |b| b.to_string());
-        warn!(document_id = %id, reason, "Sale skipped.");
+    /// After history loss: the open windows' totals from the database, marked recomputed.
+    async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
+        let now = Utc::now();
+        let mut w = self.next_close;
+        while w.start <= now {
+            match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
+            {
+                Ok(totals) => {
+                    let total = totals.total();
+                    let mut open = OpenWindow::new(w, w.start);
+                    open.events_applied = total.count;
+                    open.totals = totals;
+                    open.recomputed = true;
+                    info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
+                    self.live.windows.insert(w.id(), open);
+                }
+                Err(error) => {
+                    error!(%error, window = %w.id(), "Cannot recompute the window; keeping the streamed totals.");
+                    if let Some(mut open) = self.live.windows.get_mut(&w.id()) {
+                        open.recomputed = true;
+                    }
+                }
+            }
+            w = self.config.window.next(&w);
+        }
+        self.save(Vec::new()).await
     }
 
     fn due_for_save(&self) -> bool {
@@ -307,7 +356,7 @@ impl Tailer {
     }
 
     fn window_due(&self, now: DateTime<Utc>) -> bool {
-        let grace = chrono::TimeDelta::from_std(self.config.grace).unwrap_or_default();
+        let grace = TimeDelta::from_std(self.config.grace).unwrap_or_default();
         now >= self.next_close.end + grace
     }
 
@@ -343,28 +392,13 @@ impl Tailer {
             self.save(closed).await?;
         }
         if any_closed {
+            crate::failpoint::hit("after_close");
             self.outbox.notify_one();
         }
         Ok(())
     }
 
-    async fn save(&mut self, mut records: Vec<ReportRecord>) -> Result<(), SourceError> {
-        for (id, late) in std::mem::take(&mut self.late) {
-            let record = records.iter_mut().find(|r| r.window.id() == id);
-            let mut stored = match record {
-                Some(r) => r.clone(),
-                None => match self.store.report(id)? {
-                    Some(r) => r,
-                    None => continue,
-                },
-            };
-            for (_, t) in late.by_utility {
-                stored.late.revenue += t.revenue;
-                stored.late.count += t.count;
-            }
-            records.retain(|r| r.window.id() != id);
-            records.push(stored);
-        }
+    async fn save(&mut self, closed: Vec<ReportRecord>) -> Result<(), SourceError> {
         let cp = Checkpoint {
             token: self.token.clone(),
             open: self.live.snapshot(),
@@ -372,12 +406,13 @@ impl Tailer {
             saved_at: Utc::now(),
         };
         let started = Instant::now();
-        self.store.save_checkpoint(&cp, &records).await?;
+        self.store.save_checkpoint(&cp, &closed, &self.late).await?;
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             events = self.unsaved_events,
             "Checkpoint saved."
         );
+        self.late.clear();
         self.unsaved_events = 0;
         self.last_save = Instant::now();
         self.live.checkpoints.fetch_add(1, Relaxed);

@@ -1,0 +1,77 @@
+//! Folding one change event into the live totals: decode the projected raw event, apply the
+//! rules, find the window. No I/O; the hot path of the service (see `benches/fold.rs`).
+
+use super::live::Live;
+use crate::config::Fields;
+use crate::rules::{self, SkipReason};
+use crate::window::{OpenWindow, Window, WindowSpec};
+use bson::{RawBsonRef, RawDocument};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What became of one event.
+#[derive(Debug, PartialEq)]
+pub enum Folded {
+    Counted,
+    /// The sale's window was already closed (handed to the outbox).
+    Late {
+        window: Window,
+        utility: String,
+        amount: Decimal,
+    },
+    Skipped(&'static str),
+}
+
+pub struct Fold<'a> {
+    pub fields: &'a Fields,
+    pub spec: &'a WindowSpec,
+    /// Windows starting before this are closed.
+    pub open_from: DateTime<Utc>,
+    /// When this process began streaming (windows opened later are only partly streamed).
+    pub started_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+impl Fold<'_> {
+    pub fn apply(&self, event: &RawDocument, live: &Live) -> Folded {
+        let sale = match event.get("fullDocument") {
+            Ok(Some(RawBsonRef::Document(doc))) => rules::classify(doc, self.fields),
+            _ => Err(SkipReason::NoDocument),
+        };
+        let sale = match sale {
+            Ok(sale) => sale,
+            Err(reason) => return Folded::Skipped(reason.as_str()),
+        };
+        let window = self.spec.window_of(sale.at);
+        if window.start < self.open_from {
+            return Folded::Late {
+                window,
+                utility: sale.utility,
+                amount: sale.amount,
+            };
+        }
+        let since = self.started_at.max(window.start);
+        let mut open = live
+            .windows
+            .entry(window.id())
+            .or_insert_with(|| OpenWindow::new(window, since));
+        if open.totals.add(&sale.utility, sale.amount).is_err() {
+            return Folded::Skipped("total_overflow");
+        }
+        open.events_applied += 1;
+        open.last_event_at = Some(self.now);
+        live.events_applied.fetch_add(1, Relaxed);
+        Folded::Counted
+    }
+}
+
+/// The document id of an event, for logs.
+pub fn document_id(event: &RawDocument) -> String {
+    event
+        .get_document("documentKey")
+        .ok()
+        .and_then(|k| k.get("_id").ok().flatten())
+        .and_then(|v| bson::Bson::try_from(v).ok())
+        .map_or_else(|| "?".to_owned(), |b| b.to_string())
+}

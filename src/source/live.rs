@@ -1,0 +1,89 @@
+//! The live, readable state: open windows with their running totals, and counters. Written
+//! only by the tailer; read by `status`, the HTTP API and tests.
+
+use crate::window::{OpenWindow, WindowId};
+use dashmap::DashMap;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+#[derive(Debug, Default)]
+pub struct Live {
+    pub windows: DashMap<WindowId, OpenWindow>,
+    pub events_applied: AtomicU64,
+    pub events_skipped: AtomicU64,
+    pub skipped_by_reason: DashMap<&'static str, u64>,
+    pub events_late: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub connected: AtomicBool,
+    /// Unix ms of the last durable checkpoint (0: none yet).
+    pub checkpoint_at_ms: AtomicI64,
+}
+
+impl Live {
+    /// Open windows, oldest first.
+    pub fn snapshot(&self) -> Vec<OpenWindow> {
+        let mut v: Vec<_> = self.windows.iter().map(|e| e.value().clone()).collect();
+        v.sort_by_key(|w| w.window.start);
+        v
+    }
+
+    pub fn count_skip(&self, reason: &'static str) {
+        self.events_skipped.fetch_add(1, Relaxed);
+        *self.skipped_by_reason.entry(reason).or_default() += 1;
+    }
+
+    pub fn skipped_by_reason(&self) -> BTreeMap<String, u64> {
+        self.skipped_by_reason
+            .iter()
+            .map(|e| (e.key().to_string(), *e.value()))
+            .collect()
+    }
+}
+
+/// Bounds how many skipped documents are logged one by one: a flood of bad documents must not
+/// flood the log. The rest are summarised once the interval ends; all are counted regardless.
+#[derive(Debug)]
+pub struct LogLimiter {
+    interval: Duration,
+    max: u32,
+    started: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    pub fn new(max: u32, interval: Duration) -> LogLimiter {
+        LogLimiter {
+            interval,
+            max,
+            started: Instant::now(),
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether this one may be logged now.
+    pub fn allow(&mut self) -> bool {
+        if self.started.elapsed() >= self.interval {
+            if self.suppressed > 0 {
+                warn!(
+                    count = self.suppressed,
+                    "More sales were skipped than logged (see the counters)."
+                );
+            }
+            self.started = Instant::now();
+            self.logged = 0;
+            self.suppressed = 0;
+        }
+        if self.logged < self.max {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
