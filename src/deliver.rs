@@ -9,10 +9,11 @@ use crate::alert::{AlertKind, Alerter};
 use crate::config::Config;
 use crate::money::format_naira;
 use crate::reconcile;
-use crate::report::slack::SlackClient;
+use crate::report::slack::{SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
 use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
 use crate::window::{Tally, WindowId};
+use backoff::backoff::Backoff;
 use bson::Document;
 use chrono::Utc;
 use mongodb::Collection;
@@ -46,17 +47,26 @@ impl Sink {
         }
     }
 
-    pub async fn send(
-        &self,
-        payload: &serde_json::Value,
-        patience: Duration,
-    ) -> Result<(), report::slack::SlackError> {
+    /// One attempt.
+    pub async fn send_once(&self, payload: &serde_json::Value) -> Result<(), SlackError> {
         match self {
-            Sink::Slack(client) => client.post_with_retry(payload, patience).await,
+            Sink::Slack(client) => client.post(payload).await,
             Sink::Stdout => {
                 println!("{}\n", payload["text"].as_str().unwrap_or_default());
                 Ok(())
             }
+        }
+    }
+
+    /// Retries retryable failures for up to `patience`.
+    pub async fn send(
+        &self,
+        payload: &serde_json::Value,
+        patience: Duration,
+    ) -> Result<(), SlackError> {
+        match self {
+            Sink::Slack(client) => client.post_with_retry(payload, patience).await,
+            Sink::Stdout => self.send_once(payload).await,
         }
     }
 }
@@ -102,7 +112,7 @@ impl Deliverer {
                 let carried = self.prepare(&mut record).await?;
                 self.store.put_report_carrying(&record, &carried).await?;
             }
-            if !self.deliver(&mut record).await? {
+            if !self.deliver(&mut record, shutdown).await? {
                 break;
             }
         }
@@ -186,42 +196,64 @@ impl Deliverer {
         Ok(carried)
     }
 
-    /// Returns whether the next report may go (this one is settled).
-    async fn deliver(&self, record: &mut ReportRecord) -> Result<bool, StoreError> {
+    /// Posts one report, retrying with backoff for up to [`SLACK_PATIENCE`]; every failed
+    /// attempt is persisted so `status` shows it. Returns whether the next report may go.
+    async fn deliver(
+        &self,
+        record: &mut ReportRecord,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, StoreError> {
         let id = record.window.id();
         let Some(payload) = record.payload.clone() else {
             return Ok(true);
         };
-        record.attempts += 1;
-        crate::failpoint::hit("before_post");
-        match self.sink.send(&payload, SLACK_PATIENCE).await {
-            Ok(()) => {
-                // The one unavoidable duplicate: a crash right here reposts after restart.
-                crate::failpoint::hit("after_post");
-                record.delivery = Delivery::Sent { at: Utc::now() };
-                record.last_error = None;
-                self.store.put_report(record).await?;
-                info!(window = %id, "Report posted.");
-                Ok(true)
-            }
-            Err(e) if e.is_retryable() => {
-                warn!(error = %e, window = %id, "Slack post failed; will retry.");
-                record.last_error = Some(e.to_string());
-                self.store.put_report(record).await?;
-                Ok(false)
-            }
-            Err(e) => {
-                error!(error = %e, window = %id, "Slack refused the report; giving up on it.");
+        let mut backoff = SlackClient::backoff(Some(SLACK_PATIENCE));
+        loop {
+            record.attempts += 1;
+            crate::failpoint::hit("before_post");
+            let error = match self.sink.send_once(&payload).await {
+                Ok(()) => {
+                    // The one unavoidable duplicate: a crash right here reposts after restart.
+                    crate::failpoint::hit("after_post");
+                    record.delivery = Delivery::Sent { at: Utc::now() };
+                    record.last_error = None;
+                    self.store.put_report(record).await?;
+                    info!(window = %id, attempts = record.attempts, "Report posted.");
+                    return Ok(true);
+                }
+                Err(e) => e,
+            };
+            record.last_error = Some(error.to_string());
+            if !error.is_retryable() {
+                error!(%error, window = %id, "Slack refused the report; giving up on it.");
                 self.alerts.raise(
                     AlertKind::Undeliverable,
-                    format!("the report for window {id} was refused by Slack: {e}"),
+                    format!("the report for window {id} was refused by Slack: {error}"),
                 );
                 record.delivery = Delivery::Undeliverable {
-                    reason: e.to_string(),
+                    reason: error.to_string(),
                 };
-                record.last_error = Some(e.to_string());
                 self.store.put_report(record).await?;
-                Ok(true)
+                return Ok(true);
+            }
+            self.store.put_report(record).await?;
+            let wait = match (&error, backoff.next_backoff()) {
+                (
+                    SlackError::RateLimited {
+                        retry_after: Some(d),
+                    },
+                    Some(_),
+                ) => *d,
+                (_, Some(d)) => d,
+                (_, None) => {
+                    warn!(%error, window = %id, attempts = record.attempts, "Slack post failed; will retry in the next round.");
+                    return Ok(false);
+                }
+            };
+            warn!(%error, window = %id, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Ok(false),
             }
         }
     }

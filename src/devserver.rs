@@ -125,6 +125,20 @@ impl DevServer {
         self.storage.as_deref()
     }
 
+    /// Stops the server the way an operator would (SIGTERM via the stdin watchdog), so it
+    /// flushes its storage, and waits for it.
+    pub fn shutdown(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop();
+    }
+
     /// Stops the process (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();

@@ -49,7 +49,7 @@ impl SlackClient {
             .json(payload)
             .send()
             .await
-            .map_err(|e| SlackError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| SlackError::Transport(error_chain(&e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -74,20 +74,24 @@ impl SlackClient {
         })
     }
 
+    /// The retry policy for Slack: about one message a second at first, at most 15 s apart.
+    pub fn backoff(max_elapsed: Option<Duration>) -> backoff::ExponentialBackoff {
+        backoff::ExponentialBackoff {
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(15),
+            max_elapsed_time: max_elapsed,
+            ..Default::default()
+        }
+    }
+
     /// Retries 429 (honouring `Retry-After`), 5xx and transport errors until `max_elapsed`.
     pub async fn post_with_retry(
         &self,
         payload: &Value,
         max_elapsed: Duration,
     ) -> Result<(), SlackError> {
-        let policy = backoff::ExponentialBackoff {
-            initial_interval: Duration::from_secs(1), // Slack allows about one message a second
-            max_interval: Duration::from_secs(60),
-            max_elapsed_time: Some(max_elapsed),
-            ..Default::default()
-        };
         backoff::future::retry_notify(
-            policy,
+            Self::backoff(Some(max_elapsed)),
             || async {
                 self.post(payload).await.map_err(|e| match e {
                     SlackError::RateLimited { retry_after: Some(d) } => backoff::Error::retry_after(e, d),
@@ -101,4 +105,17 @@ impl SlackClient {
         )
         .await
     }
+}
+
+/// "error sending request: tcp connect error: Connection refused": the causes, not just the
+/// outermost message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

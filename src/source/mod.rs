@@ -325,9 +325,13 @@ impl Tailer {
 
     /// After history loss: the open windows' totals from the database, marked recomputed.
     async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
+        // Every window from the next to close up to now, and any (future-dated) window the
+        // stream had already opened: all of them may have missed events.
         let now = Utc::now();
+        let last_open = self.live.windows.iter().map(|e| e.window.start).max();
+        let until = last_open.map_or(now, |start| start.max(now));
         let mut w = self.next_close;
-        while w.start <= now {
+        while w.start <= until {
             match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
             {
                 Ok(totals) => {

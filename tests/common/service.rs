@@ -138,8 +138,39 @@ impl Service {
     }
 
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Restarts with extra env for this run only (e.g. a failpoint).
+    pub fn restart_with(&mut self, extra: &[(&str, &str)]) {
         assert!(self.child.is_none(), "stop it first");
+        let saved = self.env.clone();
+        for (k, v) in extra {
+            self.env.retain(|(key, _)| key != k);
+            self.env.push((k.to_string(), v.to_string()));
+        }
         self.spawn();
+        self.env = saved;
+    }
+
+    /// Waits for the process to exit by itself (e.g. at a failpoint).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn is_running(&mut self) -> bool {

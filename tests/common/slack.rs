@@ -24,10 +24,22 @@ pub struct FakeSlack {
     pub url: String,
 }
 
+/// The webhook URL a fake Slack on `port` will answer.
+pub fn url_on(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/services/T000/B000/SECRETWEBHOOKTOKEN")
+}
+
 impl FakeSlack {
     pub async fn start() -> FakeSlack {
+        Self::start_on(0).await
+    }
+
+    /// On a given port: a webhook URL can be handed out before Slack is "up".
+    pub async fn start_on(port: u16) -> FakeSlack {
         let mut slack = FakeSlack::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         slack.url = format!(
             "http://{}/services/T000/B000/SECRETWEBHOOKTOKEN",
             listener.local_addr().unwrap()
