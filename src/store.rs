@@ -18,6 +18,43 @@ const LATE_PREFIX: &str = "late/";
 /// Late sales already carried by a report (written only by the outbox worker).
 const CARRIED_PREFIX: &str = "carried/";
 const FORMAT: &[u8] = b"power-revenue/1";
+/// Beside sled's files: says this directory once held our state (see [`Store::open`]).
+const MARKER_FILE: &str = "power-revenue.state";
+/// What sled itself keeps in its directory.
+const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap."];
+
+/// The first entry that neither sled nor power-revenue would have put there (dotfiles such as
+/// a `.gitkeep` are allowed).
+fn foreign_entry(dir: &Path) -> std::io::Result<Option<String>> {
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with('.')
+            || name == MARKER_FILE
+            || SLED_FILES
+                .iter()
+                .any(|f| name == *f || (f.ends_with('.') && name.starts_with(f)));
+        if !ours {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// Any tree other than ours, or sled's default tree, holding keys.
+fn holds_other_data(db: &sled::Db) -> Result<bool, StoreError> {
+    if !db.is_empty() {
+        return Ok(true);
+    }
+    for name in db.tree_names() {
+        if name.as_ref() != b"state"
+            && name.as_ref() != b"__sled__default"
+            && !db.open_tree(&name)?.is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +66,8 @@ pub enum StoreError {
     Foreign(String),
     #[error("state write failed: {0}")]
     Io(#[from] sled::Error),
+    #[error("state directory {0}")]
+    Damaged(String),
     #[error("state record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
 }
@@ -124,11 +163,23 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens (or creates) the state directory. Refuses a directory holding anything else, and
+    /// one whose data sled no longer finds: starting fresh there would silently forget the
+    /// checkpoint and re-report or skip windows.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+        let open_error = |e: std::io::Error| StoreError::Open {
             dir: dir.into(),
             reason: e.kind().to_string(),
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(open_error)?;
+        if let Some(name) = foreign_entry(dir).map_err(open_error)? {
+            return Err(StoreError::Foreign(format!(
+                "{} contains {name:?}, which is not power-revenue state",
+                dir.display()
+            )));
+        }
+        let marker = dir.join(MARKER_FILE);
+        let claimed = marker.exists();
         let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
             sled::Error::Io(io) if io.to_string().contains("lock") => {
                 StoreError::Locked(dir.into())
@@ -137,21 +188,39 @@ impl Store {
                 dir: dir.into(),
                 reason: io.kind().to_string(),
             },
-            other => StoreError::Foreign(other.to_string()),
+            other => StoreError::Damaged(format!(
+                "{} is damaged ({other}); move it aside (the service then starts at the current window) or restore a backup",
+                dir.display()
+            )),
         })?;
         let tree = db.open_tree("state")?;
         match tree.get(KEY_FORMAT)? {
             Some(v) if v.as_ref() == FORMAT => {}
             Some(v) => {
-                return Err(StoreError::Foreign(
-                    String::from_utf8_lossy(&v).into_owned(),
-                ))
+                return Err(StoreError::Foreign(format!(
+                    "format {}",
+                    String::from_utf8_lossy(&v)
+                )))
             }
-            None if tree.is_empty() => {
+            None if claimed => {
+                return Err(StoreError::Damaged(format!(
+                    "{} held power-revenue state but its data is gone or damaged; move it aside (the service then starts at the current window) or restore a backup",
+                    dir.display()
+                )))
+            }
+            None if !tree.is_empty() || holds_other_data(&db)? => {
+                return Err(StoreError::Foreign("sled data of another program".into()))
+            }
+            None => {
                 tree.insert(KEY_FORMAT, FORMAT)?;
                 db.flush()?;
             }
-            None => return Err(StoreError::Foreign("unversioned data".into())),
+        }
+        if !claimed {
+            // After the format key is durable: a crash in between is a fresh start again.
+            std::fs::write(&marker, FORMAT)
+                .and_then(|()| std::fs::File::open(&marker)?.sync_all())
+                .map_err(open_error)?;
         }
         Ok(Store { tree, db })
     }
