@@ -33,7 +33,8 @@ pub async fn report(
     let coll = app::collection(&config).await?;
     let totals = reconcile::query_with_retry(&coll, &config, &window, Duration::from_secs(30))
         .await
-        .context("the revenue query failed")?;
+        .context("the revenue query failed")?
+        .totals;
     let payload = report::render(&ReportView {
         window,
         tz: config.window.tz(),

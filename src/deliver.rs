@@ -11,7 +11,9 @@ use crate::money::format_naira;
 use crate::reconcile;
 use crate::report::slack::{SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
-use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
+use crate::store::{
+    ClusterTime, Delivery, LateKey, Reconciliation, ReportRecord, Store, StoreError,
+};
 use crate::window::{Tally, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
@@ -120,11 +122,11 @@ impl Deliverer {
     }
 
     /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed),
-    /// with corrections for late sales of earlier windows. Returns the late sales it carries.
+    /// with corrections for late sales of earlier windows. Returns the late sales it settles.
     async fn prepare(
         &self,
         record: &mut ReportRecord,
-    ) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+    ) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
         let id = record.window.id();
         let reconciliation = match reconcile::query_with_retry(
             &self.coll,
@@ -134,9 +136,10 @@ impl Deliverer {
         )
         .await
         {
-            Ok(db) => Reconciliation {
-                database: Some(db),
+            Ok(reading) => Reconciliation {
+                database: Some(reading.totals),
                 error: None,
+                at: reading.at,
             },
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
@@ -145,6 +148,7 @@ impl Deliverer {
                 Reconciliation {
                     database: None,
                     error: Some(e.to_string()),
+                    at: None,
                 }
             }
         };
@@ -165,35 +169,40 @@ impl Deliverer {
             );
         }
         let mut notes = notes(record, &reconciliation);
-        // Late sales of this very window are in the query just run; earlier windows' late
-        // sales become correction lines. Both are marked carried with this record.
-        let mut carried = BTreeMap::new();
-        let all_late = self.store.late()?;
-        for (late_id, extra) in self.store.uncarried_late()? {
-            if late_id < id {
-                let w = self.config.window.window_of(late_id.start());
-                notes.push(format!(
-                    "Late for {}: +{}, {}",
-                    report::window_label(&w, self.config.window.tz()),
-                    format_naira(extra.revenue),
-                    transactions(extra.count)
-                ));
-            }
-            if late_id <= id {
-                carried.insert(late_id, all_late[&late_id]);
+        record.reconciliation = Some(reconciliation);
+        let unsettled = self.store.uncarried_late_sales()?;
+        let mut earlier = BTreeMap::new();
+        for key in unsettled.keys() {
+            if key.window < id && !earlier.contains_key(&key.window) {
+                let report = self.store.report(key.window)?;
+                earlier.insert(key.window, report.and_then(|r| r.reconciliation));
             }
         }
-        let shown = reconciliation.database.as_ref().unwrap_or(&record.streamed);
+        let (corrections, settled) =
+            late_corrections(record, unsettled, |w| earlier.get(&w).cloned().flatten());
+        for (late_id, extra) in corrections {
+            let w = self.config.window.window_of(late_id.start());
+            notes.push(format!(
+                "Late for {}: +{}, {}",
+                report::window_label(&w, self.config.window.tz()),
+                format_naira(extra.revenue),
+                transactions(extra.count)
+            ));
+        }
+        let shown = record
+            .reconciliation
+            .as_ref()
+            .and_then(|r| r.database.as_ref())
+            .unwrap_or(&record.streamed);
         record.payload = Some(report::render(&ReportView {
             window: record.window,
             tz: self.config.window.tz(),
             totals: shown,
             notes,
         }));
-        record.reconciliation = Some(reconciliation);
         record.delivery = Delivery::Ready;
         record.updated_at = Utc::now();
-        Ok(carried)
+        Ok(settled)
     }
 
     /// Posts one report, retrying with backoff for up to [`SLACK_PATIENCE`]; every failed
@@ -259,6 +268,40 @@ impl Deliverer {
     }
 }
 
+/// Splits unsettled late sales into those a reconciliation already counted (committed at or
+/// before the query's read time) and real corrections for windows before `record`'s. A late
+/// sale of `record`'s own window committed after its query waits for the next report.
+/// Returns (corrections per window, every sale settled by this report).
+pub fn late_corrections(
+    record: &ReportRecord,
+    unsettled: BTreeMap<LateKey, Tally>,
+    reconciliation_of: impl Fn(WindowId) -> Option<Reconciliation>,
+) -> (BTreeMap<WindowId, Tally>, BTreeMap<LateKey, Tally>) {
+    let id = record.window.id();
+    // Only a successful query counted anything; stream totals never include a late sale.
+    let read_at = |rec: Option<Reconciliation>| -> Option<ClusterTime> {
+        rec.filter(|r| r.database.is_some()).and_then(|r| r.at)
+    };
+    let own = read_at(record.reconciliation.clone());
+    let (mut corrections, mut settled) = (BTreeMap::new(), BTreeMap::new());
+    for (key, extra) in unsettled {
+        let counted_at = match key.window.cmp(&id) {
+            std::cmp::Ordering::Greater => continue,
+            std::cmp::Ordering::Equal => own,
+            std::cmp::Ordering::Less => read_at(reconciliation_of(key.window)),
+        };
+        if counted_at.is_some_and(|at| key.at <= at) {
+            settled.insert(key, extra);
+        } else if key.window < id {
+            let sum: &mut Tally = corrections.entry(key.window).or_default();
+            sum.revenue += extra.revenue;
+            sum.count += extra.count;
+            settled.insert(key, extra);
+        }
+    }
+    (corrections, settled)
+}
+
 /// Context lines: how the stream compared with the database.
 pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
     let streamed = record.streamed.total();
@@ -281,4 +324,86 @@ pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
     };
     lines.extend(recomputed);
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CLUSTER_TIME_UNKNOWN;
+    use crate::window::{OpenWindow, Totals, WindowSpec};
+    use chrono::TimeZone;
+    use chrono_tz::Tz;
+    use rust_decimal::Decimal;
+
+    fn record(spec: &WindowSpec, hour: u32, read_at: Option<ClusterTime>) -> ReportRecord {
+        let w = spec.window_of(Utc.with_ymd_and_hms(2025, 5, 29, hour, 0, 0).unwrap());
+        let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
+        r.reconciliation = Some(Reconciliation {
+            database: Some(Totals::default()),
+            error: None,
+            at: read_at,
+        });
+        r
+    }
+
+    fn one(naira: i64) -> Tally {
+        Tally {
+            revenue: Decimal::from(naira),
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn late_sales_are_corrections_only_if_no_query_counted_them() {
+        let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
+        let morning = record(&spec, 6, Some(100));
+        let afternoon = record(&spec, 12, Some(200));
+        let (m, a) = (morning.window.id(), afternoon.window.id());
+        let sales = BTreeMap::from([
+            // Committed before the morning query read: already in the morning report.
+            (LateKey { window: m, at: 90 }, one(1)),
+            // Committed after it: a correction in the afternoon report.
+            (LateKey { window: m, at: 150 }, one(20)),
+            (
+                LateKey {
+                    window: m,
+                    at: CLUSTER_TIME_UNKNOWN,
+                },
+                one(300),
+            ),
+            // The afternoon's own late sales: counted by its query, or left for the next.
+            (LateKey { window: a, at: 199 }, one(4000)),
+            (LateKey { window: a, at: 201 }, one(50000)),
+        ]);
+        let reconciliation_of = |w| (w == m).then(|| morning.reconciliation.clone().unwrap());
+        let (corrections, settled) = late_corrections(&afternoon, sales, reconciliation_of);
+        assert_eq!(
+            corrections,
+            BTreeMap::from([(
+                m,
+                Tally {
+                    revenue: Decimal::from(320),
+                    count: 2
+                }
+            )])
+        );
+        let settled: Vec<_> = settled.keys().map(|k| (k.window, k.at)).collect();
+        assert_eq!(
+            settled,
+            vec![(m, 90), (m, 150), (m, CLUSTER_TIME_UNKNOWN), (a, 199)]
+        );
+    }
+
+    #[test]
+    fn a_failed_reconciliation_counted_no_late_sale() {
+        let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
+        let mut morning = record(&spec, 6, Some(100));
+        morning.reconciliation.as_mut().unwrap().database = None;
+        let afternoon = record(&spec, 12, Some(200));
+        let m = morning.window.id();
+        let sales = BTreeMap::from([(LateKey { window: m, at: 10 }, one(7))]);
+        let (corrections, _) =
+            late_corrections(&afternoon, sales, |_| morning.reconciliation.clone());
+        assert_eq!(corrections[&m], one(7));
+    }
 }

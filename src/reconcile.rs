@@ -4,9 +4,10 @@
 use crate::config::Config;
 use crate::money;
 use crate::rules;
+use crate::store::{cluster_time, ClusterTime};
 use crate::window::{Tally, Totals, Window};
 use bson::{doc, Bson, Document};
-use futures::TryStreamExt;
+use mongodb::options::ReadConcern;
 use mongodb::Collection;
 use std::time::Duration;
 
@@ -39,18 +40,36 @@ pub fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
     ]
 }
 
-/// Runs the window's `$facet` once.
+/// A window's totals as the database had them at one cluster time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub totals: Totals,
+    /// The read's `operationTime`; `None` if the server did not say.
+    pub at: Option<ClusterTime>,
+}
+
+/// Runs the window's `$facet` once, in a session so the read's cluster time is known. Majority
+/// read concern: the snapshot then matches what change streams deliver (majority-committed).
 pub async fn query(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
-) -> Result<Totals, ReconcileError> {
-    let mut cursor = coll.aggregate(facet_pipeline(config, window)).await?;
+) -> Result<Reading, ReconcileError> {
+    let mut session = coll.client().start_session().await?;
+    let mut cursor = coll
+        .aggregate(facet_pipeline(config, window))
+        .read_concern(ReadConcern::majority())
+        .session(&mut session)
+        .await?;
     let result = cursor
-        .try_next()
-        .await?
+        .next(&mut session)
+        .await
+        .transpose()?
         .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
-    parse_facet(&result)
+    Ok(Reading {
+        totals: parse_facet(&result)?,
+        at: session.operation_time().map(cluster_time),
+    })
 }
 
 /// Runs the query with backoff until it succeeds, fails for good, or `max_elapsed` passes.
@@ -59,7 +78,7 @@ pub async fn query_with_retry(
     config: &Config,
     window: &Window,
     max_elapsed: Duration,
-) -> Result<Totals, ReconcileError> {
+) -> Result<Reading, ReconcileError> {
     let policy = backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(500),
         max_interval: Duration::from_secs(10),

@@ -113,6 +113,28 @@ pub struct Reconciliation {
     /// `None` when the query failed after retries: the report carries the streamed totals.
     pub database: Option<Totals>,
     pub error: Option<String>,
+    /// The cluster time the query read at ([`ClusterTime`]): a late sale committed at or
+    /// before it is already in `database`.
+    #[serde(default)]
+    pub at: Option<ClusterTime>,
+}
+
+/// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
+pub type ClusterTime = u64;
+
+/// Cluster time of a change event whose server gave none: after every query, so the sale is
+/// always carried as a correction rather than assumed counted.
+pub const CLUSTER_TIME_UNKNOWN: ClusterTime = u64::MAX;
+
+pub fn cluster_time(ts: bson::Timestamp) -> ClusterTime {
+    (u64::from(ts.time) << 32) | u64::from(ts.increment)
+}
+
+/// Late sales of one closed window committed at one cluster time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LateKey {
+    pub window: WindowId,
+    pub at: ClusterTime,
 }
 
 /// One window's report in the outbox.
@@ -244,7 +266,7 @@ impl Store {
         &self,
         cp: &Checkpoint,
         closed: &[ReportRecord],
-        late: &BTreeMap<WindowId, Tally>,
+        late: &BTreeMap<LateKey, Tally>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
@@ -256,11 +278,11 @@ impl Store {
         }
         if !late.is_empty() {
             let saved = self.tallies(LATE_PREFIX)?;
-            for (id, add) in late {
-                let mut t = saved.get(id).copied().unwrap_or_default();
+            for (key, add) in late {
+                let mut t = saved.get(key).copied().unwrap_or_default();
                 t.revenue += add.revenue;
                 t.count += add.count;
-                batch.insert(tally_key(LATE_PREFIX, *id).as_bytes(), encode(&t));
+                batch.insert(late_key(LATE_PREFIX, key).as_bytes(), encode(&t));
             }
         }
         self.tree.apply_batch(batch)?;
@@ -277,55 +299,66 @@ impl Store {
     pub async fn put_report_carrying(
         &self,
         r: &ReportRecord,
-        carried: &BTreeMap<WindowId, Tally>,
+        carried: &BTreeMap<LateKey, Tally>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
-        for (id, t) in carried {
-            batch.insert(tally_key(CARRIED_PREFIX, *id).as_bytes(), encode(t));
+        for (key, t) in carried {
+            batch.insert(late_key(CARRIED_PREFIX, key).as_bytes(), encode(t));
         }
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
     }
 
-    /// Late sales per closed window that no report has carried yet.
-    pub fn uncarried_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+    /// Late sales that no report has carried yet, by window and cluster time.
+    pub fn uncarried_late_sales(&self) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
         let carried = self.tallies(CARRIED_PREFIX)?;
         Ok(self
             .tallies(LATE_PREFIX)?
             .into_iter()
-            .filter_map(|(id, late)| {
-                let done = carried.get(&id).copied().unwrap_or_default();
+            .filter_map(|(key, late)| {
+                let done = carried.get(&key).copied().unwrap_or_default();
                 (late.count > done.count).then(|| {
                     let rest = Tally {
                         revenue: late.revenue - done.revenue,
                         count: late.count - done.count,
                     };
-                    (id, rest)
+                    (key, rest)
                 })
             })
             .collect())
     }
 
-    /// All late sales per window, carried or not.
-    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        self.tallies(LATE_PREFIX)
+    /// Late sales per closed window that no report has carried yet.
+    pub fn uncarried_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        Ok(per_window(self.uncarried_late_sales()?))
     }
 
-    fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+    /// All late sales per window, carried or not.
+    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        Ok(per_window(self.tallies(LATE_PREFIX)?))
+    }
+
+    fn tallies(&self, prefix: &str) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
         self.tree
             .scan_prefix(prefix)
             .map(|kv| {
                 let (k, v) = kv?;
-                let id = std::str::from_utf8(&k[prefix.len()..])
+                let key = std::str::from_utf8(&k[prefix.len()..])
                     .ok()
-                    .and_then(|s| s.parse().ok());
-                let id = id.ok_or_else(|| StoreError::Corrupt {
+                    .and_then(|s| s.split_once('/'))
+                    .and_then(|(w, at)| {
+                        Some(LateKey {
+                            window: WindowId(w.parse().ok()?),
+                            at: at.parse().ok()?,
+                        })
+                    });
+                let key = key.ok_or_else(|| StoreError::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     reason: "bad key".into(),
                 })?;
-                Ok((WindowId(id), decode(&k, &v)?))
+                Ok((key, decode(&k, &v)?))
             })
             .collect()
     }
@@ -350,8 +383,18 @@ impl Store {
     }
 }
 
-fn tally_key(prefix: &str, id: WindowId) -> String {
-    format!("{prefix}{:020}", id.0)
+fn late_key(prefix: &str, key: &LateKey) -> String {
+    format!("{prefix}{:020}/{:020}", key.window.0, key.at)
+}
+
+fn per_window(sales: BTreeMap<LateKey, Tally>) -> BTreeMap<WindowId, Tally> {
+    let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
+    for (key, t) in sales {
+        let sum = out.entry(key.window).or_default();
+        sum.revenue += t.revenue;
+        sum.count += t.count;
+    }
+    out
 }
 
 fn report_key(id: WindowId) -> String {
@@ -419,7 +462,13 @@ mod tests {
             };
             let closed = ReportRecord::closed(open.clone(), w.end);
             let late = BTreeMap::from([(
-                w.id(),
+                LateKey {
+                    window: w.id(),
+                    at: cluster_time(bson::Timestamp {
+                        time: 7,
+                        increment: 3,
+                    }),
+                },
                 Tally {
                     revenue: Decimal::from(5),
                     count: 1,

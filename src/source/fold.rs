@@ -4,6 +4,7 @@
 use super::live::Live;
 use crate::config::Fields;
 use crate::rules::{self, SkipReason};
+use crate::store::{cluster_time, ClusterTime, CLUSTER_TIME_UNKNOWN};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
@@ -19,6 +20,8 @@ pub enum Folded {
         window: Window,
         utility: String,
         amount: Decimal,
+        /// When the sale was committed, to tell whether a reconciliation already counted it.
+        at: ClusterTime,
     },
     Skipped(&'static str),
 }
@@ -45,10 +48,15 @@ impl Fold<'_> {
         };
         let window = self.spec.window_of(sale.at);
         if window.start < self.open_from {
+            let at = match event.get("clusterTime") {
+                Ok(Some(RawBsonRef::Timestamp(ts))) => cluster_time(ts),
+                _ => CLUSTER_TIME_UNKNOWN,
+            };
             return Folded::Late {
                 window,
                 utility: sale.utility,
                 amount: sale.amount,
+                at,
             };
         }
         let since = self.started_at.max(window.start);

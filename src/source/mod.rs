@@ -13,8 +13,8 @@ pub use live::{Live, LogLimiter};
 use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
 use crate::reconcile;
-use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Tally, Window, WindowId};
+use crate::store::{Checkpoint, LateKey, ReportRecord, Store, StoreError};
+use crate::window::{OpenWindow, Tally, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Document, RawDocumentBuf};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -88,7 +88,7 @@ pub struct Tailer {
     token: Option<ResumeToken>,
     next_close: Window,
     started_at: DateTime<Utc>,
-    late: BTreeMap<WindowId, Tally>,
+    late: BTreeMap<LateKey, Tally>,
     unsaved_events: u64,
     last_save: Instant,
     caught_up: bool,
@@ -309,10 +309,15 @@ impl Tailer {
                 window,
                 utility,
                 amount,
+                at,
             } => {
                 self.live.events_late.fetch_add(1, Relaxed);
-                warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it.");
-                let _ = self.late.entry(window.id()).or_default().add(amount);
+                warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it unless its reconciliation already did.");
+                let key = LateKey {
+                    window: window.id(),
+                    at,
+                };
+                let _ = self.late.entry(key).or_default().add(amount);
             }
             Folded::Skipped(reason) => {
                 self.live.count_skip(reason);
@@ -334,7 +339,8 @@ impl Tailer {
         while w.start <= until {
             match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
             {
-                Ok(totals) => {
+                Ok(reading) => {
+                    let totals = reading.totals;
                     let total = totals.total();
                     let mut open = OpenWindow::new(w, w.start);
                     open.events_applied = total.count;
@@ -429,7 +435,7 @@ impl Tailer {
 
 /// Server-side filter and projection: only fulfilled sales, only the fields we read.
 pub fn stream_pipeline(fields: &Fields, fulfilled: &str) -> Vec<Document> {
-    let mut project = doc! { "operationType": 1, "documentKey": 1 };
+    let mut project = doc! { "operationType": 1, "documentKey": 1, "clusterTime": 1 };
     for f in [&fields.time, &fields.amount, &fields.utility] {
         project.insert(format!("fullDocument.{f}"), 1);
     }
