@@ -4,7 +4,7 @@
 use super::live::Live;
 use crate::config::Fields;
 use crate::rules::{self, SkipReason};
-use crate::store::{cluster_time, ClusterTime, CLUSTER_TIME_UNKNOWN};
+use crate::store::{ClusterTime, CLUSTER_TIME_UNKNOWN};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
@@ -48,10 +48,7 @@ impl Fold<'_> {
         };
         let window = self.spec.window_of(sale.at);
         if window.start < self.open_from {
-            let at = match event.get("clusterTime") {
-                Ok(Some(RawBsonRef::Timestamp(ts))) => cluster_time(ts),
-                _ => CLUSTER_TIME_UNKNOWN,
-            };
+            let at = super::event_cluster_time(event).unwrap_or(CLUSTER_TIME_UNKNOWN);
             return Folded::Late {
                 window,
                 utility: sale.utility,

@@ -13,7 +13,10 @@ pub use live::{Live, LogLimiter};
 use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
 use crate::reconcile;
-use crate::store::{Checkpoint, LateKey, ReportRecord, Store, StoreError};
+use crate::store::{
+    cluster_time, Checkpoint, ClusterTime, LateKey, ReportRecord, Store, StoreError,
+    CLUSTER_TIME_UNKNOWN,
+};
 use crate::window::{OpenWindow, Tally, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Document, RawDocumentBuf};
@@ -87,12 +90,20 @@ pub struct Tailer {
     alerts: Alerter,
     token: Option<ResumeToken>,
     next_close: Window,
+    /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
     late: BTreeMap<LateKey, Tally>,
     unsaved_events: u64,
     last_save: Instant,
-    caught_up: bool,
-    connected_at: Instant,
+    /// Set when a window is due: the server's cluster time then, and when it was read. The
+    /// window closes once the stream has passed it, so every sale committed before the
+    /// boundary (+ grace) is in the streamed totals; see [`Self::on_batch`].
+    barrier: Option<Barrier>,
+    barrier_passed: bool,
+    /// The resume token after the last empty batch. One empty batch proves nothing (servers
+    /// may return one mid-backlog after scanning a chunk of filtered-out entries); two in a
+    /// row at the same position mean the stream is at the end of the oplog.
+    last_empty: Option<Option<ResumeToken>>,
     down_since: Option<Instant>,
     skip_log: LogLimiter,
 }
@@ -136,6 +147,7 @@ impl Tailer {
             live.windows.retain(|id, _| *id >= oldest.id());
             next_close = oldest;
         }
+        let resuming = token.is_some();
         Ok(Tailer {
             coll,
             config,
@@ -145,12 +157,18 @@ impl Tailer {
             alerts,
             token,
             next_close,
-            started_at: now,
+            // Resuming from a token, the stream has no gap: every window is fully streamed.
+            started_at: if resuming {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                now
+            },
             late: BTreeMap::new(),
             unsaved_events: 0,
             last_save: Instant::now(),
-            caught_up: false,
-            connected_at: Instant::now(),
+            barrier: None,
+            barrier_passed: false,
+            last_empty: None,
             down_since: None,
             skip_log: LogLimiter::new(20, Duration::from_secs(10)),
         })
@@ -164,6 +182,12 @@ impl Tailer {
             let outcome = match self.open_stream().await {
                 Ok(stream) => {
                     self.on_connected(&mut backoff);
+                    if self.token.is_none() {
+                        // A fresh stream's starting point, saved at once: a crash before the
+                        // first event must not restart at a later "now" and miss sales.
+                        self.token = stream.resume_token();
+                        self.save(Vec::new()).await?;
+                    }
                     if std::mem::take(&mut rebuild) {
                         self.rebuild_open_windows().await?;
                     }
@@ -208,8 +232,6 @@ impl Tailer {
         }
         info!(resuming = self.token.is_some(), "Change stream open.");
         backoff.reset();
-        self.caught_up = false;
-        self.connected_at = Instant::now();
         self.down_since = None;
     }
 
@@ -225,6 +247,45 @@ impl Tailer {
                 ),
             );
         }
+    }
+
+    /// Called after each `next_if_any`: an event (with its cluster time) or an empty batch
+    /// (with the stream's position after it). Decides whether the stream passed the barrier.
+    fn on_batch(&mut self, event_at: Option<Option<ClusterTime>>, position: Option<ResumeToken>) {
+        let Some(Barrier { at: barrier, .. }) = self.barrier else {
+            return;
+        };
+        match event_at {
+            Some(at) => {
+                self.last_empty = None;
+                self.barrier_passed |=
+                    at.is_some_and(|at| at >= barrier && at != CLUSTER_TIME_UNKNOWN);
+            }
+            None => {
+                self.barrier_passed |= self.last_empty.as_ref() == Some(&position);
+                self.last_empty = Some(position);
+            }
+        }
+    }
+
+    /// The server's cluster time now, if it says (errors only delay closing, up to a bound).
+    async fn cluster_time_now(&self) -> Option<ClusterTime> {
+        let reply = self
+            .coll
+            .client()
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .ok()?;
+        // The last write's time; replica-set members put it on every reply.
+        let ts = reply.get_timestamp("operationTime").ok().or_else(|| {
+            reply
+                .get_document("$clusterTime")
+                .ok()?
+                .get_timestamp("clusterTime")
+                .ok()
+        })?;
+        Some(cluster_time(ts))
     }
 
     async fn open_stream(&self) -> Result<ChangeStream<RawDocumentBuf>, SourceError> {
@@ -262,13 +323,31 @@ impl Tailer {
                 _ = shutdown.cancelled() => continue,
             };
             match next {
-                Ok(Some(event)) => self.apply(&event),
-                Ok(None) => self.caught_up = true,
+                Ok(Some(event)) => {
+                    self.on_batch(Some(event_cluster_time(&event)), None);
+                    self.apply(&event)
+                }
+                Ok(None) => self.on_batch(None, stream.resume_token()),
                 Err(e) => {
                     // The token covers exactly what was applied: resume from it.
                     self.token = stream.resume_token().or(self.token.take());
                     return Err(SourceError::classify(e));
                 }
+            }
+            if self.window_due(Utc::now()) && self.barrier.is_none() {
+                // The wall clock first: every sale committed before it is at or before `at`.
+                let wall = Utc::now();
+                let at = self
+                    .cluster_time_now()
+                    .await
+                    .unwrap_or(CLUSTER_TIME_UNKNOWN);
+                self.barrier = Some(Barrier {
+                    at,
+                    wall,
+                    set: Instant::now(),
+                });
+                self.barrier_passed = false;
+                self.last_empty = None;
             }
             if self.due_for_save() || self.window_due(Utc::now()) {
                 self.token = stream.resume_token().or(self.token.take());
@@ -373,17 +452,29 @@ impl Tailer {
     /// Moves every due window from the live set to the outbox, in the same write as the
     /// checkpoint. While (re)connecting it waits for the stream to catch up, at most a bound.
     async fn close_due_and_save(&mut self, now: DateTime<Utc>) -> Result<(), SourceError> {
-        let settled = self.caught_up
-            || !self.live.connected.load(Relaxed)
-            || self.connected_at.elapsed() >= MAX_CATCH_UP;
+        // Up to when the live totals are complete: the barrier's time once the stream passed
+        // it. Disconnected, or hopelessly behind, windows close by the clock (the report
+        // then shows the database's figures and says the stream differed).
+        let complete_until = match self.barrier {
+            _ if !self.live.connected.load(Relaxed) => Some(now),
+            Some(b) if self.barrier_passed => Some(b.wall),
+            Some(b) if b.set.elapsed() >= MAX_CATCH_UP => {
+                warn!(
+                    behind_secs = b.set.elapsed().as_secs(),
+                    "Change stream has not caught up; closing by the clock."
+                );
+                Some(now)
+            }
+            _ => None,
+        };
         let mut closed = Vec::new();
-        while settled && self.window_due(now) {
+        while complete_until.is_some_and(|t| self.window_due(t)) {
             let w = self.next_close;
             let open = match self.live.windows.remove(&w.id()) {
                 Some((_, open)) => open,
                 None => OpenWindow::new(w, self.started_at.clamp(w.start, w.end)),
             };
-            info!(window = %w.id(), events = open.events_applied, "Window closed.");
+            info!(window = %w.id(), events = open.events_applied, caught_up = self.barrier_passed, connected = self.live.connected.load(Relaxed), "Window closed.");
             closed.push(ReportRecord::closed(open, now));
             self.next_close = self.config.window.next(&w);
         }
@@ -402,6 +493,7 @@ impl Tailer {
             self.save(closed).await?;
         }
         if any_closed {
+            self.barrier = None;
             crate::failpoint::hit("after_close");
             self.outbox.notify_one();
         }
@@ -430,6 +522,22 @@ impl Tailer {
             .checkpoint_at_ms
             .store(cp.saved_at.timestamp_millis(), Relaxed);
         Ok(())
+    }
+}
+
+/// A point the stream must pass before windows ending before `wall` may close.
+#[derive(Debug, Clone, Copy)]
+struct Barrier {
+    /// The server's cluster time, read just after `wall`.
+    at: ClusterTime,
+    wall: DateTime<Utc>,
+    set: Instant,
+}
+
+pub(crate) fn event_cluster_time(event: &bson::RawDocument) -> Option<ClusterTime> {
+    match event.get("clusterTime") {
+        Ok(Some(bson::RawBsonRef::Timestamp(ts))) => Some(cluster_time(ts)),
+        _ => None,
     }
 }
 
