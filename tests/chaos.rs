@@ -326,3 +326,44 @@ fn kobo_of(naira: &str) -> i64 {
         .parse()
         .unwrap()
 }
+
+/// The one duplicate no webhook can prevent: killed after Slack's 2xx, before the sent mark
+/// was flushed. The repost is the identical payload, and only that window is affected.
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_slack_ok_and_the_sent_mark_reposts_the_identical_message_once() {
+    let db = TestDb::new("after_post").await;
+    let slack = FakeSlack::start().await;
+    let mut svc = Service::start(&db.name, Some(&slack.url), &[]);
+    svc.wait_connected().await;
+    svc.kill9();
+    // The first run saved its starting token: this sale is streamed whenever it is inserted.
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "after_post")]);
+    let (doc, _, _) = sale(&mut Rng(7), Utc::now());
+    db.coll.insert_one(doc).await.unwrap();
+    let status = svc.wait_exit(Duration::from_secs(60)).await;
+    assert!(!status.success(), "the failpoint aborted it after a post");
+    let first_post = slack.messages()[0].clone();
+    let text = first_post["text"].as_str().unwrap().to_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("🕐 Time: "))
+        .unwrap()
+        .to_owned();
+    svc.restart();
+
+    wait_for(
+        Duration::from_secs(60),
+        "the repost and a later report",
+        async || (slack.messages().len() >= 3).then_some(()),
+    )
+    .await;
+    let messages = slack.messages();
+    let copies = messages.iter().filter(|m| **m == first_post).count();
+    assert_eq!(copies, 2, "the repost is the same payload: {messages:#?}");
+    assert_eq!(slack.messages_about(&line).len(), 2);
+    for m in messages.iter().filter(|m| **m != first_post) {
+        let t = m["text"].as_str().unwrap();
+        let l = t.lines().find(|l| l.starts_with("🕐 Time: ")).unwrap();
+        assert_eq!(slack.messages_about(l).len(), 1, "{l} posted twice");
+    }
+}
