@@ -91,6 +91,7 @@ impl App {
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),
+            source: self.config.mongo()?.describe(),
         });
         let http_stop = stop.clone();
         let http_task = tokio::spawn(async move {

@@ -55,7 +55,10 @@ pub async fn report(
 /// Prints the status: from the state directory, or from the running service that holds it.
 pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
     let view = match Store::open(&config.state_dir) {
-        Ok(store) => StatusView::build(&store, None, Utc::now())?,
+        Ok(store) => StatusView {
+            source: config.mongo().ok().map(|m| m.describe()),
+            ..StatusView::build(&store, None, Utc::now())?
+        },
         Err(StoreError::Locked(_)) => {
             let url = format!("http://{}/api/v1/status", config.http_addr);
             reqwest::Client::new()

@@ -153,6 +153,13 @@ pub struct MongoConfig {
     pub collection: String,
 }
 
+impl MongoConfig {
+    /// For humans: `mongodb://ops:****@host/… power.power_transaction_items`.
+    pub fn describe(&self) -> String {
+        format!("{} {}.{}", self.redacted, self.database, self.collection)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     mongo: Result<MongoConfig, String>,

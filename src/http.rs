@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct HttpState {
     pub store: Store,
     pub live: Arc<Live>,
+    /// [`crate::config::MongoConfig::describe`]: no secret.
+    pub source: String,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -26,6 +28,10 @@ pub fn router(state: HttpState) -> Router {
 
 async fn status(State(s): State<HttpState>) -> Result<Json<StatusView>, (StatusCode, String)> {
     StatusView::build(&s.store, Some(&s.live), Utc::now())
+        .map(|view| StatusView {
+            source: Some(s.source.clone()),
+            ..view
+        })
         .map(Json)
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }

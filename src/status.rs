@@ -15,6 +15,9 @@ use std::sync::atomic::Ordering::Relaxed;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusView {
     pub running: bool,
+    /// Where sales are read from: the URI with its password redacted, database.collection.
+    #[serde(default)]
+    pub source: Option<String>,
     pub checkpoint_saved_at: Option<DateTime<Utc>>,
     pub checkpoint_age_secs: Option<i64>,
     pub has_resume_token: bool,
@@ -93,6 +96,7 @@ impl StatusView {
         };
         Ok(StatusView {
             running: live.is_some(),
+            source: None,
             checkpoint_saved_at: cp.as_ref().map(|c| c.saved_at),
             checkpoint_age_secs: cp.as_ref().map(|c| (now - c.saved_at).num_seconds()),
             has_resume_token: cp.as_ref().is_some_and(|c| c.token.is_some()),
@@ -138,6 +142,9 @@ impl StatusView {
                 "not running (read from the state directory)"
             }
         );
+        if let Some(source) = &self.source {
+            let _ = writeln!(s, "Source: {source}");
+        }
         match (self.checkpoint_saved_at, self.checkpoint_age_secs) {
             (Some(at), Some(age)) => {
                 let _ = writeln!(
