@@ -64,6 +64,26 @@ async fn wait_applied(svc: &Service, n: u64) {
     .await;
 }
 
+/// A connected service with 30 s windows on a dedicated server, and a time inside the next
+/// window to date sales at.
+async fn on_own_server(
+    server: &DevServer,
+    tag: &str,
+) -> (TestDb, FakeSlack, Service, Window, DateTime<Utc>) {
+    let db = TestDb::on(&server.uri(), tag).await;
+    let slack = FakeSlack::start().await;
+    let uri = server.uri();
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[("MONGODB_URI", &uri), ("POWER_REVENUE_WINDOW", "30s")],
+    );
+    svc.wait_connected().await;
+    let w = upcoming(30, 1);
+    let at = w.start + TimeDelta::seconds(1);
+    (db, slack, svc, w, at)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_late_sale_is_carried_by_the_next_report() {
     let db = TestDb::new("late").await;
@@ -131,17 +151,7 @@ async fn history_lost_rebuilds_the_open_windows_from_the_database() {
         ],
     )
     .unwrap();
-    let db = TestDb::on(&server.uri(), "lost").await;
-    let slack = FakeSlack::start().await;
-    let uri = server.uri();
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[("MONGODB_URI", &uri), ("POWER_REVENUE_WINDOW", "30s")],
-    );
-    svc.wait_connected().await;
-    let w = upcoming(30, 1);
-    let at = w.start + TimeDelta::seconds(1);
+    let (db, slack, mut svc, w, at) = on_own_server(&server, "lost").await;
     db.coll
         .insert_many((0..5).map(|_| sale(at, "IKEDC", 100)))
         .await
@@ -271,17 +281,7 @@ async fn the_database_dies_and_comes_back() {
     let storage = tempfile::tempdir().unwrap();
     let mut server = DevServer::start(Some(storage.path()), &["--sync-on-commit"]).unwrap();
     let port = server.port;
-    let db = TestDb::on(&server.uri(), "dbdown").await;
-    let slack = FakeSlack::start().await;
-    let uri = server.uri();
-    let svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[("MONGODB_URI", &uri), ("POWER_REVENUE_WINDOW", "30s")],
-    );
-    svc.wait_connected().await;
-    let w = upcoming(30, 1);
-    let at = w.start + TimeDelta::seconds(1);
+    let (db, slack, svc, w, at) = on_own_server(&server, "dbdown").await;
     db.coll
         .insert_many((0..4).map(|_| sale(at, "IKEDC", "250.50")))
         .await
