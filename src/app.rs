@@ -43,6 +43,7 @@ impl App {
         })?;
         info!(mongodb = %mongo.redacted, database = %mongo.database, collection = %mongo.collection, "Configured.");
         let sink = Sink::from_config(&config);
+        crate::telemetry::prometheus(); // install the recorder before anything is counted
         Ok(App {
             config: Arc::new(config),
             store,
@@ -88,10 +89,15 @@ impl App {
         let stop = shutdown.child_token();
         let mut source = tokio::spawn(tailer.run(stop.clone()));
         let mut outbox_task = tokio::spawn(deliverer.run(outbox, stop.clone()));
+        tokio::spawn(crate::source::oplog::watch_headroom(
+            self.coll.client().clone(),
+            self.live.clone(),
+            stop.clone(),
+        ));
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),
-            source: self.config.mongo()?.describe(),
+            config: self.config.clone(),
         });
         let http_stop = stop.clone();
         let http_task = tokio::spawn(async move {

@@ -66,9 +66,20 @@ pub struct Settings {
     /// Alert in Slack when the change stream has been down this long [default: 5m].
     #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
     pub alert_stream_down: Option<String>,
-    /// Address of the status/health HTTP listener [default: 127.0.0.1:9464].
+    /// Address of the HTTP listener (API, metrics, dashboard) [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
+    /// Bearer token required on every HTTP route but /healthz (secret) [default: none].
+    #[arg(
+        long,
+        env = "POWER_REVENUE_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_token: Option<String>,
+    /// File holding the API token.
+    #[arg(long, env = "POWER_REVENUE_API_TOKEN_FILE", global = true)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -93,6 +104,8 @@ impl Settings {
             max_catchup: self.max_catchup.or(lower.max_catchup),
             alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
             http_addr: self.http_addr.or(lower.http_addr),
+            api_token: self.api_token.or(lower.api_token),
+            api_token_file: self.api_token_file.or(lower.api_token_file),
         }
     }
 }
@@ -170,6 +183,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub slack_webhook: Option<SecretString>,
     pub http_addr: SocketAddr,
+    pub api_token: Option<SecretString>,
     pub max_catchup: Duration,
     pub alert_stream_down: Duration,
 }
@@ -262,6 +276,7 @@ impl Config {
             state_dir: s.state_dir.unwrap_or_else(|| PathBuf::from("state")),
             slack_webhook,
             http_addr,
+            api_token: secret("POWER_REVENUE_API_TOKEN", s.api_token, s.api_token_file)?,
             max_catchup,
             alert_stream_down,
         })
@@ -296,10 +311,10 @@ fn secret(
         (Some(v), None) => Ok(Some(SecretString::from(v.trim().to_owned()))),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::SecretFile {
-                var: if var == "MONGODB_URI" {
-                    "MONGODB_URI_FILE"
-                } else {
-                    "SLACK_WEBHOOK_URL_FILE"
+                var: match var {
+                    "MONGODB_URI" => "MONGODB_URI_FILE",
+                    "SLACK_WEBHOOK_URL" => "SLACK_WEBHOOK_URL_FILE",
+                    _ => "POWER_REVENUE_API_TOKEN_FILE",
                 },
                 path,
                 reason: e.kind().to_string(),

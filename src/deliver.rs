@@ -14,6 +14,7 @@ use crate::report::{self, transactions, ReportView};
 use crate::store::{
     ClusterTime, Delivery, LateKey, Reconciliation, ReportRecord, Store, StoreError,
 };
+use crate::telemetry;
 use crate::window::{Tally, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
@@ -167,6 +168,7 @@ impl Deliverer {
                 partial_stream = record.streamed_partial,
                 "Streamed totals differ from the database; posting the database's."
             );
+            metrics::counter!(telemetry::MISMATCHES_TOTAL).increment(1);
         }
         let mut notes = notes(record, &reconciliation);
         record.reconciliation = Some(reconciliation);
@@ -220,7 +222,10 @@ impl Deliverer {
         loop {
             record.attempts += 1;
             crate::failpoint::hit("before_post");
-            let error = match self.sink.send_once(&payload).await {
+            let started = std::time::Instant::now();
+            let sent = self.sink.send_once(&payload).await;
+            metrics::histogram!(telemetry::SLACK_SECONDS).record(started.elapsed());
+            let error = match sent {
                 Ok(()) => {
                     // The one unavoidable duplicate: a crash right here reposts after restart.
                     crate::failpoint::hit("after_post");
@@ -228,11 +233,18 @@ impl Deliverer {
                     record.last_error = None;
                     self.store.put_report(record).await?;
                     info!(window = %id, attempts = record.attempts, "Report posted.");
+                    metrics::counter!(telemetry::REPORTS_POSTED_TOTAL).increment(1);
                     return Ok(true);
                 }
                 Err(e) => e,
             };
             record.last_error = Some(error.to_string());
+            let kind = if error.is_retryable() {
+                "retryable"
+            } else {
+                "permanent"
+            };
+            metrics::counter!(telemetry::REPORTS_FAILED_TOTAL, "kind" => kind).increment(1);
             if !error.is_retryable() {
                 error!(%error, window = %id, "Slack refused the report; giving up on it.");
                 self.alerts.raise(

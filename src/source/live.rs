@@ -20,6 +20,15 @@ pub struct Live {
     pub connected: AtomicBool,
     /// Unix ms of the last durable checkpoint (0: none yet).
     pub checkpoint_at_ms: AtomicI64,
+    /// Unix ms at which the last applied event was committed (0: none yet).
+    pub last_event_ms: AtomicI64,
+    /// How far behind the last applied event was: apply time minus commit time, ms.
+    pub lag_ms: AtomicI64,
+    /// How much older than our resume position the oldest oplog entry is, s; `None` until
+    /// measured or where the server does not expose its oplog.
+    pub oplog_headroom_secs: std::sync::Mutex<Option<i64>>,
+    /// The oplog is rolling over (its oldest entry advances) and the headroom is low.
+    pub oplog_headroom_low: AtomicBool,
 }
 
 impl Live {

@@ -6,6 +6,7 @@
 
 mod fold;
 mod live;
+pub mod oplog;
 
 pub use fold::{document_id, Fold, Folded};
 pub use live::{Live, LogLimiter};
@@ -324,7 +325,16 @@ impl Tailer {
             };
             match next {
                 Ok(Some(event)) => {
-                    self.on_batch(Some(event_cluster_time(&event)), None);
+                    let at = event_cluster_time(&event);
+                    if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
+                        let committed_ms = ((at >> 32) as i64) * 1000;
+                        let now_ms = Utc::now().timestamp_millis();
+                        self.live.last_event_ms.store(committed_ms, Relaxed);
+                        self.live
+                            .lag_ms
+                            .store((now_ms - committed_ms).max(0), Relaxed);
+                    }
+                    self.on_batch(Some(at), None);
                     self.apply(&event)
                 }
                 Ok(None) => self.on_batch(None, stream.resume_token()),
@@ -509,6 +519,7 @@ impl Tailer {
         };
         let started = Instant::now();
         self.store.save_checkpoint(&cp, &closed, &self.late).await?;
+        metrics::histogram!(crate::telemetry::CHECKPOINT_SECONDS).record(started.elapsed());
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             events = self.unsaved_events,

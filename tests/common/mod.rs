@@ -2,6 +2,7 @@
 //! that checks what Slack checks, and the real `power-revenue` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod service;
 pub mod slack;
 

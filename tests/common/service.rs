@@ -102,9 +102,15 @@ impl Service {
     }
 
     pub async fn status(&self) -> Option<Value> {
-        let resp = reqwest::get(format!("{}/api/v1/status", self.http))
-            .await
-            .ok()?;
+        let mut req = reqwest::Client::new().get(format!("{}/api/v1/status", self.http));
+        if let Some((_, token)) = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "POWER_REVENUE_API_TOKEN")
+        {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.ok()?;
         resp.json().await.ok()
     }
 
