@@ -13,7 +13,7 @@ use bson::{doc, Document};
 use chrono::{DateTime, Utc};
 use mongodb::Collection;
 use rand::Rng;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -61,8 +61,11 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
         },
         Err(StoreError::Locked(_)) => {
             let url = format!("http://{}/api/v1/status", config.http_addr);
-            reqwest::Client::new()
-                .get(&url)
+            let mut request = reqwest::Client::new().get(&url);
+            if let Some(token) = &config.api_token {
+                request = request.bearer_auth(token.expose_secret());
+            }
+            request
                 .timeout(Duration::from_secs(5))
                 .send()
                 .await
@@ -99,11 +102,12 @@ pub async fn demo(config: Config, shutdown: CancellationToken) -> anyhow::Result
     let coll = app::collection(&config).await?;
     let app = App::build(config.clone()).await?;
     eprintln!(
-        "Demo: {} s windows, {} s grace; reports print below{}. Status: http://{}/api/v1/status. Ctrl-C to stop.",
+        "Demo: {} s windows, {} s grace; reports print below{}.\nDashboard: http://{addr}/{}  (API: /api/v1/windows/current, metrics: /metrics). Ctrl-C to stop.",
         config.window.length().num_seconds(),
         config.grace.as_secs(),
         if config.slack_webhook.is_some() { " and go to Slack" } else { "" },
-        app.http_addr()
+        if config.api_token.is_some() { "?token=<POWER_REVENUE_API_TOKEN>" } else { "" },
+        addr = app.http_addr(),
     );
     let sales = tokio::spawn(synthetic_sales(coll, shutdown.clone()));
     let result = app.run(shutdown).await;
