@@ -1,0 +1,143 @@
+//! Fold benchmark: raw change events, as the server sends them after our `$project`, folded
+//! into window totals on one thread; plus the cost of one checkpoint write (token + totals).
+//!
+//! `cargo bench --bench fold`. Events per second are criterion's "thrpt" line.
+
+use bson::{doc, oid::ObjectId, Bson, Decimal128, RawDocumentBuf, Timestamp};
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mongodb::change_stream::event::ResumeToken;
+use power_revenue::config::Fields;
+use power_revenue::source::{Fold, Folded, Live};
+use power_revenue::store::{Checkpoint, Store};
+use power_revenue::window::{OpenWindow, WindowSpec};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::collections::BTreeMap;
+
+const UTILITIES: [&str; 10] = [
+    "IKEDC", "EKEDC", "AEDC", "PHED", "IBEDC", "KEDCO", "JEDC", "EEDC", "BEDC", "KAEDCO",
+];
+const EVENTS: usize = 100_000;
+
+fn fields() -> Fields {
+    Fields {
+        time: "createdAt".into(),
+        amount: "amount".into(),
+        utility: "utility".into(),
+        status: "status".into(),
+    }
+}
+
+fn window_start() -> DateTime<Utc> {
+    // 06:00 in Lagos; 6 h windows.
+    Utc.with_ymd_and_hms(2025, 5, 29, 5, 0, 0).unwrap()
+}
+
+/// The amount in one of the forms production data holds, in realistic proportions.
+fn amount(rng: &mut StdRng) -> Bson {
+    let kobo: i64 = rng.random_range(50_00..=50_000_00);
+    let naira = kobo / 100;
+    let text = format!("{naira}.{:02}", kobo % 100);
+    match rng.random_range(0..100) {
+        0..40 => Bson::String(text),
+        40..50 => Bson::String(format!(
+            "₦{},{:03}.{:02}",
+            naira / 1000,
+            naira % 1000,
+            kobo % 100
+        )),
+        50..75 => Bson::Int32(naira as i32),
+        75..85 => Bson::Double(kobo as f64 / 100.0),
+        85..90 => Bson::Int64(naira),
+        _ => Bson::Decimal128(text.parse::<Decimal128>().unwrap()),
+    }
+}
+
+/// One insert event as the server sends it through `stream_pipeline`'s `$project`.
+fn event(rng: &mut StdRng, i: usize) -> RawDocumentBuf {
+    let at = window_start().timestamp_millis() + rng.random_range(0..6 * 3_600_000);
+    let utility = UTILITIES[rng.random_range(0..UTILITIES.len())];
+    // A few sales carry untidy utility names ("ikedc ").
+    let utility = if i % 50 == 0 {
+        format!("{} ", utility.to_lowercase())
+    } else {
+        utility.to_owned()
+    };
+    let token = format!("8268{:056X}", i);
+    let d = doc! {
+        "_id": { "_data": token },
+        "operationType": "insert",
+        "clusterTime": Timestamp { time: (at / 1000) as u32, increment: i as u32 },
+        "fullDocument": {
+            "createdAt": bson::DateTime::from_millis(at),
+            "amount": amount(rng),
+            "utility": utility,
+        },
+        "documentKey": { "_id": ObjectId::new() },
+    };
+    RawDocumentBuf::from_document(&d).unwrap()
+}
+
+fn events() -> Vec<RawDocumentBuf> {
+    let mut rng = StdRng::seed_from_u64(7);
+    (0..EVENTS).map(|i| event(&mut rng, i)).collect()
+}
+
+fn fold(c: &mut Criterion) {
+    let events = events();
+    let fields = fields();
+    let spec = WindowSpec::new(6 * 3600, "Africa/Lagos".parse::<Tz>().unwrap()).unwrap();
+    let start = window_start();
+    let mut group = c.benchmark_group("fold");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("change_events_to_window_totals", |b| {
+        b.iter_batched_ref(
+            Live::default,
+            |live| {
+                let fold = Fold {
+                    fields: &fields,
+                    spec: &spec,
+                    open_from: start,
+                    started_at: start,
+                    now: start,
+                };
+                for e in &events {
+                    let outcome = fold.apply(e, live);
+                    debug_assert_eq!(outcome, Folded::Counted);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn checkpoint(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let spec = WindowSpec::new(6 * 3600, "Africa/Lagos".parse::<Tz>().unwrap()).unwrap();
+    let w = spec.window_of(window_start());
+    let mut open = OpenWindow::new(w, w.start);
+    for (i, u) in UTILITIES.iter().enumerate() {
+        for _ in 0..=i {
+            open.totals.add(u, "1500.50".parse().unwrap()).unwrap();
+        }
+    }
+    let token: ResumeToken =
+        bson::from_bson(Bson::Document(doc! { "_data": format!("8268{:056X}", 42) })).unwrap();
+    let cp = Checkpoint {
+        token: Some(token),
+        open: vec![open.clone(), OpenWindow::new(spec.next(&w), spec.next(&w).start)],
+        next_close: w,
+        saved_at: window_start(),
+    };
+    let late = BTreeMap::new();
+    c.bench_function("checkpoint/token_and_totals_flushed", |b| {
+        b.iter(|| rt.block_on(store.save_checkpoint(&cp, &[], &late)).unwrap())
+    });
+}
+
+criterion_group!(benches, fold, checkpoint);
+criterion_main!(benches);
