@@ -95,13 +95,7 @@ fn fold(c: &mut Criterion) {
         b.iter_batched_ref(
             Live::default,
             |live| {
-                let fold = Fold {
-                    fields: &fields,
-                    spec: &spec,
-                    open_from: start,
-                    started_at: start,
-                    now: start,
-                };
+                let mut fold = Fold::new(fields.clone(), spec, start);
                 for e in &events {
                     let outcome = fold.apply(e, live);
                     debug_assert_eq!(outcome, Folded::Counted);
@@ -109,6 +103,26 @@ fn fold(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    // Where the time goes: finding the sale in the event, then applying the rules to it.
+    group.bench_function("stage/find_full_document", |b| {
+        b.iter(|| {
+            events
+                .iter()
+                .filter(|e| matches!(e.get("fullDocument"), Ok(Some(_))))
+                .count()
+        })
+    });
+    let docs: Vec<&bson::RawDocument> = events
+        .iter()
+        .map(|e| e.get_document("fullDocument").unwrap())
+        .collect();
+    group.bench_function("stage/classify_sale", |b| {
+        b.iter(|| {
+            docs.iter()
+                .filter(|d| power_revenue::rules::classify(d, &fields).is_ok())
+                .count()
+        })
     });
     group.finish();
 }
@@ -129,7 +143,10 @@ fn checkpoint(c: &mut Criterion) {
         bson::from_bson(Bson::Document(doc! { "_data": format!("8268{:056X}", 42) })).unwrap();
     let cp = Checkpoint {
         token: Some(token),
-        open: vec![open.clone(), OpenWindow::new(spec.next(&w), spec.next(&w).start)],
+        open: vec![
+            open.clone(),
+            OpenWindow::new(spec.next(&w), spec.next(&w).start),
+        ],
         next_close: w,
         saved_at: window_start(),
     };

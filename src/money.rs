@@ -5,6 +5,7 @@
 //! [`crate::rules::amount_expr`]; `tests/rules_agree.rs` proves the two agree on random input.
 
 use rust_decimal::{Decimal, RoundingStrategy};
+use std::io::Write;
 
 /// The largest amount one sale may carry (₦1,000,000,000,000). Anything above is a data error;
 /// the bound also keeps every sum exact in both `rust_decimal` and Decimal128.
@@ -41,69 +42,73 @@ impl Rejection {
 /// are kept: that is enough to round half-to-even exactly and to compare with [`MAX_AMOUNT`],
 /// whatever the exponent, without ever building a number `rust_decimal` cannot hold.
 pub fn from_digits(negative: bool, digits: &str, exponent: i64) -> Result<Decimal, Rejection> {
-    let digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return Ok(kobo(Decimal::ZERO)); // -0 counts as zero, as on the server.
+    from_digit_bytes(negative, digits.bytes(), exponent)
+}
+
+/// [`from_digits`] over ASCII digits in any container, without allocating (the hot path).
+fn from_digit_bytes(
+    negative: bool,
+    digits: impl Iterator<Item = u8> + Clone,
+    exponent: i64,
+) -> Result<Decimal, Rejection> {
+    let digits = digits.skip_while(|&b| b == b'0').fuse();
+    let len = digits.clone().count() as i64;
+    if len == 0 {
+        return Ok(Decimal::new(0, 2)); // -0 counts as zero, as on the server.
     }
     if negative {
         return Err(Rejection::Negative);
     }
-    let int_len = digits.len() as i64 + exponent;
+    let int_len = len + exponent;
     if int_len > 13 {
         return Err(Rejection::TooLarge); // ≥ 10^13 > MAX_AMOUNT
     }
-    let mut s = String::with_capacity(20);
-    let split = int_len.clamp(0, digits.len() as i64) as usize;
-    if int_len <= 0 {
-        s.push('0');
+    // The value in thousandths (at most 16 digits), and whether anything non-zero lies beyond.
+    let (mut milli, sticky) = (0u64, true);
+    let sticky = if int_len + 3 <= 0 {
+        sticky
     } else {
-        s.push_str(&digits[..split]);
-        for _ in digits.len() as i64..int_len {
-            s.push('0');
+        let mut rest = digits;
+        for _ in 0..int_len + 3 {
+            milli = milli * 10 + u64::from(rest.next().map_or(0, |b| b - b'0'));
         }
-    }
-    s.push('.');
-    let lead_zeros = (-int_len).clamp(0, 4) as usize;
-    let mut frac = std::iter::repeat_n(b'0', lead_zeros).chain(digits[split..].bytes());
-    for _ in 0..3 {
-        s.push(frac.next().unwrap_or(b'0') as char);
-    }
-    if frac.any(|b| b != b'0') {
-        s.push('1');
-    }
-    let value = Decimal::from_str_exact(&s).map_err(|_| Rejection::Unparseable)?;
-    if value > MAX_AMOUNT {
+        rest.any(|b| b != b'0')
+    };
+    if milli > MAX_MILLI || (milli == MAX_MILLI && sticky) {
         return Err(Rejection::TooLarge);
     }
-    Ok(kobo(value))
+    // Half to even on the third decimal, the sticky digit breaking ties.
+    let (kobo, last) = (milli / 10, milli % 10);
+    let up = last > 5 || (last == 5 && (sticky || kobo % 2 == 1));
+    Ok(Decimal::new((kobo + u64::from(up)) as i64, 2))
 }
 
-/// Rounds to the kobo and fixes the scale at 2, so every amount and sum prints as `1500.00`.
-fn kobo(value: Decimal) -> Decimal {
-    let mut d = value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
-    d.rescale(2);
-    d
-}
+/// [`MAX_AMOUNT`] in thousandths of a naira.
+const MAX_MILLI: u64 = 1_000_000_000_000_000;
 
 /// A string already matched by [`crate::rules::AMOUNT_PATTERN`]: integer part (commas allowed)
 /// and optional fraction digits.
 pub fn from_captures(int_part: &str, frac_part: &str) -> Result<Decimal, Rejection> {
-    let mut digits = String::with_capacity(int_part.len() + frac_part.len());
-    digits.extend(int_part.chars().filter(|c| *c != ','));
-    digits.push_str(frac_part);
-    from_digits(false, &digits, -(frac_part.len() as i64))
+    let digits = int_part.bytes().filter(|&b| b != b',');
+    from_digit_bytes(
+        false,
+        digits.chain(frac_part.bytes()),
+        -(frac_part.len() as i64),
+    )
 }
 
 pub fn from_i64(n: i64) -> Result<Decimal, Rejection> {
-    let d = Decimal::from(n);
     if n < 0 {
         Err(Rejection::Negative)
-    } else if d > MAX_AMOUNT {
+    } else if n > MAX_NAIRA {
         Err(Rejection::TooLarge)
     } else {
-        Ok(kobo(d))
+        Ok(Decimal::new(n * 100, 2))
     }
 }
+
+/// [`MAX_AMOUNT`] as an integer.
+const MAX_NAIRA: i64 = 1_000_000_000_000;
 
 /// A double as the server's `$toDecimal` sees it: rounded to 15 significant digits.
 pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
@@ -111,14 +116,23 @@ pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
         return Err(Rejection::NotFinite);
     }
     if x == 0.0 {
-        return Ok(kobo(Decimal::ZERO));
+        return Ok(Decimal::new(0, 2));
     }
-    let sci = format!("{:.14e}", x); // e.g. "-2.50000000000000e-3"
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        // A whole number of at most 15 digits: the 15-digit rounding leaves it as it is.
+        return from_i64(x as i64);
+    }
+    // On the stack: at most 22 bytes ("-1.23456789012345e-308").
+    let mut buf = [0u8; 32];
+    let mut out = std::io::Cursor::new(&mut buf[..]);
+    write!(out, "{x:.14e}").map_err(|_| Rejection::Unparseable)?; // e.g. "2.50000000000000e-3"
+    let len = out.position() as usize;
+    let sci = std::str::from_utf8(&buf[..len]).map_err(|_| Rejection::Unparseable)?;
     let (mantissa, exp) = sci.split_once('e').ok_or(Rejection::Unparseable)?;
     let exp: i64 = exp.parse().map_err(|_| Rejection::Unparseable)?;
     let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    from_digits(negative, &digits, exp - 14)
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    from_digit_bytes(negative, digits, exp - 14)
 }
 
 /// A Decimal128 by its canonical string (`"1500.50"`, `"1.05E+3"`, `"NaN"`, `"-Infinity"`).
@@ -136,8 +150,8 @@ pub fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
         None => (body, 0),
     };
     let (int_part, frac_part) = coef.split_once('.').unwrap_or((coef, ""));
-    let digits = format!("{int_part}{frac_part}");
-    from_digits(negative, &digits, exp - frac_part.len() as i64)
+    let digits = int_part.bytes().chain(frac_part.bytes());
+    from_digit_bytes(negative, digits, exp - frac_part.len() as i64)
 }
 
 /// Decimal128 sums from the server (always finite, at most kobo precision) into `Decimal`.
@@ -175,6 +189,78 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
+    }
+
+    /// The straightforward version (strings and `rust_decimal` rounding) that the allocation-
+    /// free [`from_digits`] replaced; kept as its oracle.
+    fn reference(negative: bool, digits: &str, exponent: i64) -> Result<Decimal, Rejection> {
+        let digits = digits.trim_start_matches('0');
+        if digits.is_empty() {
+            return Ok(Decimal::new(0, 2));
+        }
+        if negative {
+            return Err(Rejection::Negative);
+        }
+        let int_len = digits.len() as i64 + exponent;
+        if int_len > 13 {
+            return Err(Rejection::TooLarge);
+        }
+        let mut s = String::new();
+        let split = int_len.clamp(0, digits.len() as i64) as usize;
+        if int_len <= 0 {
+            s.push('0');
+        } else {
+            s.push_str(&digits[..split]);
+            for _ in digits.len() as i64..int_len {
+                s.push('0');
+            }
+        }
+        s.push('.');
+        let lead_zeros = (-int_len).clamp(0, 4) as usize;
+        let mut frac = std::iter::repeat_n(b'0', lead_zeros).chain(digits[split..].bytes());
+        for _ in 0..3 {
+            s.push(frac.next().unwrap_or(b'0') as char);
+        }
+        if frac.any(|b| b != b'0') {
+            s.push('1');
+        }
+        let value = Decimal::from_str_exact(&s).unwrap();
+        if value > MAX_AMOUNT {
+            return Err(Rejection::TooLarge);
+        }
+        let mut d = value.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven);
+        d.rescale(2);
+        Ok(d)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn digits_agree_with_the_reference(
+            negative: bool,
+            digits in "0{0,3}[0-9]{0,18}(5|50|500)?0{0,3}",
+            exponent in -25i64..15,
+        ) {
+            let (fast, slow) = (from_digits(negative, &digits, exponent), reference(negative, &digits, exponent));
+            proptest::prop_assert_eq!(fast, slow);
+            if let (Ok(a), Ok(b)) = (fast, slow) {
+                proptest::prop_assert_eq!(a.to_string(), b.to_string());
+            }
+        }
+
+        #[test]
+        fn doubles_agree_with_fifteen_digit_formatting(x in proptest::num::f64::ANY) {
+            let sci = format!("{x:.14e}");
+            let (mantissa, exp) = sci.split_once('e').unwrap_or(("", "0"));
+            let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+            let expected = if x.is_finite() {
+                reference(mantissa.starts_with('-'), &digits, exp.parse::<i64>().unwrap() - 14)
+            } else {
+                Err(Rejection::NotFinite)
+            };
+            proptest::prop_assert_eq!(from_f64(x), expected);
+        }
     }
 
     #[test]

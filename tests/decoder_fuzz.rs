@@ -110,13 +110,7 @@ fn any_event_folds_into_exactly_one_outcome() {
     };
     let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
     let open_from = Utc.timestamp_millis_opt(1_750_000_000_000).unwrap();
-    let fold = Fold {
-        fields: &fields,
-        spec: &spec,
-        open_from,
-        started_at: open_from,
-        now: open_from,
-    };
+    let fold = std::cell::RefCell::new(Fold::new(fields, spec, open_from));
     let seen = std::cell::RefCell::new([0u32; 3]);
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 2000,
@@ -127,7 +121,7 @@ fn any_event_folds_into_exactly_one_outcome() {
         .run(&event(), |e| {
             let live = Live::default();
             let raw = RawDocumentBuf::from_document(&e).unwrap();
-            let outcome = fold.apply(&raw, &live);
+            let outcome = fold.borrow_mut().apply(&raw, &live);
             let counted: u64 = live.windows.iter().map(|w| w.totals.total().count).sum();
             match outcome {
                 Folded::Counted => {

@@ -26,32 +26,53 @@ pub enum Folded {
     Skipped(&'static str),
 }
 
-pub struct Fold<'a> {
-    pub fields: &'a Fields,
-    pub spec: &'a WindowSpec,
+pub struct Fold {
+    pub fields: Fields,
+    pub spec: WindowSpec,
     /// Windows starting before this are closed.
     pub open_from: DateTime<Utc>,
     /// When this process began streaming (windows opened later are only partly streamed).
     pub started_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// The window of the previous sale: almost every sale falls into it, and finding a window
+    /// from scratch (time-zone arithmetic) costs more than the rest of the fold.
+    recent: Option<Window>,
 }
 
-impl Fold<'_> {
-    pub fn apply(&self, event: &RawDocument, live: &Live) -> Folded {
+impl Fold {
+    pub fn new(fields: Fields, spec: WindowSpec, open_from: DateTime<Utc>) -> Fold {
+        Fold {
+            fields,
+            spec,
+            open_from,
+            started_at: open_from,
+            now: open_from,
+            recent: None,
+        }
+    }
+
+    fn window_of(&mut self, at: DateTime<Utc>) -> Window {
+        match self.recent {
+            Some(w) if w.contains(at) => w,
+            _ => *self.recent.insert(self.spec.window_of(at)),
+        }
+    }
+
+    pub fn apply(&mut self, event: &RawDocument, live: &Live) -> Folded {
         let sale = match event.get("fullDocument") {
-            Ok(Some(RawBsonRef::Document(doc))) => rules::classify(doc, self.fields),
+            Ok(Some(RawBsonRef::Document(doc))) => rules::classify(doc, &self.fields),
             _ => Err(SkipReason::NoDocument),
         };
         let sale = match sale {
             Ok(sale) => sale,
             Err(reason) => return Folded::Skipped(reason.as_str()),
         };
-        let window = self.spec.window_of(sale.at);
+        let window = self.window_of(sale.at);
         if window.start < self.open_from {
             let at = super::event_cluster_time(event).unwrap_or(CLUSTER_TIME_UNKNOWN);
             return Folded::Late {
                 window,
-                utility: sale.utility,
+                utility: sale.utility.into_owned(),
                 amount: sale.amount,
                 at,
             };

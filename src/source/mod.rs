@@ -93,6 +93,7 @@ pub struct Tailer {
     next_close: Window,
     /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
+    fold: Fold,
     late: BTreeMap<LateKey, Tally>,
     unsaved_events: u64,
     last_save: Instant,
@@ -149,6 +150,7 @@ impl Tailer {
             next_close = oldest;
         }
         let resuming = token.is_some();
+        let fold = Fold::new(config.fields.clone(), config.window, next_close.start);
         Ok(Tailer {
             coll,
             config,
@@ -164,6 +166,7 @@ impl Tailer {
             } else {
                 now
             },
+            fold,
             late: BTreeMap::new(),
             unsaved_events: 0,
             last_save: Instant::now(),
@@ -320,22 +323,25 @@ impl Tailer {
             // Dropping an in-flight getMore on shutdown is safe: the token only advances when
             // events are handed out, so unread events are read again after a restart.
             let next = tokio::select! {
+                // Biased: a buffered event is taken without polling (registering with) the
+                // shutdown token, which is per event on the hot path.
+                biased;
                 next = stream.next_if_any() => next,
                 _ = shutdown.cancelled() => continue,
             };
+            let now = Utc::now();
             match next {
                 Ok(Some(event)) => {
                     let at = event_cluster_time(&event);
                     if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
                         let committed_ms = ((at >> 32) as i64) * 1000;
-                        let now_ms = Utc::now().timestamp_millis();
                         self.live.last_event_ms.store(committed_ms, Relaxed);
                         self.live
                             .lag_ms
-                            .store((now_ms - committed_ms).max(0), Relaxed);
+                            .store((now.timestamp_millis() - committed_ms).max(0), Relaxed);
                     }
                     self.on_batch(Some(at), None);
-                    self.apply(&event)
+                    self.apply(&event, now)
                 }
                 Ok(None) => self.on_batch(None, stream.resume_token()),
                 Err(e) => {
@@ -344,7 +350,8 @@ impl Tailer {
                     return Err(SourceError::classify(e));
                 }
             }
-            if self.window_due(Utc::now()) && self.barrier.is_none() {
+            let due = self.window_due(now);
+            if due && self.barrier.is_none() {
                 // The wall clock first: every sale committed before it is at or before `at`.
                 let wall = Utc::now();
                 let at = self
@@ -359,7 +366,7 @@ impl Tailer {
                 self.barrier_passed = false;
                 self.last_empty = None;
             }
-            if self.due_for_save() || self.window_due(Utc::now()) {
+            if due || self.due_for_save() {
                 self.token = stream.resume_token().or(self.token.take());
                 self.close_due_and_save(Utc::now()).await?;
             }
@@ -383,15 +390,12 @@ impl Tailer {
         Ok(())
     }
 
-    fn apply(&mut self, event: &bson::RawDocument) {
+    fn apply(&mut self, event: &bson::RawDocument, now: DateTime<Utc>) {
         self.unsaved_events += 1;
-        let fold = Fold {
-            fields: &self.config.fields,
-            spec: &self.config.window,
-            open_from: self.next_close.start,
-            started_at: self.started_at,
-            now: Utc::now(),
-        };
+        let fold = &mut self.fold;
+        fold.open_from = self.next_close.start;
+        fold.started_at = self.started_at;
+        fold.now = now;
         match fold.apply(event, &self.live) {
             Folded::Counted => {}
             Folded::Late {
