@@ -1,4 +1,5 @@
-//! The one-shot commands: `report` (the Lambda's job for one window), `status`, `demo`.
+//! The one-shot commands: `report` (the Lambda's job for one window), `status`,
+//! `init-indexes`, `demo`.
 
 use crate::app::{self, App};
 use crate::config::{mongo_config, Config};
@@ -49,6 +50,20 @@ pub async fn report(
         .send(&payload, Duration::from_secs(60))
         .await
         .context("posting the report failed")?;
+    Ok(())
+}
+
+/// Creates (idempotently) the index the window query uses: equality on status, then the time
+/// range, so the `$facet` reads only the window's fulfilled sales instead of the collection.
+pub async fn init_indexes(config: Config) -> anyhow::Result<()> {
+    let coll = app::collection(&config).await?;
+    let model = reconcile::window_index(&config);
+    let keys = model.keys.clone();
+    let created = coll
+        .create_index(model)
+        .await
+        .context("creating the index failed (does the user have the createIndex privilege?)")?;
+    println!("Index {} on {keys} is in place.", created.index_name);
     Ok(())
 }
 

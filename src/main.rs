@@ -41,6 +41,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create the index that makes the window query fast: (status, time).
+    InitIndexes,
     /// Run everything against a local SecantusDB with synthetic sales (20 s windows by default).
     Demo,
 }
@@ -55,7 +57,10 @@ fn main() -> ExitCode {
             std::env::temp_dir().join(format!("power-revenue-demo-{}", std::process::id())),
         );
     }
-    let needs_mongo = matches!(cli.command, Command::Serve | Command::Report { .. });
+    let needs_mongo = matches!(
+        cli.command,
+        Command::Serve | Command::Report { .. } | Command::InitIndexes
+    );
     let config = match Config::load(settings, cli.config.as_deref()) {
         Ok(c) if needs_mongo && c.mongo().is_err() => Err(c.mongo().unwrap_err()),
         other => other,
@@ -89,6 +94,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => commands::report(config, window_start, dry_run).await,
         Command::Status { json } => commands::status(config, json).await,
         Command::Demo => commands::demo(config, shutdown).await,
+        Command::InitIndexes => commands::init_indexes(config).await,
     }
 }
 

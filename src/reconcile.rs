@@ -40,6 +40,19 @@ pub fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
     ]
 }
 
+/// The index for [`facet_pipeline`]'s `$match`: status (equality) first, then time (range).
+pub fn window_index(config: &Config) -> mongodb::IndexModel {
+    let f = &config.fields;
+    mongodb::IndexModel::builder()
+        .keys(doc! { f.status.as_str(): 1, f.time.as_str(): 1 })
+        .options(
+            mongodb::options::IndexOptions::builder()
+                .name("power_revenue_status_time".to_owned())
+                .build(),
+        )
+        .build()
+}
+
 /// A window's totals as the database had them at one cluster time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reading {

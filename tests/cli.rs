@@ -1,10 +1,11 @@
-//! The binary as an operator meets it: configuration errors, `report`, `status`.
+//! The binary as an operator meets it: configuration errors, `report`, `status`, `init-indexes`.
 
 mod common;
 
 use bson::doc;
 use common::service::{run_cli, Service};
 use common::{server_uri, wait_for, TestDb};
+use futures::TryStreamExt;
 use std::time::Duration;
 
 const URI: &str = "mongodb://ops:hunter2secret@127.0.0.1:1/power";
@@ -193,4 +194,33 @@ async fn status_reads_the_running_service_and_the_stopped_state() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["open_windows"][0]["total"]["revenue"], "1234.50");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_indexes_creates_the_window_index_idempotently() {
+    let db = TestDb::new("cli_index").await;
+    let uri = server_uri();
+    let env = [
+        ("MONGODB_URI", uri.as_str()),
+        ("POWER_REVENUE_DATABASE", db.name.as_str()),
+        ("POWER_REVENUE_TIME_FIELD", "soldAt"),
+    ];
+    for _ in 0..2 {
+        let (code, stdout, stderr) = run_cli(&["init-indexes"], &env);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("power_revenue_status_time"), "{stdout}");
+    }
+    let indexes: Vec<_> = db
+        .coll
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ours: Vec<_> = indexes
+        .iter()
+        .filter(|i| i.keys == doc! { "status": 1, "soldAt": 1 })
+        .collect();
+    assert_eq!(ours.len(), 1, "{indexes:?}");
 }

@@ -41,8 +41,12 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 const CHECKPOINT_EVENTS: u64 = 10_000;
 /// Longest wait for a getMore on an idle stream; bounds shutdown and close latency.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
-/// After (re)connecting, a due window waits at most this long for the stream to catch up.
-const MAX_CATCH_UP: Duration = Duration::from_secs(30);
+/// A due window waits for the stream to pass the boundary. It stops waiting, and closes by the
+/// clock, once the stream has been stuck (no event) this long after the window fell due…
+const MAX_STALL: Duration = Duration::from_secs(30);
+/// …or, while events still flow (a backlog being worked off), after this long: closing early
+/// would turn the whole backlog into late corrections, so only a hopeless lag does.
+const MAX_CATCH_UP: Duration = Duration::from_secs(15 * 60);
 /// How long a rebuild keeps retrying each window's query.
 const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -107,7 +111,10 @@ pub struct Tailer {
     /// row at the same position mean the stream is at the end of the oplog.
     last_empty: Option<Option<ResumeToken>>,
     down_since: Option<Instant>,
+    /// When the last event arrived (progress, for [`MAX_STALL`]).
+    last_event: Instant,
     skip_log: LogLimiter,
+    late_log: LogLimiter,
 }
 
 impl Tailer {
@@ -174,7 +181,9 @@ impl Tailer {
             barrier_passed: false,
             last_empty: None,
             down_since: None,
+            last_event: Instant::now(),
             skip_log: LogLimiter::new(20, Duration::from_secs(10)),
+            late_log: LogLimiter::new(20, Duration::from_secs(10)),
         })
     }
 
@@ -332,6 +341,7 @@ impl Tailer {
             let now = Utc::now();
             match next {
                 Ok(Some(event)) => {
+                    self.last_event = Instant::now();
                     let at = event_cluster_time(&event);
                     if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
                         let committed_ms = ((at >> 32) as i64) * 1000;
@@ -405,7 +415,9 @@ impl Tailer {
                 at,
             } => {
                 self.live.events_late.fetch_add(1, Relaxed);
-                warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it unless its reconciliation already did.");
+                if self.late_log.allow() {
+                    warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it unless its reconciliation already did.");
+                }
                 let key = LateKey {
                     window: window.id(),
                     at,
@@ -472,9 +484,13 @@ impl Tailer {
         let complete_until = match self.barrier {
             _ if !self.live.connected.load(Relaxed) => Some(now),
             Some(b) if self.barrier_passed => Some(b.wall),
-            Some(b) if b.set.elapsed() >= MAX_CATCH_UP => {
+            Some(b)
+                if b.set.elapsed() >= MAX_CATCH_UP
+                    || b.set.elapsed().min(self.last_event.elapsed()) >= MAX_STALL =>
+            {
                 warn!(
                     behind_secs = b.set.elapsed().as_secs(),
+                    stalled_secs = self.last_event.elapsed().as_secs(),
                     "Change stream has not caught up; closing by the clock."
                 );
                 Some(now)
@@ -502,8 +518,9 @@ impl Tailer {
                 .or_insert_with(|| OpenWindow::new(current, since));
         }
         let any_closed = !closed.is_empty();
-        if any_closed || self.unsaved_events > 0 || self.last_save.elapsed() >= CHECKPOINT_INTERVAL
-        {
+        // Not on every event while a due window waits for the stream to catch up: that would
+        // flush once per event of the backlog.
+        if any_closed || self.due_for_save() {
             self.save(closed).await?;
         }
         if any_closed {

@@ -1,0 +1,734 @@
+//! End-to-end benchmark: the release binary tailing a real server while sales pour in.
+//!
+//! `cargo bench --bench e2e` (harness off). Against `secantusd-rs` if it is installed (see
+//! benches/README.md), else the Python SecantusDB with a smaller volume (said in the output).
+//! Progress goes to stderr; the last line on stdout is one JSON object with every figure.
+//!
+//! Phases, all in one run so the ratios share the machine's mood:
+//! 1. live: `serve` runs while `E2E_EVENTS` sales (default 1 M) are inserted as fast as the
+//!    server takes them across several short windows; throughput, lag, CPU, RSS at 10 k /
+//!    100 k / 1 M (/ 10 M) events, checkpoints, and every report checked against what was
+//!    inserted, to the kobo;
+//! 2. the seed's way: one `$facet` per window at report time, timed as windows grow, with and
+//!    without the index `init-indexes` creates;
+//! 3. restart: stopped, 100 k sales inserted, started: time and CPU to catch up;
+//! 4. the obvious Python consumer (benches/peers/consumer.py) replays phase 1's stream.
+
+#[allow(dead_code)]
+#[path = "../tests/common/slack.rs"]
+mod slack;
+
+use bson::{doc, Bson, Document};
+use chrono::{DateTime, Utc};
+use mongodb::{Client, Collection};
+use power_revenue::config::{Config, Settings};
+use power_revenue::devserver::{self, DevServer};
+use power_revenue::reconcile;
+use power_revenue::window::{Window, WindowId, WindowSpec};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_power-revenue");
+const UTILITIES: [&str; 10] = [
+    "IKEDC", "EKEDC", "AEDC", "PHED", "IBEDC", "KEDCO", "JEDC", "EEDC", "BEDC", "KAEDCO",
+];
+const BATCH: usize = 1000;
+const INSERTERS: usize = 4;
+const RESTART_BACKLOG: u64 = 100_000;
+const DATABASE: &str = "bench";
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(run());
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+    println!("{}", serde_json::to_string(&result).unwrap());
+}
+
+/// A server process: `secantusd-rs` if installed, else the Python one.
+enum Server {
+    Rust(Child, u16),
+    Python(DevServer),
+}
+
+impl Server {
+    fn start(storage: &Path) -> Server {
+        let retention = [
+            "--oplog-max-entries",
+            "50000000",
+            "--oplog-retention-seconds",
+            "86400",
+        ];
+        match find_rust_server() {
+            Some(exe) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                let child = Command::new(exe)
+                    .args(["--port", &port.to_string(), "--log-level", "WARNING"])
+                    .arg("--storage-path")
+                    .arg(storage)
+                    .args(retention)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                wait_until(Duration::from_secs(30), "secantusd-rs to listen", || {
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                });
+                Server::Rust(child, port)
+            }
+            None => Server::Python(DevServer::start(Some(storage), &retention).unwrap()),
+        }
+    }
+
+    fn uri(&self) -> String {
+        match self {
+            Server::Rust(_, port) => format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            Server::Python(s) => s.uri(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Server::Rust(..) => "secantusd-rs 0.5.3-beta.196",
+            Server::Python(..) => "secantusd-py 0.7.0b3 (fallback: smaller volume)",
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Server::Rust(child, _) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn find_rust_server() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home)
+        .map(|d| d.join("secantusd-rs"))
+        .find(|p| p.is_file())
+}
+
+/// `power-revenue serve`, as an operator runs it.
+struct Service {
+    child: Child,
+    http: String,
+}
+
+impl Service {
+    fn start(uri: &str, state: &Path, slack: &str, window: &str) -> Service {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(state.with_extension("log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env("MONGODB_URI", uri)
+            .env("POWER_REVENUE_DATABASE", DATABASE)
+            .env("POWER_REVENUE_WINDOW", window)
+            .env("POWER_REVENUE_GRACE", "1s")
+            .env("POWER_REVENUE_STATE_DIR", state)
+            .env("POWER_REVENUE_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("SLACK_WEBHOOK_URL", slack)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Service {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait: the service saves its checkpoint and exits.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) and RSS / peak RSS in MB of a process, from `/proc`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu_secs: f64,
+    rss_mb: f64,
+    peak_rss_mb: f64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: state is field 3, utime 14, stime 15 (1-based, man proc).
+    let cpu_secs = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Usage {
+        cpu_secs,
+        rss_mb: kb("VmRSS:") / 1024.0,
+        peak_rss_mb: kb("VmHWM:") / 1024.0,
+    }
+}
+
+/// One sale: its document, and its value in kobo (computed here, independently of our rules).
+fn sale(rng: &mut StdRng, at: DateTime<Utc>, n: u64) -> (Document, &'static str, i64) {
+    let kobo: i64 = rng.random_range(50_00..=50_000_00);
+    let naira = kobo / 100;
+    let text = format!("{naira}.{:02}", kobo % 100);
+    let (amount, kobo) = match rng.random_range(0..100) {
+        0..40 => (Bson::String(text), kobo),
+        40..50 => (
+            Bson::String(format!(
+                "₦{},{:03}.{:02}",
+                naira / 1000,
+                naira % 1000,
+                kobo % 100
+            )),
+            kobo,
+        ),
+        50..75 => (Bson::Int32(naira as i32), naira * 100),
+        75..85 => (Bson::Double(kobo as f64 / 100.0), kobo),
+        85..90 => (Bson::Int64(naira), naira * 100),
+        _ => (Bson::Decimal128(text.parse().unwrap()), kobo),
+    };
+    let utility = UTILITIES[rng.random_range(0..UTILITIES.len())];
+    let doc = doc! {
+        "reference": format!("PT-{n:010}"),
+        "status": "fulfilled",
+        "createdAt": bson::DateTime::from_chrono(at),
+        "amount": amount,
+        "utility": utility,
+        "meter": format!("0101{:08}", rng.random_range(0..100_000_000u32)),
+    };
+    (doc, utility, kobo)
+}
+
+/// What was inserted, per window: (kobo, count). Money the bench computed itself.
+type Expected = BTreeMap<WindowId, (i64, u64)>;
+
+/// Inserts `total` sales as fast as the server takes them; records (ack time, acked so far)
+/// after each batch for the lag curve, and the wall time at which each count was reached.
+async fn insert(
+    coll: &Collection<Document>,
+    spec: WindowSpec,
+    total: u64,
+    seed: u64,
+    acks: Arc<Mutex<Vec<(Instant, u64)>>>,
+) -> Expected {
+    let expected = Arc::new(Mutex::new(Expected::new()));
+    let per_task = total / INSERTERS as u64;
+    let mut tasks = Vec::new();
+    for t in 0..INSERTERS as u64 {
+        let coll = coll.clone();
+        let acks = acks.clone();
+        let expected = expected.clone();
+        let n = if t == INSERTERS as u64 - 1 {
+            total - per_task * t
+        } else {
+            per_task
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed * 100 + t);
+            let mut done = 0;
+            while done < n {
+                let size = (n - done).min(BATCH as u64);
+                let now = Utc::now();
+                let mut docs = Vec::with_capacity(size as usize);
+                let mut local = Expected::new();
+                for i in 0..size {
+                    let (d, _, kobo) = sale(&mut rng, now, t * n + done + i);
+                    let e = local.entry(spec.window_of(now).id()).or_default();
+                    e.0 += kobo;
+                    e.1 += 1;
+                    docs.push(d);
+                }
+                coll.insert_many(docs).ordered(false).await.unwrap();
+                done += size;
+                let mut all = expected.lock().unwrap();
+                for (w, (k, c)) in local {
+                    let e = all.entry(w).or_default();
+                    e.0 += k;
+                    e.1 += c;
+                }
+                let mut a = acks.lock().unwrap();
+                let so_far = a.last().map_or(0, |x| x.1) + size;
+                a.push((Instant::now(), so_far));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let e = expected.lock().unwrap().clone();
+    e
+}
+
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn applied(http: &reqwest::Client, base: &str) -> Option<u64> {
+    metric(http, base, "power_revenue_events_applied_total")
+        .await
+        .map(|v| v as u64)
+}
+
+fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let m = 10f64.powi(places);
+    (x * m).round() / m
+}
+
+async fn cluster_time(client: &Client) -> bson::Timestamp {
+    let reply = client
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .unwrap();
+    reply
+        .get_timestamp("operationTime")
+        .or_else(|_| {
+            reply
+                .get_document("$clusterTime")
+                .and_then(|c| c.get_timestamp("clusterTime"))
+        })
+        .unwrap()
+}
+
+async fn run() -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("db"));
+    let fallback = matches!(server, Server::Python(_));
+    let default_events = if fallback { 100_000 } else { 1_000_000 };
+    let events: u64 = std::env::var("E2E_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_events);
+    let window = std::env::var("E2E_WINDOW").unwrap_or_else(|_| "10s".into());
+    eprintln!(
+        "e2e: {} sales against {}, {window} windows",
+        events,
+        server.name()
+    );
+    let uri = server.uri();
+    let config = Config::from_settings(Settings {
+        mongodb_uri: Some(uri.clone()),
+        database: Some(DATABASE.into()),
+        window: Some(window.clone()),
+        ..Settings::default()
+    })
+    .unwrap();
+    let spec = config.window;
+    let client = Client::with_uri_str(&uri).await.unwrap();
+    let coll: Collection<Document> = client
+        .database(DATABASE)
+        .collection("power_transaction_items");
+    coll.insert_one(doc! { "status": "pending" }).await.unwrap();
+    let status = Command::new(BIN)
+        .arg("init-indexes")
+        .env("MONGODB_URI", &uri)
+        .env("POWER_REVENUE_DATABASE", DATABASE)
+        .status()
+        .unwrap();
+    assert!(status.success(), "init-indexes failed");
+
+    let slack = slack::FakeSlack::start().await;
+    let state = dir.path().join("state");
+    let service = Service::start(&uri, &state, &slack.url, &window);
+    let http = reqwest::Client::new();
+    let base = service.http.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while applied(&http, &base).await.is_none() {
+        assert!(Instant::now() < deadline, "service did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the stream open (and save its starting token) before the first sale.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start_ts = cluster_time(&client).await;
+    let idle = usage(service.pid());
+
+    // Phase 1: live.
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let samples: Arc<Mutex<Vec<(Instant, u64, Usage)>>> = Arc::default();
+    let sampling = {
+        let (http, base, samples) = (http.clone(), base.clone(), samples.clone());
+        let pid = service.pid();
+        tokio::spawn(async move {
+            loop {
+                if let Some(n) = applied(&http, &base).await {
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push((Instant::now(), n, usage(pid)));
+                    if n >= events {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let expected = insert(&coll, spec, events, 1, acks.clone()).await;
+    let inserted_secs = started.elapsed().as_secs_f64();
+    eprintln!("e2e: inserted {events} in {inserted_secs:.1} s");
+    tokio::time::timeout(Duration::from_secs(600), sampling)
+        .await
+        .expect("the service applied every sale")
+        .unwrap();
+    let samples = samples.lock().unwrap().clone();
+    let acks = acks.lock().unwrap().clone();
+    let (caught_up_at, _, live_usage) = *samples.last().unwrap();
+    let applied_secs = (caught_up_at - started).as_secs_f64();
+    eprintln!("e2e: applied {events} in {applied_secs:.1} s");
+
+    // Lag: from a batch's acknowledgement to the first sample showing it applied.
+    let mut lags: Vec<f64> = acks
+        .iter()
+        .filter_map(|(at, count)| {
+            samples
+                .iter()
+                .find(|(t, n, _)| t >= at && n >= count)
+                .map(|(t, _, _)| (*t - *at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+
+    // Cost at each scale: the first sample past each count.
+    let scale: Vec<Value> = [10_000u64, 100_000, 1_000_000, 10_000_000]
+        .into_iter()
+        .filter(|n| *n <= events)
+        .filter_map(|n| samples.iter().find(|(_, a, _)| *a >= n).map(|s| (n, s)))
+        .map(|(n, (_, a, u))| {
+            json!({
+                "events": n,
+                "rss_mb": round(u.rss_mb, 1),
+                "cpu_us_per_event": round((u.cpu_secs - idle.cpu_secs) * 1e6 / *a as f64, 2),
+            })
+        })
+        .collect();
+
+    // Every window reported once, exact to the kobo.
+    let last = expected.keys().next_back().copied().unwrap();
+    let last_end = spec.window_of(last.start()).end;
+    let reports = loop {
+        let v: Value = http
+            .get(format!("{base}/api/v1/windows?last=1000"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let windows = v.as_array().cloned().unwrap_or_default();
+        let sent = windows
+            .iter()
+            .filter(|w| w["delivery"] == "sent")
+            .filter_map(|w| w["start"].as_str()?.parse::<DateTime<Utc>>().ok())
+            .filter(|s| expected.contains_key(&WindowId(s.timestamp_millis())))
+            .count();
+        if sent == expected.len() {
+            break windows;
+        }
+        // Each window's `$facet` runs after it closes, one after another; allow for slow servers.
+        let patience = chrono::TimeDelta::seconds(120 + (events / 2_500) as i64);
+        if Utc::now() > last_end + patience {
+            let log = std::fs::read_to_string(state.with_extension("log")).unwrap_or_default();
+            eprintln!("{log}\n{}", serde_json::to_string_pretty(&windows).unwrap());
+            panic!("reports did not all arrive ({sent} of {})", expected.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut exact = true;
+    let mut report_delays = Vec::new();
+    for w in &reports {
+        let Some(start) = w["start"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+        else {
+            continue;
+        };
+        let Some((kobo, count)) = expected.get(&WindowId(start.timestamp_millis())) else {
+            continue;
+        };
+        let want = format!("{}.{:02}", kobo / 100, kobo % 100);
+        let got = &w["reconciled"];
+        let ok = got["revenue"] == want.as_str()
+            && got["count"] == *count
+            && w["matched_stream"] == true;
+        if !ok {
+            eprintln!("e2e: MISMATCH window {start}: want {want}/{count}, got {w}");
+        }
+        exact &= ok;
+        if let (Some(sent), Some(end)) = (
+            w["sent_at"]
+                .as_str()
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+            w["end"]
+                .as_str()
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+        ) {
+            report_delays.push((sent - end).num_milliseconds() as f64 / 1000.0);
+        }
+    }
+    let reported_windows = expected.len();
+    let slack_messages = slack.messages().len();
+    let checkpoints = metric(&http, &base, "power_revenue_checkpoint_writes_total")
+        .await
+        .unwrap_or(0.0);
+    let final_usage = usage(service.pid());
+    eprintln!("e2e: {reported_windows} windows reported, exact: {exact}");
+
+    // The server's own ceiling: a consumer that only counts, same pipeline, same stream.
+    let ceiling = stream_ceiling(&coll, &config, start_ts, events).await;
+    eprintln!("e2e: a counting-only consumer reads the stream at {ceiling:.0} events/s");
+
+    // Phase 2: the seed's way, one $facet over a window at report time, as windows grow.
+    let all_acks = acks.clone();
+    let facet = facet_scaling(&coll, &config, &all_acks, started).await;
+
+    // Phase 3: restart with a backlog.
+    service.stop();
+    let backlog_acks = Arc::new(Mutex::new(Vec::new()));
+    insert(&coll, spec, RESTART_BACKLOG, 2, backlog_acks).await;
+    let restart_started = Instant::now();
+    let service = Service::start(&uri, &state, &slack.url, &window);
+    let base = service.http.clone();
+    loop {
+        if applied(&http, &base).await.unwrap_or(0) >= RESTART_BACKLOG {
+            break;
+        }
+        assert!(
+            restart_started.elapsed() < Duration::from_secs(300),
+            "restart did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let restart_wall = restart_started.elapsed().as_secs_f64();
+    let restart_usage = usage(service.pid());
+    eprintln!("e2e: restart caught up with {RESTART_BACKLOG} in {restart_wall:.2} s");
+    service.stop();
+
+    // Phase 4: the obvious Python consumer replays phase 1's stream.
+    let peer = python_peer(&uri, start_ts, events);
+    let ours_cpu = live_usage.cpu_secs - idle.cpu_secs;
+    let ours_per_m = ours_cpu * 1e6 / events as f64;
+    let peer_per_m = peer["cpu_secs"].as_f64().unwrap_or(f64::NAN) * 1e6 / events as f64;
+
+    json!({
+        "server": server.name(),
+        "events": events,
+        "window": window,
+        "windows_reported": reported_windows,
+        "slack_messages": slack_messages,
+        "reports_exact": exact,
+        "insert_rate_per_s": round(events as f64 / inserted_secs, 0),
+        "applied_rate_per_s": round(events as f64 / applied_secs, 0),
+        "stream_ceiling_per_s": round(ceiling, 0),
+        "lag_ms_p50": round(percentile(&lags, 0.5), 1),
+        "lag_ms_p99": round(percentile(&lags, 0.99), 1),
+        "lag_ms_max": round(percentile(&lags, 1.0), 1),
+        "lag_sample_interval_ms": 20,
+        "cpu_secs": round(ours_cpu, 2),
+        "cpu_secs_per_million": round(ours_per_m, 2),
+        "peak_rss_mb": round(final_usage.peak_rss_mb, 1),
+        "checkpoints": checkpoints,
+        "scale": scale,
+        "report_delay_secs_after_window_end": {
+            "p50": round(percentile(&sorted(report_delays.clone()), 0.5), 2),
+            "max": round(percentile(&sorted(report_delays), 1.0), 2),
+        },
+        "seed_facet": facet,
+        "restart": {
+            "backlog": RESTART_BACKLOG,
+            "wall_secs": round(restart_wall, 2),
+            "cpu_secs": round(restart_usage.cpu_secs, 2),
+        },
+        "python_peer": {
+            "result": peer,
+            "cpu_secs_per_million": round(peer_per_m, 2),
+            "cpu_ratio_peer_to_ours": round(peer_per_m / ours_per_m, 1),
+        },
+    })
+}
+
+/// How fast the server hands out the change stream to a consumer that does nothing but count:
+/// the most any consumer could apply.
+async fn stream_ceiling(
+    coll: &Collection<Document>,
+    config: &Config,
+    start: bson::Timestamp,
+    events: u64,
+) -> f64 {
+    use futures::TryStreamExt;
+    let began = Instant::now();
+    let mut stream = coll
+        .watch()
+        .pipeline(power_revenue::source::stream_pipeline(
+            &config.fields,
+            "fulfilled",
+        ))
+        .start_at_operation_time(start)
+        .batch_size(1000)
+        .await
+        .unwrap()
+        .with_type::<bson::RawDocumentBuf>();
+    let mut n = 0;
+    while n < events {
+        stream.try_next().await.unwrap().expect("stream goes on");
+        n += 1;
+    }
+    events as f64 / began.elapsed().as_secs_f64()
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The window query over the first 10 k / 100 k / 1 M sales, with the index and without.
+async fn facet_scaling(
+    coll: &Collection<Document>,
+    config: &Config,
+    acks: &[(Instant, u64)],
+    started: Instant,
+) -> Value {
+    // Sales were stamped with the wall clock at insert: a range from the first insert to the
+    // moment the n-th was acknowledged holds about n sales.
+    let t0 = Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap();
+    let t0 = t0 - chrono::TimeDelta::seconds(1);
+    let mut rows = Vec::new();
+    for indexed in [true, false] {
+        if !indexed {
+            coll.drop_index("power_revenue_status_time").await.unwrap();
+        }
+        // Larger windows cost proportionally more (see benches/README.md); 100 k keeps the run
+        // short on servers whose aggregation is slow.
+        for n in [10_000u64, 100_000] {
+            let Some((at, _)) = acks.iter().find(|(_, c)| *c >= n) else {
+                continue;
+            };
+            let end = Utc::now() - chrono::TimeDelta::from_std(at.elapsed()).unwrap();
+            let w = Window { start: t0, end };
+            let began = Instant::now();
+            let reading = reconcile::query(coll, config, &w).await.unwrap();
+            let secs = began.elapsed().as_secs_f64();
+            let count = reading.totals.total().count;
+            eprintln!("e2e: $facet over {count} sales (index: {indexed}): {secs:.3} s");
+            rows.push(json!({ "sales": count, "indexed": indexed, "secs": round(secs, 3) }));
+        }
+    }
+    coll.create_index(reconcile::window_index(config))
+        .await
+        .unwrap();
+    Value::Array(rows)
+}
+
+/// Runs benches/peers/consumer.py from a venv with pymongo (made once, cached).
+fn python_peer(uri: &str, start: bson::Timestamp, events: u64) -> Value {
+    let venv = devserver::venv_dir().with_file_name("bench-peer");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let ok = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "pymongo"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pip install pymongo failed");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/consumer.py");
+    eprintln!("e2e: python peer replaying {events} sales…");
+    let out = Command::new(python)
+        .arg(script)
+        .args([
+            uri,
+            DATABASE,
+            &start.time.to_string(),
+            &start.increment.to_string(),
+        ])
+        .arg(events.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_else(|_| {
+        json!({ "error": String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_owned() })
+    })
+}
