@@ -17,7 +17,7 @@
 //! ```
 //!
 //! `config` validates settings before anything connects; `app` wires the tasks; `http` and
-//! `status` show the live state; `commands` holds the one-shot commands; `devserver` runs a
+//! `status` show the live state; `raw` reads an event's few fields fast for `rules`; `commands` holds the one-shot commands; `devserver` runs a
 //! local SecantusDB for the demo and the tests.
 
 pub mod alert;
@@ -29,6 +29,7 @@ pub mod devserver;
 pub mod failpoint;
 pub mod http;
 pub mod money;
+pub mod raw;
 pub mod reconcile;
 pub mod report;
 pub mod rules;

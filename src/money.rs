@@ -74,17 +74,22 @@ fn from_digit_bytes(
         }
         rest.any(|b| b != b'0')
     };
+    from_milli(u128::from(milli), sticky)
+}
+
+/// Thousandths of a naira, and whether anything non-zero lies beyond, rounded to the kobo.
+fn from_milli(milli: u128, sticky: bool) -> Result<Decimal, Rejection> {
     if milli > MAX_MILLI || (milli == MAX_MILLI && sticky) {
         return Err(Rejection::TooLarge);
     }
     // Half to even on the third decimal, the sticky digit breaking ties.
     let (kobo, last) = (milli / 10, milli % 10);
     let up = last > 5 || (last == 5 && (sticky || kobo % 2 == 1));
-    Ok(Decimal::new((kobo + u64::from(up)) as i64, 2))
+    Ok(Decimal::new((kobo + u128::from(up)) as i64, 2))
 }
 
 /// [`MAX_AMOUNT`] in thousandths of a naira.
-const MAX_MILLI: u64 = 1_000_000_000_000_000;
+const MAX_MILLI: u128 = 1_000_000_000_000_000;
 
 /// A string already matched by [`crate::rules::AMOUNT_PATTERN`]: integer part (commas allowed)
 /// and optional fraction digits.
@@ -135,23 +140,47 @@ pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
     from_digit_bytes(negative, digits, exp - 14)
 }
 
-/// A Decimal128 by its canonical string (`"1500.50"`, `"1.05E+3"`, `"NaN"`, `"-Infinity"`).
+/// A Decimal128 from its bits (IEEE 754-2008 BID): `coefficient × 10^(exponent − 6176)`, read
+/// as `bson` reads it (a coefficient above 34 digits is zero), without formatting it as text.
+/// Tested against the text route (`to_string`, then the digit rules) in the tests below.
 pub fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
-    let s = d.to_string();
-    let (negative, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.as_str()),
+    const BIAS: i64 = 6176;
+    const MAX_COEFFICIENT: u128 = 10u128.pow(34) - 1;
+    let bits = u128::from_le_bytes(d.bytes());
+    let negative = bits >> 127 == 1;
+    let (exponent, coefficient) = if (bits >> 123) & 0xF == 0xF {
+        return Err(Rejection::NotFinite); // NaN or Infinity
+    } else if (bits >> 125) & 0b11 == 0b11 {
+        // Coefficient with an implied `100` prefix: always above 34 digits, so zero.
+        ((bits >> 111) & 0x3FFF, 0)
+    } else {
+        ((bits >> 113) & 0x3FFF, bits & ((1 << 113) - 1))
     };
-    if !body.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(Rejection::NotFinite);
+    if coefficient == 0 || coefficient > MAX_COEFFICIENT {
+        return Ok(Decimal::new(0, 2)); // -0 counts as zero, as on the server.
     }
-    let (coef, exp) = match body.split_once(['E', 'e']) {
-        Some((c, e)) => (c, e.parse::<i64>().map_err(|_| Rejection::Unparseable)?),
-        None => (body, 0),
+    if negative {
+        return Err(Rejection::Negative);
+    }
+    // The value in thousandths is coefficient × 10^shift.
+    let shift = exponent as i64 - BIAS + 3;
+    let (milli, sticky) = match shift {
+        // coefficient ≥ 1, so 10^20 thousandths and more are far above MAX_AMOUNT.
+        20.. => return Err(Rejection::TooLarge),
+        0.. => (
+            coefficient
+                .checked_mul(10u128.pow(shift as u32))
+                .ok_or(Rejection::TooLarge)?,
+            false,
+        ),
+        // 10^38 still fits a u128 and exceeds any 34-digit coefficient.
+        -38.. => {
+            let p = 10u128.pow(shift.unsigned_abs() as u32);
+            (coefficient / p, coefficient % p != 0)
+        }
+        _ => (0, true),
     };
-    let (int_part, frac_part) = coef.split_once('.').unwrap_or((coef, ""));
-    let digits = int_part.bytes().chain(frac_part.bytes());
-    from_digit_bytes(negative, digits, exp - frac_part.len() as i64)
+    from_milli(milli, sticky)
 }
 
 /// Decimal128 sums from the server (always finite, at most kobo precision) into `Decimal`.
@@ -189,6 +218,36 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
+    }
+
+    /// The text route [`from_decimal128`] replaced: bson's canonical string, then the digits.
+    fn decimal128_by_text(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
+        let s = d.to_string();
+        let (negative, body) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.as_str()),
+        };
+        if !body.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(Rejection::NotFinite);
+        }
+        let (coef, exp) = match body.split_once(['E', 'e']) {
+            Some((c, e)) => (c, e.parse::<i64>().map_err(|_| Rejection::Unparseable)?),
+            None => (body, 0),
+        };
+        let (int_part, frac_part) = coef.split_once('.').unwrap_or((coef, ""));
+        reference(
+            negative,
+            &format!("{int_part}{frac_part}"),
+            exp - frac_part.len() as i64,
+        )
+    }
+
+    /// Decimal128 bits built from parts: sign, biased exponent, coefficient (may be oversized).
+    fn d128(negative: bool, exponent: u128, coefficient: u128) -> bson::Decimal128 {
+        let bits = (u128::from(negative) << 127)
+            | ((exponent & 0x3FFF) << 113)
+            | (coefficient & ((1 << 113) - 1));
+        bson::Decimal128::from_bytes(bits.to_le_bytes())
     }
 
     /// The straightforward version (strings and `rust_decimal` rounding) that the allocation-
@@ -247,6 +306,19 @@ mod tests {
             if let (Ok(a), Ok(b)) = (fast, slow) {
                 proptest::prop_assert_eq!(a.to_string(), b.to_string());
             }
+        }
+
+        #[test]
+        fn decimal128_bits_agree_with_its_text(
+            negative in proptest::bool::weighted(0.1),
+            exponent in 6176u128 - 45..6176 + 25,
+            coefficient in proptest::prop_oneof![0u128..100_000_000, 0u128..1 << 113, proptest::strategy::Just(10u128.pow(34) - 1), proptest::strategy::Just(10u128.pow(34))],
+            raw: u128,
+        ) {
+            let d = d128(negative, exponent, coefficient);
+            proptest::prop_assert_eq!(from_decimal128(&d), decimal128_by_text(&d), "{}", d);
+            let any = bson::Decimal128::from_bytes(raw.to_le_bytes());
+            proptest::prop_assert_eq!(from_decimal128(&any), decimal128_by_text(&any), "{}", any);
         }
 
         #[test]

@@ -168,29 +168,19 @@ pub fn normalize_utility(value: Option<RawBsonRef<'_>>) -> Cow<'_, str> {
 }
 
 /// Three field paths looked up in one pass over the document (the hot path: each `get` would
-/// walk and validate the elements again).
+/// walk the elements again).
 fn lookup3<'a>(doc: &'a RawDocument, paths: [&str; 3]) -> [Option<RawBsonRef<'a>>; 3] {
     let heads = paths.map(|p| p.split_once('.').map_or((p, None), |(h, t)| (h, Some(t))));
-    let mut found = [None; 3];
-    let mut missing = 3;
-    for element in doc {
-        // A malformed element ends the walk, as it ends `RawDocument::get`.
-        let Ok((key, value)) = element else { break };
-        for (slot, (head, tail)) in found.iter_mut().zip(&heads) {
-            if slot.is_none() && key == *head {
-                *slot = Some(match (value, tail) {
-                    (v, None) => Some(v),
-                    (RawBsonRef::Document(d), Some(t)) => lookup(d, t),
-                    _ => None,
-                });
-                missing -= 1;
-            }
-        }
-        if missing == 0 {
-            break;
-        }
+    let found = crate::raw::find(doc, heads.map(|(head, _)| head));
+    let mut out = [None; 3];
+    for ((slot, value), (_, tail)) in out.iter_mut().zip(found).zip(heads) {
+        *slot = match (value, tail) {
+            (v, None) => v,
+            (Some(RawBsonRef::Document(d)), Some(t)) => lookup(d, t),
+            _ => None,
+        };
     }
-    found.map(Option::flatten)
+    out
 }
 
 /// Follows a dotted field path through embedded documents.

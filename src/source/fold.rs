@@ -4,7 +4,7 @@
 use super::live::Live;
 use crate::config::Fields;
 use crate::rules::{self, SkipReason};
-use crate::store::{ClusterTime, CLUSTER_TIME_UNKNOWN};
+use crate::store::{cluster_time, ClusterTime, CLUSTER_TIME_UNKNOWN};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
@@ -24,6 +24,28 @@ pub enum Folded {
         at: ClusterTime,
     },
     Skipped(&'static str),
+}
+
+/// The parts of a projected change event the tailer reads, found in one pass.
+pub struct Event<'a> {
+    pub cluster_time: Option<ClusterTime>,
+    pub full_document: Option<&'a RawDocument>,
+}
+
+impl<'a> Event<'a> {
+    pub fn read(event: &'a RawDocument) -> Event<'a> {
+        let [time, full] = crate::raw::find(event, ["clusterTime", "fullDocument"]);
+        Event {
+            cluster_time: match time {
+                Some(RawBsonRef::Timestamp(ts)) => Some(cluster_time(ts)),
+                _ => None,
+            },
+            full_document: match full {
+                Some(RawBsonRef::Document(doc)) => Some(doc),
+                _ => None,
+            },
+        }
+    }
 }
 
 pub struct Fold {
@@ -59,9 +81,13 @@ impl Fold {
     }
 
     pub fn apply(&mut self, event: &RawDocument, live: &Live) -> Folded {
-        let sale = match event.get("fullDocument") {
-            Ok(Some(RawBsonRef::Document(doc))) => rules::classify(doc, &self.fields),
-            _ => Err(SkipReason::NoDocument),
+        self.apply_read(&Event::read(event), live)
+    }
+
+    pub fn apply_read(&mut self, event: &Event<'_>, live: &Live) -> Folded {
+        let sale = match event.full_document {
+            Some(doc) => rules::classify(doc, &self.fields),
+            None => Err(SkipReason::NoDocument),
         };
         let sale = match sale {
             Ok(sale) => sale,
@@ -69,12 +95,11 @@ impl Fold {
         };
         let window = self.window_of(sale.at);
         if window.start < self.open_from {
-            let at = super::event_cluster_time(event).unwrap_or(CLUSTER_TIME_UNKNOWN);
             return Folded::Late {
                 window,
                 utility: sale.utility.into_owned(),
                 amount: sale.amount,
-                at,
+                at: event.cluster_time.unwrap_or(CLUSTER_TIME_UNKNOWN),
             };
         }
         let since = self.started_at.max(window.start);

@@ -8,7 +8,7 @@ mod fold;
 mod live;
 pub mod oplog;
 
-pub use fold::{document_id, Fold, Folded};
+pub use fold::{document_id, Event, Fold, Folded};
 pub use live::{Live, LogLimiter};
 
 use crate::alert::{AlertKind, Alerter};
@@ -35,18 +35,22 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-/// Save at least this often while anything changed…
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// …or after this many events, whichever comes first.
+/// Save this often while events arrive (a process killed every few seconds while working off a
+/// backlog must still make progress; a flush costs well under a millisecond)…
+const CHECKPOINT_BUSY_INTERVAL: Duration = Duration::from_millis(200);
+/// …or after this many events, whichever comes first…
 const CHECKPOINT_EVENTS: u64 = 10_000;
+/// …and this often when idle, so the saved position (and readiness) stays fresh.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for a getMore on an idle stream; bounds shutdown and close latency.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
-/// A due window waits for the stream to pass the boundary. It stops waiting, and closes by the
-/// clock, once the stream has been stuck (no event) this long after the window fell due…
-const MAX_STALL: Duration = Duration::from_secs(30);
-/// …or, while events still flow (a backlog being worked off), after this long: closing early
-/// would turn the whole backlog into late corrections, so only a hopeless lag does.
-const MAX_CATCH_UP: Duration = Duration::from_secs(15 * 60);
+/// A due window waits at most this long for the stream to catch up with its boundary; then it
+/// closes by the clock, and sales still in the backlog become late corrections (reports must
+/// not wait on a stream that may never catch up).
+const MAX_CATCH_UP: Duration = Duration::from_secs(30);
+/// Opening (or resuming) the stream that takes longer counts as a failed attempt: an overloaded
+/// server must not keep windows from closing by the clock meanwhile.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a rebuild keeps retrying each window's query.
 const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -59,6 +63,8 @@ pub enum SourceError {
     Mongo(#[from] mongodb::error::Error),
     #[error("the saved resume token is no longer in the oplog (code {code})")]
     HistoryLost { code: i32 },
+    #[error("the server did not open the change stream within {} s", .0.as_secs())]
+    OpenTimeout(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,6 +78,7 @@ impl SourceError {
                 ErrorKind::Authentication { .. } | ErrorKind::InvalidArgument { .. }
             ),
             Self::HistoryLost { .. } => false,
+            Self::OpenTimeout(_) => true,
             Self::Store(e) => e.is_retryable(),
         }
     }
@@ -111,8 +118,6 @@ pub struct Tailer {
     /// row at the same position mean the stream is at the end of the oplog.
     last_empty: Option<Option<ResumeToken>>,
     down_since: Option<Instant>,
-    /// When the last event arrived (progress, for [`MAX_STALL`]).
-    last_event: Instant,
     skip_log: LogLimiter,
     late_log: LogLimiter,
 }
@@ -181,7 +186,6 @@ impl Tailer {
             barrier_passed: false,
             last_empty: None,
             down_since: None,
-            last_event: Instant::now(),
             skip_log: LogLimiter::new(20, Duration::from_secs(10)),
             late_log: LogLimiter::new(20, Duration::from_secs(10)),
         })
@@ -315,7 +319,11 @@ impl Tailer {
         if let Some(token) = &self.token {
             watch = watch.start_after(token.clone());
         }
-        let stream = watch.await.map_err(SourceError::classify)?;
+        let stream =
+            tokio::time::timeout(OPEN_TIMEOUT, std::future::IntoFuture::into_future(watch))
+                .await
+                .map_err(|_| SourceError::OpenTimeout(OPEN_TIMEOUT))?
+                .map_err(SourceError::classify)?;
         Ok(stream.with_type::<RawDocumentBuf>())
     }
 
@@ -341,8 +349,8 @@ impl Tailer {
             let now = Utc::now();
             match next {
                 Ok(Some(event)) => {
-                    self.last_event = Instant::now();
-                    let at = event_cluster_time(&event);
+                    let read = Event::read(&event);
+                    let at = read.cluster_time;
                     if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
                         let committed_ms = ((at >> 32) as i64) * 1000;
                         self.live.last_event_ms.store(committed_ms, Relaxed);
@@ -351,7 +359,7 @@ impl Tailer {
                             .store((now.timestamp_millis() - committed_ms).max(0), Relaxed);
                     }
                     self.on_batch(Some(at), None);
-                    self.apply(&event, now)
+                    self.apply(&event, &read, now)
                 }
                 Ok(None) => self.on_batch(None, stream.resume_token()),
                 Err(e) => {
@@ -400,13 +408,13 @@ impl Tailer {
         Ok(())
     }
 
-    fn apply(&mut self, event: &bson::RawDocument, now: DateTime<Utc>) {
+    fn apply(&mut self, event: &bson::RawDocument, read: &Event<'_>, now: DateTime<Utc>) {
         self.unsaved_events += 1;
         let fold = &mut self.fold;
         fold.open_from = self.next_close.start;
         fold.started_at = self.started_at;
         fold.now = now;
-        match fold.apply(event, &self.live) {
+        match fold.apply_read(read, &self.live) {
             Folded::Counted => {}
             Folded::Late {
                 window,
@@ -467,7 +475,10 @@ impl Tailer {
     }
 
     fn due_for_save(&self) -> bool {
-        self.unsaved_events >= CHECKPOINT_EVENTS || self.last_save.elapsed() >= CHECKPOINT_INTERVAL
+        let since = self.last_save.elapsed();
+        self.unsaved_events >= CHECKPOINT_EVENTS
+            || (self.unsaved_events > 0 && since >= CHECKPOINT_BUSY_INTERVAL)
+            || since >= CHECKPOINT_INTERVAL
     }
 
     fn window_due(&self, now: DateTime<Utc>) -> bool {
@@ -484,13 +495,9 @@ impl Tailer {
         let complete_until = match self.barrier {
             _ if !self.live.connected.load(Relaxed) => Some(now),
             Some(b) if self.barrier_passed => Some(b.wall),
-            Some(b)
-                if b.set.elapsed() >= MAX_CATCH_UP
-                    || b.set.elapsed().min(self.last_event.elapsed()) >= MAX_STALL =>
-            {
+            Some(b) if b.set.elapsed() >= MAX_CATCH_UP => {
                 warn!(
                     behind_secs = b.set.elapsed().as_secs(),
-                    stalled_secs = self.last_event.elapsed().as_secs(),
                     "Change stream has not caught up; closing by the clock."
                 );
                 Some(now)
@@ -564,13 +571,6 @@ struct Barrier {
     at: ClusterTime,
     wall: DateTime<Utc>,
     set: Instant,
-}
-
-pub(crate) fn event_cluster_time(event: &bson::RawDocument) -> Option<ClusterTime> {
-    match event.get("clusterTime") {
-        Ok(Some(bson::RawBsonRef::Timestamp(ts))) => Some(cluster_time(ts)),
-        _ => None,
-    }
 }
 
 /// Server-side filter and projection: only fulfilled sales, only the fields we read.

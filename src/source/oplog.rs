@@ -13,6 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 const INTERVAL: Duration = Duration::from_secs(60);
+/// The first reading waits this long: headroom matters over hours, a process that has just
+/// started is busy catching up, and on some servers (the Python SecantusDB) finding the oldest
+/// entry reads the whole oplog, which a crash-looping process would otherwise do every start.
+const FIRST_AFTER: Duration = Duration::from_secs(20);
 
 /// Measures the headroom every minute until `shutdown`; warns when it runs low.
 pub async fn watch_headroom(
@@ -21,6 +25,10 @@ pub async fn watch_headroom(
     shutdown: CancellationToken,
 ) {
     let mut previous_oldest = None;
+    tokio::select! {
+        _ = tokio::time::sleep(FIRST_AFTER) => {}
+        _ = shutdown.cancelled() => return,
+    }
     loop {
         match oldest_entry_secs(&client).await {
             Ok(Some(oldest)) => {
