@@ -30,7 +30,7 @@ pub fn find<'a, const N: usize>(
         };
         let key = &bytes[at + 1..element.key_end];
         for (slot, wanted) in found.iter_mut().zip(keys) {
-            if slot.is_none() && key == wanted.as_bytes() {
+            if slot.is_none() && same(key, wanted.as_bytes()) {
                 let Some(value) = value(doc, bytes, &element, wanted) else {
                     return found; // malformed value: bson stops here too
                 };
@@ -41,6 +41,12 @@ pub fn find<'a, const N: usize>(
         at = element.next;
     }
     found
+}
+
+/// Byte equality inlined: keys are a few bytes, where a `memcmp` call costs more than the loop.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// One element: where its key ends (the NUL) and its value starts, and where the next begins.
