@@ -31,9 +31,16 @@ static AMOUNT_RE: LazyLock<Regex> =
 /// document when it is already in normal form (the common case: no allocation per event).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sale<'a> {
-    pub at: DateTime<Utc>,
+    /// When, in Unix milliseconds (always within `DateTime<Utc>`'s range: see [`Sale::at`]).
+    pub at_ms: i64,
     pub utility: Cow<'a, str>,
     pub amount: Decimal,
+}
+
+impl Sale<'_> {
+    pub fn at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.at_ms).expect("classify checked the range")
+    }
 }
 
 /// Why a document does not count.
@@ -56,21 +63,52 @@ impl SkipReason {
 
 /// Applies the rules to one sale document (already known to be fulfilled).
 pub fn classify<'a>(doc: &'a RawDocument, fields: &Fields) -> Result<Sale<'a>, SkipReason> {
-    let [time, amount, utility] = lookup3(doc, [&fields.time, &fields.amount, &fields.utility]);
-    let at = match time {
-        Some(RawBsonRef::DateTime(dt)) => {
-            DateTime::<Utc>::from_timestamp_millis(dt.timestamp_millis())
-                .ok_or(SkipReason::TimeNotDate)?
+    classify_at(doc, &Paths::new(fields))
+}
+
+/// [`classify`] with the field paths split once, for the per-event hot path.
+pub fn classify_at<'a>(doc: &'a RawDocument, paths: &Paths) -> Result<Sale<'a>, SkipReason> {
+    let [time, amount, utility] = lookup3(doc, paths);
+    let at_ms = match time {
+        // The range check `DateTime::from_timestamp_millis` makes, without the calendar
+        // arithmetic (the window is found from the milliseconds).
+        Some(RawBsonRef::DateTime(dt)) if MILLIS_RANGE.contains(&dt.timestamp_millis()) => {
+            dt.timestamp_millis()
         }
         _ => return Err(SkipReason::TimeNotDate),
     };
     let amount = parse_amount(amount).map_err(SkipReason::Amount)?;
     let utility = normalize_utility(utility);
     Ok(Sale {
-        at,
+        at_ms,
         utility,
         amount,
     })
+}
+
+/// The milliseconds a `DateTime<Utc>` can hold.
+const MILLIS_RANGE: std::ops::RangeInclusive<i64> =
+    DateTime::<Utc>::MIN_UTC.timestamp_millis()..=DateTime::<Utc>::MAX_UTC.timestamp_millis();
+
+/// The time, amount and utility field paths, each split at its first dot.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    heads: [String; 3],
+    tails: [Option<String>; 3],
+}
+
+impl Paths {
+    pub fn new(fields: &Fields) -> Paths {
+        let split = |p: &String| match p.split_once('.') {
+            Some((head, tail)) => (head.to_owned(), Some(tail.to_owned())),
+            None => (p.clone(), None),
+        };
+        let [t, a, u] = [&fields.time, &fields.amount, &fields.utility].map(split);
+        Paths {
+            heads: [t.0, a.0, u.0],
+            tails: [t.1, a.1, u.1],
+        }
+    }
 }
 
 /// The amount rule for one BSON value.
@@ -169,15 +207,10 @@ pub fn normalize_utility(value: Option<RawBsonRef<'_>>) -> Cow<'_, str> {
 
 /// Three field paths looked up in one pass over the document (the hot path: each `get` would
 /// walk the elements again).
-fn lookup3<'a>(doc: &'a RawDocument, paths: [&str; 3]) -> [Option<RawBsonRef<'a>>; 3] {
-    // A byte scan, not `split_once`: this runs three times per event.
-    let heads = paths.map(|p| match p.bytes().position(|b| b == b'.') {
-        Some(dot) => (&p[..dot], Some(&p[dot + 1..])),
-        None => (p, None),
-    });
-    let found = crate::raw::find(doc, heads.map(|(head, _)| head));
+fn lookup3<'a>(doc: &'a RawDocument, paths: &Paths) -> [Option<RawBsonRef<'a>>; 3] {
+    let found = crate::raw::find(doc, [0, 1, 2].map(|i| paths.heads[i].as_str()));
     let mut out = [None; 3];
-    for ((slot, value), (_, tail)) in out.iter_mut().zip(found).zip(heads) {
+    for ((slot, value), tail) in out.iter_mut().zip(found).zip(&paths.tails) {
         *slot = match (value, tail) {
             (v, None) => v,
             (Some(RawBsonRef::Document(d)), Some(t)) => lookup(d, t),

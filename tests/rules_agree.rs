@@ -166,7 +166,7 @@ async fn stream_fold_equals_facet() {
                 .unwrap();
             let full = event.get_document("fullDocument").unwrap();
             match rules::classify(full, &config.fields) {
-                Ok(sale) if window.contains(sale.at) => {
+                Ok(sale) if window.contains(sale.at()) => {
                     streamed.add(&sale.utility, sale.amount).unwrap()
                 }
                 Ok(_) => {}

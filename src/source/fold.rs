@@ -3,7 +3,7 @@
 
 use super::live::Live;
 use crate::config::Fields;
-use crate::rules::{self, SkipReason};
+use crate::rules::{self, Paths, SkipReason};
 use crate::store::{cluster_time, ClusterTime, CLUSTER_TIME_UNKNOWN};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
@@ -49,22 +49,23 @@ impl<'a> Event<'a> {
 }
 
 pub struct Fold {
-    pub fields: Fields,
     pub spec: WindowSpec,
     /// Windows starting before this are closed.
     pub open_from: DateTime<Utc>,
     /// When this process began streaming (windows opened later are only partly streamed).
     pub started_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
-    /// The window of the previous sale: almost every sale falls into it, and finding a window
-    /// from scratch (time-zone arithmetic) costs more than the rest of the fold.
-    recent: Option<Window>,
+    paths: Paths,
+    /// The window of the previous sale, and its bounds in milliseconds: almost every sale
+    /// falls into it, and finding a window from scratch (time-zone arithmetic) costs more
+    /// than the rest of the fold.
+    recent: Option<(Window, std::ops::Range<i64>)>,
 }
 
 impl Fold {
     pub fn new(fields: Fields, spec: WindowSpec, open_from: DateTime<Utc>) -> Fold {
         Fold {
-            fields,
+            paths: Paths::new(&fields),
             spec,
             open_from,
             started_at: open_from,
@@ -73,10 +74,14 @@ impl Fold {
         }
     }
 
-    fn window_of(&mut self, at: DateTime<Utc>) -> Window {
-        match self.recent {
-            Some(w) if w.contains(at) => w,
-            _ => *self.recent.insert(self.spec.window_of(at)),
+    fn window_of(&mut self, at_ms: i64, at: impl FnOnce() -> DateTime<Utc>) -> Window {
+        match &self.recent {
+            Some((w, ms)) if ms.contains(&at_ms) => *w,
+            _ => {
+                let w = self.spec.window_of(at());
+                let ms = w.start.timestamp_millis()..w.end.timestamp_millis();
+                self.recent.insert((w, ms)).0
+            }
         }
     }
 
@@ -86,14 +91,14 @@ impl Fold {
 
     pub fn apply_read(&mut self, event: &Event<'_>, live: &Live) -> Folded {
         let sale = match event.full_document {
-            Some(doc) => rules::classify(doc, &self.fields),
+            Some(doc) => rules::classify_at(doc, &self.paths),
             None => Err(SkipReason::NoDocument),
         };
         let sale = match sale {
             Ok(sale) => sale,
             Err(reason) => return Folded::Skipped(reason.as_str()),
         };
-        let window = self.window_of(sale.at);
+        let window = self.window_of(sale.at_ms, || sale.at());
         if window.start < self.open_from {
             return Folded::Late {
                 window,

@@ -10,7 +10,8 @@ use tracing::warn;
 
 #[derive(Debug, Default)]
 pub struct Live {
-    pub windows: DashMap<WindowId, OpenWindow>,
+    /// Keyed by a plain integer hashed per event: Fx, not SipHash (no untrusted keys here).
+    pub windows: DashMap<WindowId, OpenWindow, rustc_hash::FxBuildHasher>,
     pub events_applied: AtomicU64,
     pub events_skipped: AtomicU64,
     pub skipped_by_reason: DashMap<&'static str, u64>,
