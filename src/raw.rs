@@ -60,6 +60,9 @@ fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
+// Inlined: called once per element, and a call returning the element through memory cost
+// more than the stepping itself (perf).
+#[inline(always)]
 fn step(bytes: &[u8], at: usize, end: usize) -> Option<Element> {
     let kind = bytes[at];
     let key_end = at + 1 + bytes[at + 1..end].iter().position(|&b| b == 0)?;
