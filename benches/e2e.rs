@@ -498,6 +498,23 @@ async fn run() -> Value {
         })
         .collect();
 
+    if std::env::var_os("E2E_LIVE_ONLY").is_some() {
+        // For profiling: phase 1's cost and the peer's, without waiting for reports.
+        let polling_cpu = polling_cpu_per_request * samples.len() as f64;
+        let ours = (live_usage.cpu_secs - idle.cpu_secs - polling_cpu) * 1e6 / events as f64;
+        let peer = python_peer(&uri, start_ts, events);
+        let peer_per_m = peer["cpu_secs"].as_f64().unwrap_or(f64::NAN) * 1e6 / events as f64;
+        return json!({
+            "events": events,
+            "applied_rate_per_s": round(events as f64 / applied_secs, 0),
+            "lag_ms_p50": round(percentile(&lags, 0.5), 1),
+            "cpu_secs_per_million": round(ours, 2),
+            "peer_cpu_secs_per_million": round(peer_per_m, 2),
+            "cpu_ratio_peer_to_ours": round(peer_per_m / ours, 1),
+            "scale": scale,
+        });
+    }
+
     // Every window reported once, exact to the kobo.
     let last = expected.keys().next_back().copied().unwrap();
     let last_end = spec.window_of(last.start()).end;

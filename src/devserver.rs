@@ -32,9 +32,13 @@ pub fn ensure_installed() -> std::io::Result<PathBuf> {
     if marker.exists() {
         return Ok(exe);
     }
-    std::fs::create_dir_all(dir.parent().unwrap_or(Path::new(".")))?;
-    let staging = dir.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    // Unique per caller: tests in one process install concurrently on a fresh machine.
+    let staging = tempfile::Builder::new()
+        .prefix(&format!("secantusdb-{SECANTUS_VERSION}.tmp"))
+        .tempdir_in(parent)?
+        .keep();
     run(Command::new("python3").args(["-m", "venv"]).arg(&staging))?;
     run(Command::new(staging.join("bin").join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])

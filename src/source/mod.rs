@@ -7,9 +7,11 @@
 mod fold;
 mod live;
 pub mod oplog;
+mod stream;
 
 pub use fold::{document_id, Event, Fold, Folded};
 pub use live::{Live, LogLimiter};
+pub use stream::{event_token, Batch, RawChangeStream};
 
 use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
@@ -20,12 +22,10 @@ use crate::store::{
 };
 use crate::window::{OpenWindow, Tally, Window};
 use backoff::backoff::Backoff;
-use bson::{doc, Document, RawDocumentBuf};
+use bson::{doc, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::change_stream::event::ResumeToken;
-use mongodb::change_stream::ChangeStream;
 use mongodb::error::ErrorKind;
-use mongodb::options::FullDocumentType;
 use mongodb::Collection;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,6 +46,9 @@ const CLOCK_EVERY_EVENTS: u64 = 32;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for a getMore on an idle stream; bounds shutdown and close latency.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
+/// Events per getMore: large enough that the round trip is amortised, small enough that a
+/// batch is a few hundred KB.
+const BATCH_SIZE: u32 = 1000;
 /// A due window waits at most this long for the stream to catch up with its boundary; then it
 /// closes by the clock, and sales still in the backlog become late corrections (reports must
 /// not wait on a stream that may never catch up).
@@ -53,6 +56,8 @@ const MAX_CATCH_UP: Duration = Duration::from_secs(30);
 /// Opening (or resuming) the stream that takes longer counts as a failed attempt: an overloaded
 /// server must not keep windows from closing by the clock meanwhile.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most one immediate resume (without backoff) in this long.
+const QUICK_RESUME_EVERY: Duration = Duration::from_secs(10);
 /// How long a rebuild keeps retrying each window's query.
 const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -67,6 +72,10 @@ pub enum SourceError {
     HistoryLost { code: i32 },
     #[error("the server did not open the change stream within {} s", .0.as_secs())]
     OpenTimeout(Duration),
+    #[error("the server closed the change stream (was the collection dropped or renamed?)")]
+    Closed,
+    #[error("the server sent a change-stream batch that is not valid BSON")]
+    Malformed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,7 +89,7 @@ impl SourceError {
                 ErrorKind::Authentication { .. } | ErrorKind::InvalidArgument { .. }
             ),
             Self::HistoryLost { .. } => false,
-            Self::OpenTimeout(_) => true,
+            Self::OpenTimeout(_) | Self::Closed | Self::Malformed => true,
             Self::Store(e) => e.is_retryable(),
         }
     }
@@ -120,6 +129,8 @@ pub struct Tailer {
     /// row at the same position mean the stream is at the end of the oplog.
     last_empty: Option<Option<ResumeToken>>,
     down_since: Option<Instant>,
+    /// Batches received since the stream was (re)opened.
+    batches: u64,
     skip_log: LogLimiter,
     late_log: LogLimiter,
 }
@@ -188,6 +199,7 @@ impl Tailer {
             barrier_passed: false,
             last_empty: None,
             down_since: None,
+            batches: 0,
             skip_log: LogLimiter::new(20, Duration::from_secs(10)),
             late_log: LogLimiter::new(20, Duration::from_secs(10)),
         })
@@ -197,20 +209,16 @@ impl Tailer {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let mut backoff = reconnect_backoff();
         let mut rebuild = false;
+        let mut quick_resumed: Option<Instant> = None;
         while !shutdown.is_cancelled() {
+            self.batches = 0;
             let outcome = match self.open_stream().await {
-                Ok(stream) => {
+                Ok(mut stream) => {
                     self.on_connected(&mut backoff);
-                    if self.token.is_none() {
-                        // A fresh stream's starting point, saved at once: a crash before the
-                        // first event must not restart at a later "now" and miss sales.
-                        self.token = stream.resume_token();
-                        self.save(Vec::new()).await?;
-                    }
                     if std::mem::take(&mut rebuild) {
                         self.rebuild_open_windows().await?;
                     }
-                    self.tail(stream, &shutdown).await
+                    self.tail(&mut stream, &shutdown).await
                 }
                 Err(error) => Err(error),
             };
@@ -229,6 +237,18 @@ impl Tailer {
                     );
                     self.token = None;
                     rebuild = true;
+                    continue;
+                }
+                // A stream that was delivering is resumed at once, as the driver's own change
+                // stream would; at most once in QUICK_RESUME_EVERY, so a failure that repeats
+                // waits for the backoff.
+                Err(error)
+                    if error.is_retryable()
+                        && self.batches > 1
+                        && quick_resumed.is_none_or(|t| t.elapsed() >= QUICK_RESUME_EVERY) =>
+                {
+                    info!(%error, "Change stream interrupted; resuming.");
+                    quick_resumed = Some(Instant::now());
                     continue;
                 }
                 Err(error) if error.is_retryable() => {
@@ -268,8 +288,8 @@ impl Tailer {
         }
     }
 
-    /// Called after each `next_if_any`: an event (with its cluster time) or an empty batch
-    /// (with the stream's position after it). Decides whether the stream passed the barrier.
+    /// Called for each event (with its cluster time) and each empty batch (with the stream's
+    /// position after it). Decides whether the stream passed the barrier.
     fn on_batch(&mut self, event_at: Option<Option<ClusterTime>>, position: Option<ResumeToken>) {
         let Some(Barrier { at: barrier, .. }) = self.barrier else {
             return;
@@ -307,110 +327,128 @@ impl Tailer {
         Some(cluster_time(ts))
     }
 
-    async fn open_stream(&self) -> Result<ChangeStream<RawDocumentBuf>, SourceError> {
-        let mut watch = self
-            .coll
-            .watch()
-            .pipeline(stream_pipeline(
-                &self.config.fields,
-                &self.config.fulfilled_status,
-            ))
-            .full_document(FullDocumentType::UpdateLookup)
-            .max_await_time(MAX_AWAIT)
-            .batch_size(1000);
-        if let Some(token) = &self.token {
-            watch = watch.start_after(token.clone());
-        }
-        let stream =
-            tokio::time::timeout(OPEN_TIMEOUT, std::future::IntoFuture::into_future(watch))
-                .await
-                .map_err(|_| SourceError::OpenTimeout(OPEN_TIMEOUT))?
-                .map_err(SourceError::classify)?;
-        Ok(stream.with_type::<RawDocumentBuf>())
+    async fn open_stream(&self) -> Result<RawChangeStream, SourceError> {
+        let open = RawChangeStream::open(
+            &self.coll,
+            &self.config.fields,
+            &self.config.fulfilled_status,
+            self.token.as_ref(),
+            MAX_AWAIT,
+            BATCH_SIZE,
+        );
+        tokio::time::timeout(OPEN_TIMEOUT, open)
+            .await
+            .map_err(|_| SourceError::OpenTimeout(OPEN_TIMEOUT))?
+            .map_err(SourceError::classify)
     }
 
     async fn tail(
         &mut self,
-        mut stream: ChangeStream<RawDocumentBuf>,
+        stream: &mut RawChangeStream,
         shutdown: &CancellationToken,
     ) -> Result<(), SourceError> {
-        // Clocks are read on an empty batch, on the first event after one, and every
-        // CLOCK_EVERY_EVENTS events: a read per event is a measurable share of the hot path,
-        // and a few microseconds of staleness changes nothing here.
-        let mut now = Utc::now();
-        let mut events_since_clock = 0u64;
         loop {
-            if shutdown.is_cancelled() {
-                self.token = stream.resume_token().or(self.token.take());
-                return Ok(());
-            }
-            // Dropping an in-flight getMore on shutdown is safe: the token only advances when
-            // events are handed out, so unread events are read again after a restart.
-            let next = {
-                // Pinned in place and selected by reference: the driver's future is ~4 KB
-                // (it embeds the resume path), and `select!` would move it twice per event.
-                let next = stream.next_if_any();
-                tokio::pin!(next);
-                tokio::select! {
-                    // Biased: a buffered event is taken without polling (registering with)
-                    // the shutdown token, which is per event on the hot path.
-                    biased;
-                    next = &mut next => next,
-                    _ = shutdown.cancelled() => continue,
-                }
+            // Dropping an in-flight getMore on shutdown is safe: the token only advances past
+            // events that were applied, so unread events are read again after a restart.
+            let batch = tokio::select! {
+                batch = stream.next_batch() => batch,
+                _ = shutdown.cancelled() => return Ok(()),
             };
-            let empty = matches!(next, Ok(None));
-            let read_clock = empty || events_since_clock == 0;
-            if read_clock {
+            let batch = match batch {
+                Some(Ok(batch)) => batch,
+                Some(Err(e)) => return Err(SourceError::classify(e)),
+                None => return Err(SourceError::Closed),
+            };
+            self.batches += 1;
+            self.apply_batch(&batch).await?;
+        }
+    }
+
+    /// Folds one server batch, closing windows and saving between events where due. The token
+    /// saved is always the position just after the last event applied.
+    async fn apply_batch(&mut self, batch: &Batch) -> Result<(), SourceError> {
+        let events = batch.events().map_err(SourceError::classify)?;
+        // A fresh stream's starting point is saved at once: a crash before the first event
+        // must not restart at a later "now" and miss sales.
+        let fresh = self.token.is_none();
+        let mut now = Utc::now();
+        let mut last = None;
+        for (i, event) in events.into_iter().enumerate() {
+            let event = match event.map(|e| e.as_document()) {
+                Ok(Some(event)) => event,
+                // The server's reply is malformed past this point: resume after the last good
+                // event rather than skip what cannot be read.
+                _ => return Err(SourceError::Malformed),
+            };
+            // The clock every few events: a read per event is a measurable share of the hot
+            // path, and a few microseconds of staleness changes nothing here.
+            if i > 0 && i as u64 % CLOCK_EVERY_EVENTS == 0 {
                 now = Utc::now();
             }
-            events_since_clock = if empty {
-                0
-            } else {
-                (events_since_clock + 1) % CLOCK_EVERY_EVENTS
-            };
-            match next {
-                Ok(Some(event)) => {
-                    let read = Event::read(&event);
-                    let at = read.cluster_time;
-                    if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
-                        let committed_ms = ((at >> 32) as i64) * 1000;
-                        self.live.last_event_ms.store(committed_ms, Relaxed);
-                        self.live
-                            .lag_ms
-                            .store((now.timestamp_millis() - committed_ms).max(0), Relaxed);
-                    }
-                    self.on_batch(Some(at), None);
-                    self.apply(&event, &read, now)
-                }
-                Ok(None) => self.on_batch(None, stream.resume_token()),
-                Err(e) => {
-                    // The token covers exactly what was applied: resume from it.
-                    self.token = stream.resume_token().or(self.token.take());
-                    return Err(SourceError::classify(e));
-                }
+            let read = Event::read(event);
+            let at = read.cluster_time;
+            if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
+                let committed_ms = ((at >> 32) as i64) * 1000;
+                self.live.last_event_ms.store(committed_ms, Relaxed);
+                self.live
+                    .lag_ms
+                    .store((now.timestamp_millis() - committed_ms).max(0), Relaxed);
             }
-            let due = self.window_due(now);
-            if due && self.barrier.is_none() {
-                // The wall clock first: every sale committed before it is at or before `at`.
-                let wall = Utc::now();
-                let at = self
-                    .cluster_time_now()
-                    .await
-                    .unwrap_or(CLUSTER_TIME_UNKNOWN);
-                self.barrier = Some(Barrier {
-                    at,
-                    wall,
-                    set: Instant::now(),
-                });
-                self.barrier_passed = false;
-                self.last_empty = None;
-            }
-            if due || (read_clock && self.due_for_save()) {
-                self.token = stream.resume_token().or(self.token.take());
-                self.close_due_and_save(Utc::now()).await?;
+            self.on_batch(Some(at), None);
+            self.apply(event, &read, now);
+            last = Some(event);
+            if self.wants_step(now, i as u64 % CLOCK_EVERY_EVENTS == 0) {
+                self.token = event_token(event).or(self.token.take());
+                self.step_close(now).await?;
             }
         }
+        // The whole batch is applied: the stream's position is after it.
+        let end = batch.end_token();
+        if last.is_none() {
+            self.on_batch(None, end.clone());
+        }
+        if let Some(token) = end.or_else(|| last.and_then(event_token)) {
+            self.token = Some(token);
+        }
+        if fresh && self.token.is_some() {
+            self.save(Vec::new()).await?;
+        }
+        let now = Utc::now();
+        if self.window_due(now) || self.due_for_save() {
+            self.step_close(now).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether to stop between two events to close windows or save: at once when a window
+    /// falls due or the stream passes its barrier; otherwise only on clock reads, since
+    /// building the token and checking costs more than the event (a due window may wait
+    /// seconds for a lagging stream).
+    fn wants_step(&self, now: DateTime<Utc>, clock_read: bool) -> bool {
+        let due = self.window_due(now);
+        (due && (self.barrier.is_none() || self.barrier_passed))
+            || (clock_read && (due || self.due_for_save()))
+    }
+
+    /// A due window sets the barrier the stream must pass before it closes; then closes what
+    /// may close and saves if a checkpoint is due.
+    async fn step_close(&mut self, now: DateTime<Utc>) -> Result<(), SourceError> {
+        if self.window_due(now) && self.barrier.is_none() {
+            // The wall clock first: every sale committed before it is at or before `at`.
+            let wall = Utc::now();
+            let at = self
+                .cluster_time_now()
+                .await
+                .unwrap_or(CLUSTER_TIME_UNKNOWN);
+            self.barrier = Some(Barrier {
+                at,
+                wall,
+                set: Instant::now(),
+            });
+            self.barrier_passed = false;
+            self.last_empty = None;
+        }
+        self.close_due_and_save(Utc::now()).await
     }
 
     /// Keeps closing windows by the wall clock while the server is unreachable.
