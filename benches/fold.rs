@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench fold`. Events per second are criterion's "thrpt" line.
 
-use bson::{doc, oid::ObjectId, Bson, Decimal128, RawDocumentBuf, Timestamp};
+use bson::{doc, oid::ObjectId, rawdoc, Bson, Decimal128, RawDocumentBuf, Timestamp};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -124,6 +124,44 @@ fn fold(c: &mut Criterion) {
                     let outcome = fold.apply(e, live);
                     debug_assert_eq!(outcome, Folded::Counted);
                 }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // What the tailer does with a getMore reply: walk its `nextBatch` in place, fold each
+    // event, and read the position after the batch at its end.
+    let replies: Vec<RawDocumentBuf> = events
+        .chunks(BATCH)
+        .map(|chunk| {
+            let mut batch = bson::RawArrayBuf::new();
+            for e in chunk {
+                batch.push(e.clone());
+            }
+            let mut cursor = RawDocumentBuf::new();
+            cursor.append("nextBatch", batch);
+            cursor.append("postBatchResumeToken", rawdoc! { "_data": "8268FFFF" });
+            cursor.append("id", 42i64);
+            cursor.append("ns", "shop.power_transaction_items");
+            rawdoc! { "cursor": cursor, "ok": 1.0 }
+        })
+        .collect();
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let next_reply = std::cell::Cell::new(0);
+    group.bench_function("server_reply_to_window_totals", |b| {
+        b.iter_batched_ref(
+            || {
+                let i = next_reply.get();
+                next_reply.set((i + 1) % replies.len());
+                (Live::default(), &replies[i])
+            },
+            |(live, reply)| {
+                let mut fold = Fold::new(fields.clone(), spec, start);
+                let cursor = reply.get_document("cursor").unwrap();
+                for e in cursor.get_array("nextBatch").unwrap() {
+                    let outcome = fold.apply(e.unwrap().as_document().unwrap(), live);
+                    debug_assert_eq!(outcome, Folded::Counted);
+                }
+                cursor.get("postBatchResumeToken").unwrap()
             },
             BatchSize::PerIteration,
         )

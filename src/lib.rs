@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! MongoDB change stream ──► source::Tailer ──► window totals (source::Live, in memory, live)
-//!   (fulfilled sales,          │  rules::classify: what counts, money: exact amounts
-//!    filtered server-side)     ▼
+//!   (fulfilled sales,          │  a server batch at a time, events read in place (raw);
+//!    filtered server-side)     │  rules::classify: what counts, money: exact amounts
+//!                              ▼
 //!                          store (sled): resume token + open windows, one atomic write
 //!                              │  window due (end + grace) → outbox record, same write
 //!                              ▼
@@ -17,8 +18,9 @@
 //! ```
 //!
 //! `config` validates settings before anything connects; `app` wires the tasks; `http` and
-//! `status` show the live state; `raw` reads an event's few fields fast for `rules`; `commands` holds the one-shot commands; `devserver` runs a
-//! local SecantusDB for the demo and the tests.
+//! `status` show the live state; `raw` walks a batch and an event's few fields fast for
+//! `source` and `rules`; `commands` holds the one-shot commands; `devserver` runs a local
+//! SecantusDB for the demo and the tests.
 
 pub mod alert;
 pub mod app;

@@ -80,7 +80,14 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+    // One thread: the work is a single stream's batches plus a few light tasks, and on a
+    // worker pool every getMore's hand-offs to the driver's connection pool were thread
+    // wake-ups (a tenth of the service's CPU; benches/README.md). Blocking work (sled's
+    // flush, DNS) runs on threads of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,11 +1,12 @@
-//! Finding a few fields in a raw BSON document in one pass, for the per-event hot path.
+//! Walking raw BSON for the per-event hot path: the events of a server batch ([`documents`])
+//! and a few fields of each ([`find`]), in one pass each.
 //!
 //! `bson`'s own iterator validates every key and string as UTF-8 and builds an error context
 //! per element; an event holds eight elements of which the fold reads four, so that was most of
 //! its cost. This walker only steps over elements (their lengths) and converts just the values
 //! asked for, and only the types the rules read; any other type is handed back exactly as
-//! `RawDocument::get` would give it. A property test checks it against `bson` on arbitrary
-//! documents and arbitrary bytes.
+//! `RawDocument::get` would give it. Property tests check both against `bson` on arbitrary
+//! documents, batches and bytes.
 
 use bson::spec::ElementType;
 use bson::{Decimal128, RawBsonRef, RawDocument, Timestamp};
@@ -41,6 +42,29 @@ pub fn find<'a, const N: usize>(
         at = element.next;
     }
     found
+}
+
+/// The elements of a raw array (or document) as documents, in order: `Some` for each embedded
+/// document, `None` for an element of another type or a malformed one, after which the walk
+/// ends, as `bson`'s iterator ends. For a getMore reply's `nextBatch`: `bson`'s iterator
+/// checks every index key as UTF-8 and builds an error context per element.
+pub fn documents(array: &[u8]) -> impl Iterator<Item = Option<&RawDocument>> {
+    let end = array.len().saturating_sub(1);
+    let mut at = 4;
+    let mut broken = array.len() < 5;
+    std::iter::from_fn(move || {
+        if broken || at >= end {
+            return None;
+        }
+        let doc = step(array, at, end).and_then(|e| {
+            at = e.next;
+            (e.kind == 0x03)
+                .then(|| RawDocument::from_bytes(&array[e.key_end + 1..e.next]).ok())
+                .flatten()
+        });
+        broken = doc.is_none();
+        Some(doc)
+    })
 }
 
 /// Byte equality inlined: keys are a few bytes, where a `memcmp` call costs more than the loop.

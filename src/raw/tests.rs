@@ -1,4 +1,4 @@
-use super::find;
+use super::{documents, find};
 use bson::spec::BinarySubtype;
 use bson::{
     Binary, Decimal128, JavaScriptCodeWithScope, RawBson, RawDocument, RawDocumentBuf, Regex,
@@ -113,6 +113,67 @@ proptest! {
             let fast = find(doc, KEYS);
             if valid_for_bson(doc) {
                 prop_assert_eq!(fast, by_bson(doc));
+            }
+        }
+    }
+}
+
+/// `bson`'s reading of an array as documents: each element a document until the first that
+/// is not (or cannot be read), which is reported as `None` and ends it.
+fn documents_by_bson<'a, E>(
+    elements: impl IntoIterator<Item = Result<bson::RawBsonRef<'a>, E>>,
+) -> Vec<Option<&'a RawDocument>> {
+    let mut out = Vec::new();
+    for e in elements {
+        let doc = e.ok().and_then(|v| v.as_document());
+        out.push(doc);
+        if doc.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+fn array_of(docs: Vec<RawDocumentBuf>, extra: Option<bson::Bson>) -> bson::RawArrayBuf {
+    let mut array = bson::RawArrayBuf::new();
+    for d in docs {
+        array.push(d);
+    }
+    if let Some(v) = extra {
+        array.push(RawBson::try_from(v).expect("converts"));
+    }
+    array
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn walks_a_batch_as_bson_does(
+        docs in proptest::collection::vec(raw_doc(), 0..6),
+        extra in proptest::option::of(value()),
+    ) {
+        let array = array_of(docs, extra);
+        let fast: Vec<_> = documents(array.as_bytes()).collect();
+        prop_assert_eq!(fast, documents_by_bson(&*array));
+    }
+
+    /// Corrupted batches never panic, and agree with `bson` on what is still readable.
+    #[test]
+    fn corrupted_batches_never_panic(
+        docs in proptest::collection::vec(raw_doc(), 1..4),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = array_of(docs, None).as_bytes().to_vec();
+        let interior = bytes.len() - 5;
+        for (i, b) in flips {
+            bytes[4 + i.index(interior)] = b;
+        }
+        let fast: Vec<_> = documents(&bytes).collect();
+        if let Ok(array) = bson::RawDocument::from_bytes(&bytes) {
+            if array.iter().all(|e| e.is_ok()) {
+                let elements = array.iter().map(|e| e.map(|(_, v)| v));
+                prop_assert_eq!(fast, documents_by_bson(elements));
             }
         }
     }

@@ -113,6 +113,8 @@ pub struct Tailer {
     alerts: Alerter,
     token: Option<ResumeToken>,
     next_close: Window,
+    /// When `next_close` is due (its end + grace): compared per event, so kept, not derived.
+    due_at: DateTime<Utc>,
     /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
     fold: Fold,
@@ -175,6 +177,7 @@ impl Tailer {
             next_close = oldest;
         }
         let resuming = token.is_some();
+        let due_at = due_at(&next_close, config.grace);
         let fold = Fold::new(config.fields.clone(), config.window, next_close.start);
         Ok(Tailer {
             coll,
@@ -185,6 +188,7 @@ impl Tailer {
             alerts,
             token,
             next_close,
+            due_at,
             // Resuming from a token, the stream has no gap: every window is fully streamed.
             started_at: if resuming {
                 DateTime::<Utc>::MIN_UTC
@@ -215,6 +219,12 @@ impl Tailer {
             let outcome = match self.open_stream().await {
                 Ok(mut stream) => {
                     self.on_connected(&mut backoff);
+                    if self.token.is_none() {
+                        // A fresh stream's starting point, saved at once: a crash before the
+                        // first event must not restart at a later "now" and miss sales.
+                        self.token = stream.start_token();
+                        self.save(Vec::new()).await?;
+                    }
                     if std::mem::take(&mut rebuild) {
                         self.rebuild_open_windows().await?;
                     }
@@ -368,18 +378,12 @@ impl Tailer {
     /// saved is always the position just after the last event applied.
     async fn apply_batch(&mut self, batch: &Batch) -> Result<(), SourceError> {
         let events = batch.events().map_err(SourceError::classify)?;
-        // A fresh stream's starting point is saved at once: a crash before the first event
-        // must not restart at a later "now" and miss sales.
-        let fresh = self.token.is_none();
         let mut now = Utc::now();
         let mut last = None;
-        for (i, event) in events.into_iter().enumerate() {
-            let event = match event.map(|e| e.as_document()) {
-                Ok(Some(event)) => event,
-                // The server's reply is malformed past this point: resume after the last good
-                // event rather than skip what cannot be read.
-                _ => return Err(SourceError::Malformed),
-            };
+        for (i, event) in events.enumerate() {
+            // The server's reply is malformed past this point: resume after the last good
+            // event rather than skip what cannot be read.
+            let event = event.ok_or(SourceError::Malformed)?;
             // The clock every few events: a read per event is a measurable share of the hot
             // path, and a few microseconds of staleness changes nothing here.
             if i > 0 && i as u64 % CLOCK_EVERY_EVENTS == 0 {
@@ -409,9 +413,6 @@ impl Tailer {
         }
         if let Some(token) = end.or_else(|| last.and_then(event_token)) {
             self.token = Some(token);
-        }
-        if fresh && self.token.is_some() {
-            self.save(Vec::new()).await?;
         }
         let now = Utc::now();
         if self.window_due(now) || self.due_for_save() {
@@ -542,8 +543,12 @@ impl Tailer {
     }
 
     fn window_due(&self, now: DateTime<Utc>) -> bool {
-        let grace = TimeDelta::from_std(self.config.grace).unwrap_or_default();
-        now >= self.next_close.end + grace
+        now >= self.due_at
+    }
+
+    fn set_next_close(&mut self, w: Window) {
+        self.next_close = w;
+        self.due_at = due_at(&w, self.config.grace);
     }
 
     /// Moves every due window from the live set to the outbox, in the same write as the
@@ -573,7 +578,7 @@ impl Tailer {
             };
             info!(window = %w.id(), events = open.events_applied, caught_up = self.barrier_passed, connected = self.live.connected.load(Relaxed), "Window closed.");
             closed.push(ReportRecord::closed(open, now));
-            self.next_close = self.config.window.next(&w);
+            self.set_next_close(self.config.window.next(&w));
         }
         // Keep the current window visible (and known to be fully streamed) even before a sale.
         let current = self.config.window.window_of(now);
@@ -646,6 +651,10 @@ pub fn stream_pipeline(fields: &Fields, fulfilled: &str) -> Vec<Document> {
         ] } },
         doc! { "$project": project },
     ]
+}
+
+fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {
+    w.end + TimeDelta::from_std(grace).unwrap_or_default()
 }
 
 fn reconnect_backoff() -> backoff::ExponentialBackoff {

@@ -10,7 +10,7 @@
 
 use super::stream_pipeline;
 use crate::config::Fields;
-use bson::{doc, RawArray, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{doc, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures::StreamExt;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
@@ -20,6 +20,8 @@ use std::time::Duration;
 /// An open change stream on the sales collection.
 pub struct RawChangeStream {
     cursor: RawBatchCursor,
+    /// The reply to the `aggregate` itself, read at open for the stream's starting point.
+    first: Option<Batch>,
 }
 
 impl RawChangeStream {
@@ -38,17 +40,34 @@ impl RawChangeStream {
         }
         let mut pipeline = vec![doc! { "$changeStream": stage }];
         pipeline.extend(stream_pipeline(fields, fulfilled));
-        let cursor = coll
+        let mut cursor = coll
             .aggregate(pipeline)
             .batch_size(batch_size)
             .max_await_time(max_await)
             .batch()
             .await?;
-        Ok(RawChangeStream { cursor })
+        // Already received with the cursor: no round trip.
+        let first = cursor.next().await.transpose()?.map(|raw| Batch { raw });
+        Ok(RawChangeStream { cursor, first })
+    }
+
+    /// Where a stream opened without a token starts: the first reply's
+    /// `postBatchResumeToken`, if that reply holds no events (as the driver decides it).
+    pub fn start_token(&self) -> Option<ResumeToken> {
+        let first = self.first.as_ref()?;
+        first
+            .events()
+            .ok()?
+            .next()
+            .is_none()
+            .then(|| first.end_token())?
     }
 
     /// The next server batch (possibly empty); `None` once the server closed the cursor.
     pub async fn next_batch(&mut self) -> Option<mongodb::error::Result<Batch>> {
+        if let Some(first) = self.first.take() {
+            return Some(Ok(first));
+        }
         Some(self.cursor.next().await?.map(|raw| Batch { raw }))
     }
 }
@@ -59,9 +78,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The events, in stream order.
-    pub fn events(&self) -> mongodb::error::Result<&RawArray> {
-        self.raw.doc_slices()
+    /// The events, in stream order; `None` for one that cannot be read, which ends the batch.
+    pub fn events(&self) -> mongodb::error::Result<impl Iterator<Item = Option<&RawDocument>>> {
+        Ok(crate::raw::documents(self.raw.doc_slices()?.as_bytes()))
     }
 
     /// The position after the whole batch (`postBatchResumeToken`), where the server sends one.
