@@ -157,8 +157,9 @@ fn fold(c: &mut Criterion) {
             |(live, reply)| {
                 let mut fold = Fold::new(fields.clone(), spec, start);
                 let cursor = reply.get_document("cursor").unwrap();
-                for e in cursor.get_array("nextBatch").unwrap() {
-                    let outcome = fold.apply(e.unwrap().as_document().unwrap(), live);
+                let batch = cursor.get_array("nextBatch").unwrap().as_bytes();
+                for e in power_revenue::raw::documents(batch) {
+                    let outcome = fold.apply(e.unwrap(), live);
                     debug_assert_eq!(outcome, Folded::Counted);
                 }
                 cursor.get("postBatchResumeToken").unwrap()
