@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-// Each getMore reply (a few hundred KB) is a fresh allocation: glibc's thread arenas hand those pages
-// back and fault them in again on every batch (90 k page faults per million events, a third
-// of the service's CPU; benches/README.md). mimalloc reuses them; `no_thp` keeps it off
+// Each getMore reply (a few hundred KB) is a fresh allocation: glibc's thread arenas hand its
+// pages back and fault them in again on every batch (90 k page faults per million events, a
+// third of the service's CPU; benches/README.md). mimalloc reuses them; `no_thp` keeps it off
 // transparent huge pages, which tripled the resident size for no gain here.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
