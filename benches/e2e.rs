@@ -42,7 +42,7 @@ const INSERTERS: usize = 4;
 const RESTART_BACKLOG: u64 = 100_000;
 const DATABASE: &str = "bench";
 /// How often the service's applied count is read (the lag's resolution); each read costs the
-/// service some CPU, measured at idle and subtracted. At 20 ms the reads were a fifth of the
+/// service some CPU, measured at idle and subtracted. At 20 ms the reads were a quarter of the
 /// service's CPU and the subtraction's error as large as the effects being measured; lags at
 /// the server's maximum rate are seconds, so 100 ms resolves them.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
