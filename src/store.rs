@@ -426,7 +426,8 @@ fn encode_token(t: &ResumeToken) -> Vec<u8> {
     bson::to_vec(&TokenDoc { t: t.clone() }).expect("resume tokens serialize")
 }
 
-fn decode_token(bytes: &[u8]) -> Result<ResumeToken, StoreError> {
+/// Reads a token back from its stored form (a document `{ t: <token> }`).
+pub(crate) fn decode_token(bytes: &[u8]) -> Result<ResumeToken, StoreError> {
     bson::from_slice::<TokenDoc>(bytes)
         .map(|d| d.t)
         .map_err(|e| StoreError::Corrupt {

@@ -1,12 +1,13 @@
 //! The change stream read a whole server batch at a time, events borrowed from the reply.
 //!
 //! The driver's `ChangeStream` copies every event out of the reply, copies its resume token,
-//! and runs it through serde, one `await` per event: over half the service's CPU per event in
-//! the end-to-end benchmark. This is the same `aggregate` with a `$changeStream` stage and the
-//! same `getMore`s, through the driver's zero-copy batch cursor; the resume token is tracked
-//! as the change-streams spec says (an event's `_id`, or the batch's `postBatchResumeToken`
-//! once the batch is used up) and built only when a checkpoint needs it. Resuming after an
-//! error is the tailer's job: it reopens from the token of the last event it applied.
+//! and runs it through serde, one `await` per event (≈ 7 % of the service's CPU in the
+//! end-to-end benchmark; benches/README.md). This is the same `aggregate` with a
+//! `$changeStream` stage and the same `getMore`s, through the driver's zero-copy batch cursor;
+//! the resume token is tracked as the change-streams spec says (an event's `_id`, or the
+//! batch's `postBatchResumeToken` once the batch is used up) and built only when a checkpoint
+//! needs it. Resuming after an error is the tailer's job: it reopens from the token of the last
+//! event it applied.
 
 use super::stream_pipeline;
 use crate::config::Fields;
@@ -95,17 +96,11 @@ pub fn event_token(event: &RawDocument) -> Option<ResumeToken> {
     token_from(event.get("_id").ok()??)
 }
 
-/// A token is opaque; it is rebuilt through serde exactly as the store reads one back.
+/// A token is opaque: it is put in its stored form and read back as the store reads one.
 fn token_from(value: RawBsonRef<'_>) -> Option<ResumeToken> {
-    #[derive(serde::Deserialize)]
-    struct Wrapped {
-        t: ResumeToken,
-    }
     let mut doc = RawDocumentBuf::new();
     doc.append_ref("t", value);
-    bson::from_slice::<Wrapped>(doc.as_bytes())
-        .ok()
-        .map(|w| w.t)
+    crate::store::decode_token(doc.as_bytes()).ok()
 }
 
 #[cfg(test)]
