@@ -7,49 +7,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use common::service::Service;
 use common::slack::{url_on, FakeSlack};
-use common::{wait_for, TestDb};
+use common::{report_of, spec, upcoming, wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use power_revenue::report::time_line;
-use power_revenue::window::{Window, WindowSpec};
+use power_revenue::window::Window;
 use std::time::Duration;
 
 fn sale(at: DateTime<Utc>, utility: &str, amount: impl Into<Bson>) -> Document {
     doc! { "createdAt": bson::DateTime::from_chrono(at), "utility": utility, "amount": amount.into(), "status": "fulfilled" }
 }
 
-fn spec(secs: u64) -> WindowSpec {
-    WindowSpec::new(secs, Tz::UTC).unwrap()
-}
-
-/// The first window of `secs` starting at least `lead_secs` from now.
-fn upcoming(secs: u64, lead_secs: i64) -> Window {
-    let t = Utc::now() + TimeDelta::seconds(lead_secs);
-    let w = spec(secs).window_of(t);
-    if w.start < t {
-        spec(secs).next(&w)
-    } else {
-        w
-    }
-}
-
 fn messages_for(slack: &FakeSlack, w: &Window) -> Vec<String> {
     slack.messages_about(&time_line(w, Tz::UTC))
-}
-
-async fn report_of(slack: &FakeSlack, w: &Window, timeout_secs: u64) -> String {
-    let text = wait_for(
-        Duration::from_secs(timeout_secs),
-        &format!("the report for {}", time_line(w, Tz::UTC)),
-        async || messages_for(slack, w).first().cloned(),
-    )
-    .await;
-    assert_eq!(
-        messages_for(slack, w).len(),
-        1,
-        "posted more than once: {:?}",
-        messages_for(slack, w)
-    );
-    text
 }
 
 async fn wait_applied(svc: &Service, n: u64) {

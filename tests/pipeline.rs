@@ -7,41 +7,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use common::service::Service;
 use common::slack::FakeSlack;
-use common::{wait_for, TestDb};
+use common::{report_of, upcoming, wait_for, TestDb};
 use power_revenue::report::time_line;
 use power_revenue::window::{Window, WindowSpec};
 use std::time::Duration;
 
 fn sale(at: DateTime<Utc>, utility: &str, amount: impl Into<Bson>, status: &str) -> Document {
     doc! { "createdAt": bson::DateTime::from_chrono(at), "utility": utility, "amount": amount.into(), "status": status }
-}
-
-/// The first window of length `secs` that starts at least `lead_secs` from now.
-fn upcoming(secs: u64, lead_secs: i64) -> Window {
-    let spec = WindowSpec::new(secs, Tz::UTC).unwrap();
-    let w = spec.window_of(Utc::now() + TimeDelta::seconds(lead_secs));
-    if w.start < Utc::now() + TimeDelta::seconds(lead_secs) {
-        spec.next(&w)
-    } else {
-        w
-    }
-}
-
-/// Waits for the report of `w` and returns its text; panics if it is posted more than once.
-async fn report_of(slack: &FakeSlack, w: &Window, timeout_secs: u64) -> String {
-    let needle = time_line(w, Tz::UTC);
-    let text = wait_for(
-        Duration::from_secs(timeout_secs),
-        &format!("the report for {needle}"),
-        async || slack.messages_about(&needle).first().cloned(),
-    )
-    .await;
-    assert_eq!(
-        slack.messages_about(&needle).len(),
-        1,
-        "window {needle} posted more than once"
-    );
-    text
 }
 
 fn open_window_total(status: &serde_json::Value, w: &Window) -> Option<(String, u64)> {

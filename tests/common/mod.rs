@@ -7,8 +7,13 @@ pub mod service;
 pub mod slack;
 
 use bson::{doc, Document};
+use chrono::{TimeDelta, Utc};
+use chrono_tz::Tz;
 use mongodb::{Client, Collection};
 use power_revenue::devserver::DevServer;
+use power_revenue::report::time_line;
+use power_revenue::window::{Window, WindowSpec};
+use slack::FakeSlack;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -75,4 +80,39 @@ pub async fn wait_for<T>(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Windows of `secs`, aligned in UTC.
+pub fn spec(secs: u64) -> WindowSpec {
+    WindowSpec::new(secs, Tz::UTC).expect("window spec")
+}
+
+/// The first window of `secs` (UTC) that starts at least `lead_secs` from now.
+pub fn upcoming(secs: u64, lead_secs: i64) -> Window {
+    let spec = spec(secs);
+    let t = Utc::now() + TimeDelta::seconds(lead_secs);
+    let w = spec.window_of(t);
+    if w.start < t {
+        spec.next(&w)
+    } else {
+        w
+    }
+}
+
+/// Waits for the report of `w` and returns its text; panics if it is posted more than once.
+/// `secs_after_end` counts from the window's end (or now, if that has passed): a window picked
+/// by `upcoming` may end a whole window-length later, and a deadline counted from the call
+/// made such waits flaky by exactly that phase.
+pub async fn report_of(slack: &FakeSlack, w: &Window, secs_after_end: u64) -> String {
+    let needle = time_line(w, Tz::UTC);
+    let until_end = (w.end - Utc::now()).to_std().unwrap_or_default();
+    let text = wait_for(
+        until_end + Duration::from_secs(secs_after_end),
+        &format!("the report for {needle}"),
+        async || slack.messages_about(&needle).first().cloned(),
+    )
+    .await;
+    let all = slack.messages_about(&needle);
+    assert_eq!(all.len(), 1, "posted more than once: {all:?}");
+    text
 }
