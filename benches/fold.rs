@@ -38,7 +38,7 @@ fn window_start() -> DateTime<Utc> {
 
 /// The amount in one of the forms production data holds, in realistic proportions.
 fn amount(rng: &mut StdRng) -> Bson {
-    let kobo: i64 = rng.random_range(50_00..=50_000_00);
+    let kobo: i64 = rng.random_range(5_000..=5_000_000);
     let naira = kobo / 100;
     let text = format!("{naira}.{:02}", kobo % 100);
     match rng.random_range(0..100) {

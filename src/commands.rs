@@ -34,8 +34,7 @@ pub async fn report(
     let coll = app::collection(&config).await?;
     let totals = reconcile::query_with_retry(&coll, &config, &window, Duration::from_secs(30))
         .await
-        .context("the revenue query failed")?
-        .totals;
+        .context("the revenue query failed")?;
     let payload = report::render(&ReportView {
         window,
         tz: config.window.tz(),

@@ -4,9 +4,9 @@
 use crate::config::Config;
 use crate::money;
 use crate::rules;
-use crate::store::{cluster_time, ClusterTime};
 use crate::window::{Tally, Totals, Window};
 use bson::{doc, Bson, Document};
+use futures::TryStreamExt;
 use mongodb::options::ReadConcern;
 use mongodb::Collection;
 use std::time::Duration;
@@ -53,36 +53,22 @@ pub fn window_index(config: &Config) -> mongodb::IndexModel {
         .build()
 }
 
-/// A window's totals as the database had them at one cluster time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reading {
-    pub totals: Totals,
-    /// The read's `operationTime`; `None` if the server did not say.
-    pub at: Option<ClusterTime>,
-}
-
-/// Runs the window's `$facet` once, in a session so the read's cluster time is known. Majority
-/// read concern: the snapshot then matches what change streams deliver (majority-committed).
+/// Runs the window's `$facet` once. Majority read concern: the snapshot then holds every sale
+/// the change stream has delivered (change streams deliver majority-committed writes only).
 pub async fn query(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
-) -> Result<Reading, ReconcileError> {
-    let mut session = coll.client().start_session().await?;
+) -> Result<Totals, ReconcileError> {
     let mut cursor = coll
         .aggregate(facet_pipeline(config, window))
         .read_concern(ReadConcern::majority())
-        .session(&mut session)
         .await?;
     let result = cursor
-        .next(&mut session)
-        .await
-        .transpose()?
+        .try_next()
+        .await?
         .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
-    Ok(Reading {
-        totals: parse_facet(&result)?,
-        at: session.operation_time().map(cluster_time),
-    })
+    parse_facet(&result)
 }
 
 /// Runs the query with backoff until it succeeds, fails for good, or `max_elapsed` passes.
@@ -91,7 +77,7 @@ pub async fn query_with_retry(
     config: &Config,
     window: &Window,
     max_elapsed: Duration,
-) -> Result<Reading, ReconcileError> {
+) -> Result<Totals, ReconcileError> {
     let policy = backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(500),
         max_interval: Duration::from_secs(10),

@@ -78,20 +78,15 @@ impl StatusView {
         };
         let reports = store.reports()?;
         let late = store.late()?;
-        let uncarried = store.uncarried_late()?;
+        let unsettled = store.unsettled_late()?;
         let view = |r: &ReportRecord| ReportView {
             window: r.window,
             delivery: r.delivery.clone(),
-            total: r
-                .reconciliation
-                .as_ref()
-                .and_then(|x| x.database.as_ref())
-                .or(Some(&r.streamed))
-                .map(|t| t.total()),
+            total: Some(r.reported().total()),
             attempts: r.attempts,
             last_error: r.last_error.clone(),
             late: late.get(&r.window.id()).copied().unwrap_or_default(),
-            late_not_yet_reported: uncarried.get(&r.window.id()).copied().unwrap_or_default(),
+            late_not_yet_reported: unsettled.get(&r.window.id()).copied().unwrap_or_default(),
             recomputed: r.recomputed,
         };
         Ok(StatusView {
@@ -117,7 +112,7 @@ impl StatusView {
                 .filter(|r| matches!(r.delivery, Delivery::Undeliverable { .. }))
                 .map(view)
                 .collect(),
-            late_awaiting_report: uncarried.clone().into_iter().collect(),
+            late_awaiting_report: unsettled.clone().into_iter().collect(),
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),

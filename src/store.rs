@@ -13,11 +13,16 @@ const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
-/// Sales that arrived after their window closed (written only by the tailer).
+/// Per closed window, the sales that arrived after it closed (written only by the tailer). One
+/// key per window, never per sale: state stays O(windows) however many sales arrive late.
 const LATE_PREFIX: &str = "late/";
-/// Late sales already carried by a report (written only by the outbox worker).
+/// Per window, how many of those late sales reports have settled (written only by the outbox
+/// worker); the difference is what the next report must check.
 const CARRIED_PREFIX: &str = "carried/";
 const FORMAT: &[u8] = b"power-revenue/1";
+/// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
+/// fits many times over.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Beside sled's files: says this directory once held our state (see [`Store::open`]).
 const MARKER_FILE: &str = "power-revenue.state";
 /// What sled itself keeps in its directory.
@@ -113,28 +118,6 @@ pub struct Reconciliation {
     /// `None` when the query failed after retries: the report carries the streamed totals.
     pub database: Option<Totals>,
     pub error: Option<String>,
-    /// The cluster time the query read at ([`ClusterTime`]): a late sale committed at or
-    /// before it is already in `database`.
-    #[serde(default)]
-    pub at: Option<ClusterTime>,
-}
-
-/// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
-pub type ClusterTime = u64;
-
-/// Cluster time of a change event whose server gave none: after every query, so the sale is
-/// always carried as a correction rather than assumed counted.
-pub const CLUSTER_TIME_UNKNOWN: ClusterTime = u64::MAX;
-
-pub fn cluster_time(ts: bson::Timestamp) -> ClusterTime {
-    (u64::from(ts.time) << 32) | u64::from(ts.increment)
-}
-
-/// Late sales of one closed window committed at one cluster time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LateKey {
-    pub window: WindowId,
-    pub at: ClusterTime,
 }
 
 /// One window's report in the outbox.
@@ -148,6 +131,10 @@ pub struct ReportRecord {
     #[serde(default)]
     pub recomputed: bool,
     pub reconciliation: Option<Reconciliation>,
+    /// The database's totals when a later report last re-checked this window for late sales;
+    /// what the reports so far add up to, so the next correction is measured from here.
+    #[serde(default)]
+    pub rechecked: Option<Totals>,
     /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
     pub payload: Option<serde_json::Value>,
     pub delivery: Delivery,
@@ -165,6 +152,7 @@ impl ReportRecord {
             events_applied: open.events_applied,
             recomputed: open.recomputed,
             reconciliation: None,
+            rechecked: None,
             payload: None,
             delivery: Delivery::Closed,
             attempts: 0,
@@ -175,6 +163,15 @@ impl ReportRecord {
 
     pub fn is_pending(&self) -> bool {
         matches!(self.delivery, Delivery::Closed | Delivery::Ready)
+    }
+
+    /// What the posts so far say this window holds: the latest database reading, else the
+    /// stream's totals (when its own reconciliation failed).
+    pub fn reported(&self) -> &Totals {
+        self.rechecked
+            .as_ref()
+            .or_else(|| self.reconciliation.as_ref()?.database.as_ref())
+            .unwrap_or(&self.streamed)
     }
 }
 
@@ -202,7 +199,12 @@ impl Store {
         }
         let marker = dir.join(MARKER_FILE);
         let claimed = marker.exists();
-        let db = sled::Config::new().path(dir).open().map_err(|e| match &e {
+        let db = sled::Config::new()
+            .path(dir)
+            // sled would cache up to 1 GB by default.
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| match &e {
             sled::Error::Io(io) if io.to_string().contains("lock") => {
                 StoreError::Locked(dir.into())
             }
@@ -266,7 +268,7 @@ impl Store {
         &self,
         cp: &Checkpoint,
         closed: &[ReportRecord],
-        late: &BTreeMap<LateKey, Tally>,
+        late: &BTreeMap<WindowId, Tally>,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
@@ -276,10 +278,8 @@ impl Store {
         for r in closed {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
         }
-        for (key, add) in late {
-            // Only the keys being added to: reading every saved late sale here made each
-            // checkpoint cost O(late sales) during a flood of them.
-            let k = late_key(LATE_PREFIX, key);
+        for (id, add) in late {
+            let k = late_key(LATE_PREFIX, *id);
             let mut t: Tally = match self.tree.get(k.as_bytes())? {
                 Some(v) => decode(k.as_bytes(), &v)?,
                 None => Tally::default(),
@@ -295,75 +295,75 @@ impl Store {
 
     /// Replaces one outbox record, flushed.
     pub async fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        self.put_report_carrying(r, &BTreeMap::new()).await
+        self.put_report_settling(r, &BTreeMap::new(), &[]).await
     }
 
-    /// Replaces one outbox record and records which late sales it carries, atomically.
-    pub async fn put_report_carrying(
+    /// Replaces one outbox record, marks the late sales it settles (per window, all late sales
+    /// seen so far) and stores the earlier records it re-checked, in one flushed batch: a
+    /// correction is posted from exactly one report.
+    pub async fn put_report_settling(
         &self,
         r: &ReportRecord,
-        carried: &BTreeMap<LateKey, Tally>,
+        settled: &BTreeMap<WindowId, Tally>,
+        rechecked: &[ReportRecord],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
-        for (key, t) in carried {
-            batch.insert(late_key(CARRIED_PREFIX, key).as_bytes(), encode(t));
+        for r in rechecked.iter().chain([r]) {
+            batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        }
+        for (id, seen) in settled {
+            let key = late_key(CARRIED_PREFIX, *id);
+            // `seen` counts every late sale of the window, so the old per-sale keys it
+            // supersedes go (see `tallies`).
+            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
+                batch.remove(old?);
+            }
+            batch.insert(key.as_bytes(), encode(seen));
         }
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
     }
 
-    /// Late sales that no report has carried yet, by window and cluster time.
-    pub fn uncarried_late_sales(&self) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
-        let carried = self.tallies(CARRIED_PREFIX)?;
+    /// All late sales per window, settled or not.
+    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tallies(LATE_PREFIX)
+    }
+
+    /// Per window, the late sales that reports have settled.
+    pub fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tallies(CARRIED_PREFIX)
+    }
+
+    /// Late sales per closed window that no report has settled yet.
+    pub fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let settled = self.settled_late()?;
         Ok(self
-            .tallies(LATE_PREFIX)?
+            .late()?
             .into_iter()
-            .filter_map(|(key, late)| {
-                let done = carried.get(&key).copied().unwrap_or_default();
-                (late.count > done.count).then(|| {
-                    let rest = Tally {
-                        revenue: late.revenue - done.revenue,
-                        count: late.count - done.count,
-                    };
-                    (key, rest)
-                })
-            })
+            .filter_map(|(id, seen)| unsettled(seen, settled.get(&id)).map(|rest| (id, rest)))
             .collect())
     }
 
-    /// Late sales per closed window that no report has carried yet.
-    pub fn uncarried_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        Ok(per_window(self.uncarried_late_sales()?))
-    }
-
-    /// All late sales per window, carried or not.
-    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        Ok(per_window(self.tallies(LATE_PREFIX)?))
-    }
-
-    fn tallies(&self, prefix: &str) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = std::str::from_utf8(&k[prefix.len()..])
-                    .ok()
-                    .and_then(|s| s.split_once('/'))
-                    .and_then(|(w, at)| {
-                        Some(LateKey {
-                            window: WindowId(w.parse().ok()?),
-                            at: at.parse().ok()?,
-                        })
-                    });
-                let key = key.ok_or_else(|| StoreError::Corrupt {
+    fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
+        for kv in self.tree.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            // Earlier builds kept one key per late sale (`late/<window>/<cluster time>`);
+            // such keys add up into their window.
+            let id = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|s| s.split('/').next()?.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt {
                     key: String::from_utf8_lossy(&k).into_owned(),
                     reason: "bad key".into(),
                 })?;
-                Ok((key, decode(&k, &v)?))
-            })
-            .collect()
+            let t: Tally = decode(&k, &v)?;
+            let sum = out.entry(WindowId(id)).or_default();
+            sum.revenue += t.revenue;
+            sum.count += t.count;
+        }
+        Ok(out)
     }
 
     pub fn report(&self, id: WindowId) -> Result<Option<ReportRecord>, StoreError> {
@@ -386,18 +386,17 @@ impl Store {
     }
 }
 
-fn late_key(prefix: &str, key: &LateKey) -> String {
-    format!("{prefix}{:020}/{:020}", key.window.0, key.at)
+fn late_key(prefix: &str, id: WindowId) -> String {
+    format!("{prefix}{:020}", id.0)
 }
 
-fn per_window(sales: BTreeMap<LateKey, Tally>) -> BTreeMap<WindowId, Tally> {
-    let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
-    for (key, t) in sales {
-        let sum = out.entry(key.window).or_default();
-        sum.revenue += t.revenue;
-        sum.count += t.count;
-    }
-    out
+/// What of `seen` late sales is not yet `settled`.
+pub fn unsettled(seen: Tally, settled: Option<&Tally>) -> Option<Tally> {
+    let done = settled.copied().unwrap_or_default();
+    (seen.count > done.count).then(|| Tally {
+        revenue: seen.revenue - done.revenue,
+        count: seen.count - done.count,
+    })
 }
 
 fn report_key(id: WindowId) -> String {
@@ -455,6 +454,10 @@ mod tests {
         let w = window();
         let mut open = OpenWindow::new(w, w.start);
         open.totals.add("IKEDC", Decimal::new(150050, 2)).unwrap();
+        let five = Tally {
+            revenue: Decimal::from(5),
+            count: 1,
+        };
         {
             let store = Store::open(dir.path()).unwrap();
             assert!(store.load_checkpoint().unwrap().is_none());
@@ -465,26 +468,17 @@ mod tests {
                 saved_at: w.start,
             };
             let closed = ReportRecord::closed(open.clone(), w.end);
-            let late = BTreeMap::from([(
-                LateKey {
-                    window: w.id(),
-                    at: cluster_time(bson::Timestamp {
-                        time: 7,
-                        increment: 3,
-                    }),
-                },
-                Tally {
-                    revenue: Decimal::from(5),
-                    count: 1,
-                },
-            )]);
+            let late = BTreeMap::from([(w.id(), five)]);
             store
-                .save_checkpoint(&cp, &[closed.clone()], &late)
+                .save_checkpoint(&cp, std::slice::from_ref(&closed), &late)
                 .await
                 .unwrap();
             store.save_checkpoint(&cp, &[], &late).await.unwrap();
-            assert_eq!(store.uncarried_late().unwrap()[&w.id()].count, 2);
-            store.put_report_carrying(&closed, &late).await.unwrap();
+            assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+            store
+                .put_report_settling(&closed, &late, &[])
+                .await
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let cp = store.load_checkpoint().unwrap().unwrap();
@@ -493,12 +487,32 @@ mod tests {
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
         assert!(reports[0].is_pending());
-        let one = Tally {
+        assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
+        assert_eq!(store.late().unwrap()[&w.id()].count, 2);
+        // One key per window however many sales arrive late: state is O(windows).
+        assert_eq!(store.tree.scan_prefix(LATE_PREFIX).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn per_sale_late_keys_of_earlier_builds_add_up_and_are_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let w = window();
+        let five = Tally {
             revenue: Decimal::from(5),
             count: 1,
         };
-        assert_eq!(store.uncarried_late().unwrap()[&w.id()], one);
+        for (prefix, at) in [(LATE_PREFIX, 1), (LATE_PREFIX, 2), (CARRIED_PREFIX, 1)] {
+            let key = format!("{}/{at:020}", late_key(prefix, w.id()));
+            store.tree.insert(key.as_bytes(), encode(&five)).unwrap();
+        }
         assert_eq!(store.late().unwrap()[&w.id()].count, 2);
+        assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
+        let seen = store.late().unwrap();
+        let r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
+        store.put_report_settling(&r, &seen, &[]).await.unwrap();
+        assert!(store.unsettled_late().unwrap().is_empty());
+        assert_eq!(store.settled_late().unwrap()[&w.id()].count, 2);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use super::live::Live;
 use crate::config::Fields;
 use crate::rules::{self, Paths, SkipReason};
-use crate::store::{cluster_time, ClusterTime, CLUSTER_TIME_UNKNOWN};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
@@ -20,10 +19,18 @@ pub enum Folded {
         window: Window,
         utility: String,
         amount: Decimal,
-        /// When the sale was committed, to tell whether a reconciliation already counted it.
-        at: ClusterTime,
     },
     Skipped(&'static str),
+}
+
+/// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
+pub type ClusterTime = u64;
+
+/// A cluster time the server did not say: never reached by any event.
+pub const CLUSTER_TIME_UNKNOWN: ClusterTime = u64::MAX;
+
+pub fn cluster_time(ts: bson::Timestamp) -> ClusterTime {
+    (u64::from(ts.time) << 32) | u64::from(ts.increment)
 }
 
 /// The parts of a projected change event the tailer reads, found in one pass.
@@ -104,7 +111,6 @@ impl Fold {
                 window,
                 utility: sale.utility.into_owned(),
                 amount: sale.amount,
-                at: event.cluster_time.unwrap_or(CLUSTER_TIME_UNKNOWN),
             };
         }
         let since = self.started_at.max(window.start);

@@ -9,18 +9,15 @@ mod live;
 pub mod oplog;
 mod stream;
 
-pub use fold::{document_id, Event, Fold, Folded};
+pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded, CLUSTER_TIME_UNKNOWN};
 pub use live::{Live, LogLimiter};
 pub use stream::{event_token, Batch, RawChangeStream};
 
 use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
 use crate::reconcile;
-use crate::store::{
-    cluster_time, Checkpoint, ClusterTime, LateKey, ReportRecord, Store, StoreError,
-    CLUSTER_TIME_UNKNOWN,
-};
-use crate::window::{OpenWindow, Tally, Window};
+use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
+use crate::window::{OpenWindow, Tally, Window, WindowId};
 use backoff::backoff::Backoff;
 use bson::{doc, Document};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -118,7 +115,8 @@ pub struct Tailer {
     /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
     fold: Fold,
-    late: BTreeMap<LateKey, Tally>,
+    /// Late sales since the last checkpoint, per closed window.
+    late: BTreeMap<WindowId, Tally>,
     unsaved_events: u64,
     last_save: Instant,
     /// Set when a window is due: the server's cluster time then, and when it was read. The
@@ -481,17 +479,12 @@ impl Tailer {
                 window,
                 utility,
                 amount,
-                at,
             } => {
                 self.live.events_late.fetch_add(1, Relaxed);
                 if self.late_log.allow() {
                     warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it unless its reconciliation already did.");
                 }
-                let key = LateKey {
-                    window: window.id(),
-                    at,
-                };
-                let _ = self.late.entry(key).or_default().add(amount);
+                let _ = self.late.entry(window.id()).or_default().add(amount);
             }
             Folded::Skipped(reason) => {
                 self.live.count_skip(reason);
@@ -513,8 +506,7 @@ impl Tailer {
         while w.start <= until {
             match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
             {
-                Ok(reading) => {
-                    let totals = reading.totals;
+                Ok(totals) => {
                     let total = totals.total();
                     let mut open = OpenWindow::new(w, w.start);
                     open.events_applied = total.count;

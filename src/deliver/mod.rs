@@ -5,20 +5,21 @@
 //! duplicate is a crash after Slack accepted a post but before the `Sent` mark was flushed;
 //! that gap is one local sled write long.
 
+mod late;
+
 use crate::alert::{AlertKind, Alerter};
 use crate::config::Config;
 use crate::money::format_naira;
 use crate::reconcile;
 use crate::report::slack::{SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
-use crate::store::{
-    ClusterTime, Delivery, LateKey, Reconciliation, ReportRecord, Store, StoreError,
-};
+use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
 use crate::telemetry;
 use crate::window::{Tally, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
 use chrono::Utc;
+use late::{correction_line, Change, Step};
 use mongodb::Collection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,6 +75,15 @@ impl Sink {
     }
 }
 
+/// What one report settles, written with it in one batch.
+#[derive(Default)]
+struct Settles {
+    /// Per window, every late sale seen so far (the new settled mark).
+    late: BTreeMap<WindowId, Tally>,
+    /// Earlier windows re-checked against the database, with their new baseline.
+    rechecked: Vec<ReportRecord>,
+}
+
 pub struct Deliverer {
     pub coll: Collection<Document>,
     pub config: Arc<Config>,
@@ -112,8 +122,10 @@ impl Deliverer {
                 break;
             }
             if record.delivery == Delivery::Closed {
-                let carried = self.prepare(&mut record).await?;
-                self.store.put_report_carrying(&record, &carried).await?;
+                let settles = self.prepare(&mut record).await?;
+                self.store
+                    .put_report_settling(&record, &settles.late, &settles.rechecked)
+                    .await?;
             }
             if !self.deliver(&mut record, shutdown).await? {
                 break;
@@ -123,12 +135,13 @@ impl Deliverer {
     }
 
     /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed),
-    /// with corrections for late sales of earlier windows. Returns the late sales it settles.
-    async fn prepare(
-        &self,
-        record: &mut ReportRecord,
-    ) -> Result<BTreeMap<LateKey, Tally>, StoreError> {
+    /// with corrections for late sales of earlier windows. Returns what it settles.
+    async fn prepare(&self, record: &mut ReportRecord) -> Result<Settles, StoreError> {
         let id = record.window.id();
+        // Read before any query below begins: every late sale seen so far was committed
+        // before, so each query counts those of its window.
+        let seen = self.store.late()?;
+        let settled = self.store.settled_late()?;
         let reconciliation = match reconcile::query_with_retry(
             &self.coll,
             &self.config,
@@ -137,10 +150,9 @@ impl Deliverer {
         )
         .await
         {
-            Ok(reading) => Reconciliation {
-                database: Some(reading.totals),
+            Ok(totals) => Reconciliation {
+                database: Some(totals),
                 error: None,
-                at: reading.at,
             },
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
@@ -149,7 +161,6 @@ impl Deliverer {
                 Reconciliation {
                     database: None,
                     error: Some(e.to_string()),
-                    at: None,
                 }
             }
         };
@@ -171,25 +182,26 @@ impl Deliverer {
             metrics::counter!(telemetry::MISMATCHES_TOTAL).increment(1);
         }
         let mut notes = notes(record, &reconciliation);
+        let reconciled = reconciliation.database.is_some();
         record.reconciliation = Some(reconciliation);
-        let unsettled = self.store.uncarried_late_sales()?;
-        let mut earlier = BTreeMap::new();
-        for key in unsettled.keys() {
-            if key.window < id && !earlier.contains_key(&key.window) {
-                let report = self.store.report(key.window)?;
-                earlier.insert(key.window, report.and_then(|r| r.reconciliation));
+        let mut settles = Settles::default();
+        for step in late::plan(id, reconciled, &seen, &settled) {
+            match step {
+                Step::CountedByOwnQuery { seen } => {
+                    settles.late.insert(id, seen);
+                }
+                Step::Earlier {
+                    window,
+                    seen,
+                    unsettled,
+                } => {
+                    let (line, done) = self.settle_earlier(window, unsettled, &mut settles).await?;
+                    notes.extend(line);
+                    if done {
+                        settles.late.insert(window, seen);
+                    }
+                }
             }
-        }
-        let (corrections, settled) =
-            late_corrections(record, unsettled, |w| earlier.get(&w).cloned().flatten());
-        for (late_id, extra) in corrections {
-            let w = self.config.window.window_of(late_id.start());
-            notes.push(format!(
-                "Late for {}: +{}, {}",
-                report::window_label(&w, self.config.window.tz()),
-                format_naira(extra.revenue),
-                transactions(extra.count)
-            ));
         }
         let shown = record
             .reconciliation
@@ -204,7 +216,55 @@ impl Deliverer {
         }));
         record.delivery = Delivery::Ready;
         record.updated_at = Utc::now();
-        Ok(settled)
+        Ok(settles)
+    }
+
+    /// Late sales of an earlier window: the difference between the database now and what its
+    /// reports said (or, for a window with no report, what the stream saw). Returns the line to
+    /// post and whether the sales are settled (not if the database cannot say now).
+    async fn settle_earlier(
+        &self,
+        window: WindowId,
+        unsettled: Tally,
+        settles: &mut Settles,
+    ) -> Result<(Option<String>, bool), StoreError> {
+        let spec = &self.config.window;
+        let label = |w| report::window_label(&w, spec.tz());
+        let Some(mut earlier) = self.store.report(window)? else {
+            let w = spec.window_of(window.start());
+            return Ok((correction_line(&label(w), unsettled.into()), true));
+        };
+        if earlier.reconciliation.is_none() {
+            // Not prepared yet (not while reports go oldest first): its own query counts them.
+            return Ok((None, false));
+        }
+        match reconcile::query_with_retry(
+            &self.coll,
+            &self.config,
+            &earlier.window,
+            RECONCILE_PATIENCE,
+        )
+        .await
+        {
+            Ok(now) => {
+                let line = correction_line(
+                    &label(earlier.window),
+                    Change::between(earlier.reported(), &now),
+                );
+                earlier.rechecked = Some(now);
+                settles.rechecked.push(earlier);
+                Ok((line, true))
+            }
+            Err(error) => {
+                warn!(%error, window = %window, late_sales = unsettled.count, "Re-checking a window for late sales failed; the next report tries again.");
+                let line = format!(
+                    "⚠️ Late sales for {} ({}) not yet checked against the database; the next report will.",
+                    label(earlier.window),
+                    transactions(unsettled.count)
+                );
+                Ok((Some(line), false))
+            }
+        }
     }
 
     /// Posts one report, retrying with backoff for up to [`SLACK_PATIENCE`]; every failed
@@ -280,40 +340,6 @@ impl Deliverer {
     }
 }
 
-/// Splits unsettled late sales into those a reconciliation already counted (committed at or
-/// before the query's read time) and real corrections for windows before `record`'s. A late
-/// sale of `record`'s own window committed after its query waits for the next report.
-/// Returns (corrections per window, every sale settled by this report).
-pub fn late_corrections(
-    record: &ReportRecord,
-    unsettled: BTreeMap<LateKey, Tally>,
-    reconciliation_of: impl Fn(WindowId) -> Option<Reconciliation>,
-) -> (BTreeMap<WindowId, Tally>, BTreeMap<LateKey, Tally>) {
-    let id = record.window.id();
-    // Only a successful query counted anything; stream totals never include a late sale.
-    let read_at = |rec: Option<Reconciliation>| -> Option<ClusterTime> {
-        rec.filter(|r| r.database.is_some()).and_then(|r| r.at)
-    };
-    let own = read_at(record.reconciliation.clone());
-    let (mut corrections, mut settled) = (BTreeMap::new(), BTreeMap::new());
-    for (key, extra) in unsettled {
-        let counted_at = match key.window.cmp(&id) {
-            std::cmp::Ordering::Greater => continue,
-            std::cmp::Ordering::Equal => own,
-            std::cmp::Ordering::Less => read_at(reconciliation_of(key.window)),
-        };
-        if counted_at.is_some_and(|at| key.at <= at) {
-            settled.insert(key, extra);
-        } else if key.window < id {
-            let sum: &mut Tally = corrections.entry(key.window).or_default();
-            sum.revenue += extra.revenue;
-            sum.count += extra.count;
-            settled.insert(key, extra);
-        }
-    }
-    (corrections, settled)
-}
-
 /// Context lines: how the stream compared with the database.
 pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
     let streamed = record.streamed.total();
@@ -336,86 +362,4 @@ pub fn notes(record: &ReportRecord, rec: &Reconciliation) -> Vec<String> {
     };
     lines.extend(recomputed);
     lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::CLUSTER_TIME_UNKNOWN;
-    use crate::window::{OpenWindow, Totals, WindowSpec};
-    use chrono::TimeZone;
-    use chrono_tz::Tz;
-    use rust_decimal::Decimal;
-
-    fn record(spec: &WindowSpec, hour: u32, read_at: Option<ClusterTime>) -> ReportRecord {
-        let w = spec.window_of(Utc.with_ymd_and_hms(2025, 5, 29, hour, 0, 0).unwrap());
-        let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
-        r.reconciliation = Some(Reconciliation {
-            database: Some(Totals::default()),
-            error: None,
-            at: read_at,
-        });
-        r
-    }
-
-    fn one(naira: i64) -> Tally {
-        Tally {
-            revenue: Decimal::from(naira),
-            count: 1,
-        }
-    }
-
-    #[test]
-    fn late_sales_are_corrections_only_if_no_query_counted_them() {
-        let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
-        let morning = record(&spec, 6, Some(100));
-        let afternoon = record(&spec, 12, Some(200));
-        let (m, a) = (morning.window.id(), afternoon.window.id());
-        let sales = BTreeMap::from([
-            // Committed before the morning query read: already in the morning report.
-            (LateKey { window: m, at: 90 }, one(1)),
-            // Committed after it: a correction in the afternoon report.
-            (LateKey { window: m, at: 150 }, one(20)),
-            (
-                LateKey {
-                    window: m,
-                    at: CLUSTER_TIME_UNKNOWN,
-                },
-                one(300),
-            ),
-            // The afternoon's own late sales: counted by its query, or left for the next.
-            (LateKey { window: a, at: 199 }, one(4000)),
-            (LateKey { window: a, at: 201 }, one(50000)),
-        ]);
-        let reconciliation_of = |w| (w == m).then(|| morning.reconciliation.clone().unwrap());
-        let (corrections, settled) = late_corrections(&afternoon, sales, reconciliation_of);
-        assert_eq!(
-            corrections,
-            BTreeMap::from([(
-                m,
-                Tally {
-                    revenue: Decimal::from(320),
-                    count: 2
-                }
-            )])
-        );
-        let settled: Vec<_> = settled.keys().map(|k| (k.window, k.at)).collect();
-        assert_eq!(
-            settled,
-            vec![(m, 90), (m, 150), (m, CLUSTER_TIME_UNKNOWN), (a, 199)]
-        );
-    }
-
-    #[test]
-    fn a_failed_reconciliation_counted_no_late_sale() {
-        let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
-        let mut morning = record(&spec, 6, Some(100));
-        morning.reconciliation.as_mut().unwrap().database = None;
-        let afternoon = record(&spec, 12, Some(200));
-        let m = morning.window.id();
-        let sales = BTreeMap::from([(LateKey { window: m, at: 10 }, one(7))]);
-        let (corrections, _) =
-            late_corrections(&afternoon, sales, |_| morning.reconciliation.clone());
-        assert_eq!(corrections[&m], one(7));
-    }
 }
