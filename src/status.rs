@@ -44,6 +44,8 @@ pub struct WindowView {
 pub struct ReportView {
     pub window: Window,
     pub delivery: Delivery,
+    /// What its posts add up to: the database's figures (as last re-checked after late
+    /// sales), else the stream's.
     pub total: Option<Tally>,
     pub attempts: u32,
     pub last_error: Option<String>,

@@ -105,6 +105,21 @@ async fn a_late_sale_is_carried_by_the_next_report() {
     .await;
     assert_eq!(slack.messages_about(&needle).len(), 1);
     assert_eq!(messages_for(&slack, &w).len(), 1);
+    // The window's record now holds the database's figures at the re-check: report + correction.
+    let windows = svc.get_json("/api/v1/windows?last=50").await.unwrap();
+    let record = windows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["start"].as_str().and_then(|s| s.parse().ok()) == Some(w.start))
+        .unwrap_or_else(|| panic!("no record for {}: {windows}", w.start));
+    assert_eq!(record["reconciled"]["count"], 1, "{record}");
+    let revenue: rust_decimal::Decimal = record["rechecked"]["revenue"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{record}"));
+    assert_eq!(revenue, rust_decimal::Decimal::from(1600), "{record}");
+    assert_eq!(record["rechecked"]["count"], 2, "{record}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

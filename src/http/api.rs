@@ -106,6 +106,9 @@ pub struct ClosedWindowView {
     /// The database's figures (what the report posts); `null` until reconciled, or if the
     /// query failed.
     pub reconciled: Option<TotalsView>,
+    /// The database's figures when a later report last re-checked the window for late sales
+    /// (the report's figures plus the corrections posted since); `null` if never re-checked.
+    pub rechecked: Option<TotalsView>,
     /// The live stream's figures at close.
     pub streamed: TotalsView,
     /// Whether the two agreed; `null` until reconciled.
@@ -125,6 +128,7 @@ impl ClosedWindowView {
             start: r.window.start,
             end: r.window.end,
             reconciled: db.map(TotalsView::of),
+            rechecked: r.rechecked.as_ref().map(TotalsView::of),
             streamed: TotalsView::of(&r.streamed),
             matched_stream: db.map(|d| *d == r.streamed),
             recomputed: r.recomputed,

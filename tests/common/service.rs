@@ -102,7 +102,12 @@ impl Service {
     }
 
     pub async fn status(&self) -> Option<Value> {
-        let mut req = reqwest::Client::new().get(format!("{}/api/v1/status", self.http));
+        self.get_json("/api/v1/status").await
+    }
+
+    /// A JSON endpoint of the running service (with its API token, if it has one).
+    pub async fn get_json(&self, path: &str) -> Option<Value> {
+        let mut req = reqwest::Client::new().get(format!("{}{path}", self.http));
         if let Some((_, token)) = self
             .env
             .iter()
