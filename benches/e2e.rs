@@ -20,7 +20,8 @@
 //! `E2E_SERVER_CACHE` bound the server's memory for runs of 10 M (`secantusd-rs` keeps its
 //! oplog in memory); with the oplog capped below the run, phases 2 and 4 and the stream ceiling
 //! (which replay phase 1 or rebuild its index) are skipped and say so. `E2E_LIVE_ONLY=1`: phase
-//! 1 and the peer only, no reports (for profiling). `E2E_BIN`: run another build of the
+//! 1 and the peer only, no reports (for profiling). `E2E_RATE` caps the insert rate (sales/s),
+//! so a run far longer than the server's capped oplog keeps its stream within the oplog. `E2E_BIN`: run another build of the
 //! service under the same harness.
 
 #[allow(dead_code)]
@@ -292,6 +293,11 @@ async fn insert(
     let expected = Arc::new(Mutex::new(Expected::new()));
     // Late sales go only into windows the service reports (those from the first insert on).
     let first = spec.window_of(Utc::now()).start;
+    // `E2E_RATE` caps the insert rate (sales/s, all inserters together); default: flat out.
+    let rate = std::env::var("E2E_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
+    let began = Instant::now();
     let per_task = total / INSERTERS as u64;
     let mut tasks = Vec::new();
     for t in 0..INSERTERS as u64 {
@@ -328,6 +334,10 @@ async fn insert(
                 }
                 coll.insert_many(docs).ordered(false).await.unwrap();
                 done += size;
+                if let Some(rate) = rate {
+                    let due = Duration::from_secs_f64(done as f64 * INSERTERS as f64 / rate);
+                    tokio::time::sleep(due.saturating_sub(began.elapsed())).await;
+                }
                 let mut all = expected.lock().unwrap();
                 for (w, (k, c)) in local {
                     let e = all.entry(w).or_default();
@@ -592,7 +602,10 @@ async fn run() -> Value {
             .iter()
             .filter(|w| w["delivery"] == "sent" && exact_window(w).is_some())
             .count();
-        let exact = windows.iter().filter(|w| exact_window(w) == Some(true)).count();
+        let exact = windows
+            .iter()
+            .filter(|w| exact_window(w) == Some(true))
+            .count();
         if exact == expected.len() {
             break windows;
         }

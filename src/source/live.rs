@@ -53,10 +53,12 @@ impl Live {
     }
 }
 
-/// Bounds how many skipped documents are logged one by one: a flood of bad documents must not
+/// Bounds how many skipped (or late) sales are logged one by one: a flood of them must not
 /// flood the log. The rest are summarised once the interval ends; all are counted regardless.
 #[derive(Debug)]
 pub struct LogLimiter {
+    /// What is being logged, for the summary line ("skipped", "late").
+    what: &'static str,
     interval: Duration,
     max: u32,
     started: Instant,
@@ -65,8 +67,9 @@ pub struct LogLimiter {
 }
 
 impl LogLimiter {
-    pub fn new(max: u32, interval: Duration) -> LogLimiter {
+    pub fn new(what: &'static str, max: u32, interval: Duration) -> LogLimiter {
         LogLimiter {
+            what,
             interval,
             max,
             started: Instant::now(),
@@ -81,7 +84,8 @@ impl LogLimiter {
             if self.suppressed > 0 {
                 warn!(
                     count = self.suppressed,
-                    "More sales were skipped than logged (see the counters)."
+                    kind = self.what,
+                    "More such sales than logged one by one (see the counters)."
                 );
             }
             self.started = Instant::now();

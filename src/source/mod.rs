@@ -202,8 +202,8 @@ impl Tailer {
             last_empty: None,
             down_since: None,
             batches: 0,
-            skip_log: LogLimiter::new(20, Duration::from_secs(10)),
-            late_log: LogLimiter::new(20, Duration::from_secs(10)),
+            skip_log: LogLimiter::new("skipped", 20, Duration::from_secs(10)),
+            late_log: LogLimiter::new("late", 20, Duration::from_secs(10)),
         })
     }
 
