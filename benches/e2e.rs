@@ -570,6 +570,9 @@ async fn run() -> Value {
 
     // Every window reported once, exact to the kobo: its reconciled figures, or (late sales)
     // the figures re-checked when a later report posted their correction.
+    let organic_late = metric(&http, &base, "power_revenue_events_late_total")
+        .await
+        .is_some_and(|n| n > 0.0);
     let exact_window = |w: &Value| -> Option<bool> {
         let start = w["start"].as_str()?.parse::<DateTime<Utc>>().ok()?;
         let (kobo, count) = expected.get(&WindowId(start.timestamp_millis()))?;
@@ -583,7 +586,9 @@ async fn run() -> Value {
             w["delivery"] == "sent"
                 && got["revenue"] == want.as_str()
                 && got["count"] == *count
-                && (late_percent > 0 || w["matched_stream"] == true),
+                // The stream matches the database only in windows that got no late sales;
+                // a run the server cannot stream fast enough makes some (closed by the clock).
+                && (late_percent > 0 || organic_late || w["matched_stream"] == true),
         )
     };
     let last = expected.keys().next_back().copied().unwrap();

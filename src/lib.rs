@@ -11,7 +11,8 @@
 //!                          store (sled): resume token + open windows, one atomic write
 //!                              │  window due (end + grace) → outbox record, same write
 //!                              ▼
-//!                          deliver::Deliverer ──► reconcile ($facet, the source of truth)
+//!                          deliver::Deliverer ──► reconcile ($facet, the source of truth;
+//!                              │                    re-run for earlier windows with late sales)
 //!                              │                ──► report::render (text + Block Kit)
 //!                              ▼
 //!                          report::slack (2xx) ──► store: marked sent, never posted twice
