@@ -448,6 +448,20 @@ mod tests {
             .window_of(DateTime::from_timestamp(1_748_520_000, 0).unwrap())
     }
 
+    /// Opens again in this process: sled's background threads let go of the directory's lock
+    /// a moment after the `Db` is dropped, so wait for that (bounded) instead of failing.
+    async fn reopen(dir: &Path) -> Store {
+        for _ in 0..100 {
+            match Store::open(dir) {
+                Err(StoreError::Locked(_)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("{} still locked after 2 s", dir.display());
+    }
+
     #[tokio::test]
     async fn checkpoint_and_outbox_round_trip_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -480,7 +494,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path()).await;
         let cp = store.load_checkpoint().unwrap().unwrap();
         assert_eq!(cp.open, vec![open]);
         let reports = store.reports().unwrap();
