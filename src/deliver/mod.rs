@@ -196,11 +196,10 @@ impl Deliverer {
                     seen,
                     unsettled,
                 } => {
-                    let (line, done) = self.settle_earlier(window, unsettled, &mut settles).await?;
+                    let line = self
+                        .settle_earlier(window, seen, unsettled, &mut settles)
+                        .await?;
                     notes.extend(line);
-                    if done {
-                        settles.late.insert(window, seen);
-                    }
                 }
             }
         }
@@ -221,23 +220,26 @@ impl Deliverer {
     }
 
     /// Late sales of an earlier window: the difference between the database now and what its
-    /// reports said (or, for a window with no report, what the stream saw). Returns the line to
-    /// post and whether the sales are settled (not if the database cannot say now).
+    /// reports said (or, for a window with no report, what the stream saw). Records in
+    /// `settles` what it settles (nothing if the database cannot say now); returns the line to
+    /// post.
     async fn settle_earlier(
         &self,
         window: WindowId,
+        seen: Tally,
         unsettled: Tally,
         settles: &mut Settles,
-    ) -> Result<(Option<String>, bool), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let spec = &self.config.window;
         let label = |w| report::window_label(&w, spec.tz());
         let Some(mut earlier) = self.store.report(window)? else {
+            settles.late.insert(window, seen);
             let w = spec.window_of(window.start());
-            return Ok((correction_line(&label(w), unsettled.into()), true));
+            return Ok(correction_line(&label(w), unsettled.into()));
         };
         if earlier.reconciliation.is_none() {
             // Not prepared yet (not while reports go oldest first): its own query counts them.
-            return Ok((None, false));
+            return Ok(None);
         }
         match reconcile::query_with_retry(
             &self.coll,
@@ -254,7 +256,8 @@ impl Deliverer {
                 );
                 earlier.rechecked = Some(now);
                 settles.rechecked.push(earlier);
-                Ok((line, true))
+                settles.late.insert(window, seen);
+                Ok(line)
             }
             Err(error) => {
                 warn!(%error, window = %window, late_sales = unsettled.count, "Re-checking a window for late sales failed; the next report tries again.");
@@ -263,7 +266,7 @@ impl Deliverer {
                     label(earlier.window),
                     transactions(unsettled.count)
                 );
-                Ok((Some(line), false))
+                Ok(Some(line))
             }
         }
     }
