@@ -63,6 +63,12 @@ pub struct Settings {
     /// Oldest missed window reported after downtime [default: 1d].
     #[arg(long, env = "POWER_REVENUE_MAX_CATCHUP", global = true)]
     pub max_catchup: Option<String>,
+    /// Reported windows this recent are corrected when their sales change later [default: 7d].
+    #[arg(long, env = "POWER_REVENUE_RESTATE_HORIZON", global = true)]
+    pub restate_horizon: Option<String>,
+    /// Sales dated further ahead than this are skipped as `time_in_future` [default: 1d].
+    #[arg(long, env = "POWER_REVENUE_MAX_FUTURE", global = true)]
+    pub max_future: Option<String>,
     /// Alert in Slack when the change stream has been down this long [default: 5m].
     #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
     pub alert_stream_down: Option<String>,
@@ -102,6 +108,8 @@ impl Settings {
             status_field: self.status_field.or(lower.status_field),
             fulfilled_status: self.fulfilled_status.or(lower.fulfilled_status),
             max_catchup: self.max_catchup.or(lower.max_catchup),
+            restate_horizon: self.restate_horizon.or(lower.restate_horizon),
+            max_future: self.max_future.or(lower.max_future),
             alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
             http_addr: self.http_addr.or(lower.http_addr),
             api_token: self.api_token.or(lower.api_token),
@@ -144,6 +152,12 @@ pub enum ConfigError {
         "POWER_REVENUE_HTTP_ADDR = {0:?} is not an address; use host:port like 127.0.0.1:9464"
     )]
     BadHttpAddr(String),
+    #[error("{name} = {value:?} is too long; use at most {max}")]
+    OutOfBounds {
+        name: &'static str,
+        value: String,
+        max: String,
+    },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
 }
@@ -185,6 +199,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub api_token: Option<SecretString>,
     pub max_catchup: Duration,
+    /// Reported windows ending within this long before now get corrections for later changes.
+    pub restate_horizon: Duration,
+    /// Sales dated more than this ahead of now are skipped.
+    pub max_future: Duration,
     pub alert_stream_down: Duration,
 }
 
@@ -233,6 +251,16 @@ impl Config {
             "POWER_REVENUE_MAX_CATCHUP",
             s.max_catchup.as_deref().unwrap_or("1d"),
         )?;
+        let restate_horizon = bounded(
+            "POWER_REVENUE_RESTATE_HORIZON",
+            s.restate_horizon.as_deref().unwrap_or("7d"),
+            MAX_HORIZON,
+        )?;
+        let max_future = bounded(
+            "POWER_REVENUE_MAX_FUTURE",
+            s.max_future.as_deref().unwrap_or("1d"),
+            MAX_HORIZON,
+        )?;
         let alert_stream_down = parse_duration(
             "POWER_REVENUE_ALERT_STREAM_DOWN",
             s.alert_stream_down.as_deref().unwrap_or("5m"),
@@ -278,6 +306,8 @@ impl Config {
             http_addr,
             api_token: secret("POWER_REVENUE_API_TOKEN", s.api_token, s.api_token_file)?,
             max_catchup,
+            restate_horizon,
+            max_future,
             alert_stream_down,
         })
     }
@@ -291,6 +321,22 @@ impl Config {
         self.mongo = Ok(mongo);
         self
     }
+}
+
+/// The longest horizon a setting may span: a year.
+const MAX_HORIZON: Duration = Duration::from_secs(366 * 86_400);
+
+/// A duration of at most `max`.
+fn bounded(name: &'static str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
+    let d = parse_duration(name, value)?;
+    if d > max {
+        return Err(ConfigError::OutOfBounds {
+            name,
+            value: value.to_owned(),
+            max: humantime::format_duration(max).to_string(),
+        });
+    }
+    Ok(d)
 }
 
 fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {

@@ -25,6 +25,7 @@
 
 pub mod alert;
 pub mod app;
+pub mod change;
 pub mod commands;
 pub mod config;
 pub mod deliver;

@@ -48,6 +48,8 @@ impl Sale<'_> {
 pub enum SkipReason {
     Amount(Rejection),
     TimeNotDate,
+    /// Dated further ahead than `POWER_REVENUE_MAX_FUTURE`.
+    TimeInFuture,
     NoDocument,
 }
 
@@ -56,6 +58,7 @@ impl SkipReason {
         match self {
             Self::Amount(r) => r.as_str(),
             Self::TimeNotDate => "time_not_date",
+            Self::TimeInFuture => "time_in_future",
             Self::NoDocument => "document_gone",
         }
     }
@@ -69,9 +72,18 @@ pub fn classify<'a>(doc: &'a RawDocument, fields: &Fields) -> Result<Sale<'a>, S
 /// [`classify`] with the field paths split once, for the per-event hot path.
 pub fn classify_at<'a>(doc: &'a RawDocument, paths: &Paths) -> Result<Sale<'a>, SkipReason> {
     let [time, amount, utility] = lookup3(doc, paths);
+    classify_values(time, amount, utility)
+}
+
+/// The rules for the time, amount and utility values of a fulfilled sale.
+pub fn classify_values<'a>(
+    time: Option<RawBsonRef<'a>>,
+    amount: Option<RawBsonRef<'a>>,
+    utility: Option<RawBsonRef<'a>>,
+) -> Result<Sale<'a>, SkipReason> {
     let at_ms = match time {
         // The range check `DateTime::from_timestamp_millis` makes, without the calendar
-        // arithmetic (the window is found from the milliseconds).
+        // arithmetic (the window is found from the milliseconds). An array is not a date.
         Some(RawBsonRef::DateTime(dt)) if MILLIS_RANGE.contains(&dt.timestamp_millis()) => {
             dt.timestamp_millis()
         }
@@ -90,23 +102,32 @@ pub fn classify_at<'a>(doc: &'a RawDocument, paths: &Paths) -> Result<Sale<'a>, 
 const MILLIS_RANGE: std::ops::RangeInclusive<i64> =
     DateTime::<Utc>::MIN_UTC.timestamp_millis()..=DateTime::<Utc>::MAX_UTC.timestamp_millis();
 
-/// The time, amount and utility field paths, each split at its first dot.
+/// The time, amount, utility and status field paths, each split at its first dot.
 #[derive(Debug, Clone)]
 pub struct Paths {
-    heads: [String; 3],
-    tails: [Option<String>; 3],
+    heads: [String; 4],
+    tails: [Option<String>; 4],
+    /// The whole paths, for matching an update's field names (which may be dotted).
+    full: [String; 4],
 }
 
 impl Paths {
+    /// Time, amount, utility and status, as configured.
+    pub fn full(&self) -> &[String; 4] {
+        &self.full
+    }
+
     pub fn new(fields: &Fields) -> Paths {
         let split = |p: &String| match p.split_once('.') {
             Some((head, tail)) => (head.to_owned(), Some(tail.to_owned())),
             None => (p.clone(), None),
         };
-        let [t, a, u] = [&fields.time, &fields.amount, &fields.utility].map(split);
+        let full = [&fields.time, &fields.amount, &fields.utility, &fields.status].map(|f| f.clone());
+        let [t, a, u, s] = full.each_ref().map(split);
         Paths {
-            heads: [t.0, a.0, u.0],
-            tails: [t.1, a.1, u.1],
+            heads: [t.0, a.0, u.0, s.0],
+            tails: [t.1, a.1, u.1, s.1],
+            full,
         }
     }
 }
@@ -205,11 +226,17 @@ pub fn normalize_utility(value: Option<RawBsonRef<'_>>) -> Cow<'_, str> {
     }
 }
 
-/// Three field paths looked up in one pass over the document (the hot path: each `get` would
-/// walk the elements again).
+/// The time, amount and utility paths looked up in one pass over the document (the hot path:
+/// each `get` would walk the elements again).
 fn lookup3<'a>(doc: &'a RawDocument, paths: &Paths) -> [Option<RawBsonRef<'a>>; 3] {
-    let found = crate::raw::find(doc, [0, 1, 2].map(|i| paths.heads[i].as_str()));
-    let mut out = [None; 3];
+    let [t, a, u, _] = lookup4(doc, paths);
+    [t, a, u]
+}
+
+/// All four paths (time, amount, utility, status) in one pass.
+pub(crate) fn lookup4<'a>(doc: &'a RawDocument, paths: &Paths) -> [Option<RawBsonRef<'a>>; 4] {
+    let found = crate::raw::find(doc, [0, 1, 2, 3].map(|i| paths.heads[i].as_str()));
+    let mut out = [None; 4];
     for ((slot, value), tail) in out.iter_mut().zip(found).zip(&paths.tails) {
         *slot = match (value, tail) {
             (v, None) => v,
@@ -282,9 +309,15 @@ pub fn window_match(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Document {
+    // An array matches a query on its elements (each bound may match a different one), so
+    // arrays are excluded explicitly: the stream's rules count neither as a date or a status.
     doc! {
-        fields.status.as_str(): fulfilled,
-        fields.time.as_str(): { "$gte": bson::DateTime::from_chrono(start), "$lt": bson::DateTime::from_chrono(end) },
+        fields.status.as_str(): { "$eq": fulfilled, "$not": { "$type": "array" } },
+        fields.time.as_str(): {
+            "$gte": bson::DateTime::from_chrono(start),
+            "$lt": bson::DateTime::from_chrono(end),
+            "$not": { "$type": "array" },
+        },
     }
 }
 

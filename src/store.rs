@@ -2,6 +2,7 @@
 //! to close) and the report outbox. Everything lives in one tree so that one `apply_batch`
 //! covers a token and the totals it belongs to; every write is flushed before it is relied on.
 
+use crate::change::Marks;
 use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
@@ -19,6 +20,14 @@ const LATE_PREFIX: &str = "late/";
 /// Per window, how many of those late sales reports have settled (written only by the outbox
 /// worker); the difference is what the next report must check.
 const CARRIED_PREFIX: &str = "carried/";
+/// Changes whose window the stream could not tell (no pre-image): seen by the tailer, and
+/// settled by reports, as for the per-window tallies above.
+const KEY_ANY_SEEN: &[u8] = b"changes_any";
+const KEY_ANY_SETTLED: &[u8] = b"changes_any_settled";
+/// Changes to windows that were never reported, and to windows beyond the restatement horizon:
+/// counted (never posted) when a delivered report settles them.
+const KEY_UNREPORTED: &[u8] = b"stats/unreported";
+const KEY_BEYOND_HORIZON: &[u8] = b"stats/beyond_horizon";
 const FORMAT: &[u8] = b"power-revenue/1";
 /// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
 /// fits many times over.
@@ -135,6 +144,10 @@ pub struct ReportRecord {
     /// what the reports so far add up to, so the next correction is measured from here.
     #[serde(default)]
     pub rechecked: Option<Totals>,
+    /// What this report settles once Slack has taken it (applied with the `Sent` mark; a
+    /// report that is never delivered settles nothing, so its corrections come again).
+    #[serde(default)]
+    pub settles: Settlement,
     /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
     pub payload: Option<serde_json::Value>,
     pub delivery: Delivery,
@@ -153,6 +166,7 @@ impl ReportRecord {
             recomputed: open.recomputed,
             reconciliation: None,
             rechecked: None,
+            settles: Settlement::default(),
             payload: None,
             delivery: Delivery::Closed,
             attempts: 0,
@@ -173,6 +187,31 @@ impl ReportRecord {
             .or_else(|| self.reconciliation.as_ref()?.database.as_ref())
             .unwrap_or(&self.streamed)
     }
+}
+
+/// What a report settles when it is delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// Per window, the changes seen when the report was prepared (the new settled mark).
+    pub marks: BTreeMap<WindowId, Tally>,
+    /// The window-unknown changes seen then, where the report re-checked the whole horizon.
+    pub anywhere: Option<Tally>,
+    /// Earlier windows re-checked against the database: what their reports now add up to.
+    pub rechecked: BTreeMap<WindowId, Totals>,
+    /// Changes to windows never reported, and beyond the horizon (counted, not posted).
+    pub unreported: Tally,
+    pub beyond_horizon: Tally,
+    /// How many correction lines the report carries.
+    pub corrections: u64,
+}
+
+/// Counters of changes that no report carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpostedChanges {
+    /// Back-dated sales and other changes to windows this service never reported.
+    pub unreported: Tally,
+    /// Changes to reported windows older than the restatement horizon.
+    pub beyond_horizon: Tally,
 }
 
 #[derive(Clone)]
@@ -268,7 +307,7 @@ impl Store {
         &self,
         cp: &Checkpoint,
         closed: &[ReportRecord],
-        late: &BTreeMap<WindowId, Tally>,
+        marks: &Marks,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
@@ -278,15 +317,77 @@ impl Store {
         for r in closed {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
         }
-        for (id, add) in late {
+        for (id, add) in &marks.by_window {
             let k = late_key(LATE_PREFIX, *id);
-            let mut t: Tally = match self.tree.get(k.as_bytes())? {
-                Some(v) => decode(k.as_bytes(), &v)?,
-                None => Tally::default(),
-            };
-            t.revenue += add.revenue;
-            t.count += add.count;
-            batch.insert(k.as_bytes(), encode(&t));
+            self.add_tally(&mut batch, k.as_bytes(), add)?;
+        }
+        if marks.anywhere.count > 0 {
+            self.add_tally(&mut batch, KEY_ANY_SEEN, &marks.anywhere)?;
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Puts the stored tally at `key` plus `add` into `batch`.
+    fn add_tally(&self, batch: &mut sled::Batch, key: &[u8], add: &Tally) -> Result<(), StoreError> {
+        let mut t = self.tally(key)?;
+        t.revenue = t.revenue.checked_add(add.revenue).unwrap_or(t.revenue);
+        t.count = t.count.saturating_add(add.count);
+        batch.insert(key, encode(&t));
+        Ok(())
+    }
+
+    fn tally(&self, key: &[u8]) -> Result<Tally, StoreError> {
+        match self.tree.get(key)? {
+            Some(v) => decode(key, &v),
+            None => Ok(Tally::default()),
+        }
+    }
+
+    /// Window-unknown changes: seen by the stream, and settled by reports.
+    pub fn changes_anywhere(&self) -> Result<(Tally, Tally), StoreError> {
+        Ok((self.tally(KEY_ANY_SEEN)?, self.tally(KEY_ANY_SETTLED)?))
+    }
+
+    /// Changes no report carries (never-reported windows, beyond the horizon).
+    pub fn unposted(&self) -> Result<UnpostedChanges, StoreError> {
+        Ok(UnpostedChanges {
+            unreported: self.tally(KEY_UNREPORTED)?,
+            beyond_horizon: self.tally(KEY_BEYOND_HORIZON)?,
+        })
+    }
+
+    /// Marks a report sent and applies what it settles, in one flushed batch: a correction is
+    /// posted from exactly one delivered report, and an earlier window's new baseline is
+    /// written exactly when the report saying so was delivered.
+    pub async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        let settles = &r.settles;
+        for (id, totals) in &settles.rechecked {
+            if let Some(mut earlier) = self.report(*id)? {
+                earlier.rechecked = Some(totals.clone());
+                batch.insert(report_key(*id).as_bytes(), encode(&earlier));
+            }
+        }
+        for (id, seen) in &settles.marks {
+            let key = late_key(CARRIED_PREFIX, *id);
+            // `seen` counts every change of the window, so the old per-sale keys it
+            // supersedes go (see `tallies`).
+            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
+                batch.remove(old?);
+            }
+            batch.insert(key.as_bytes(), encode(seen));
+        }
+        if let Some(seen) = &settles.anywhere {
+            batch.insert(KEY_ANY_SETTLED, encode(seen));
+        }
+        if settles.unreported.count > 0 {
+            self.add_tally(&mut batch, KEY_UNREPORTED, &settles.unreported)?;
+        }
+        if settles.beyond_horizon.count > 0 {
+            self.add_tally(&mut batch, KEY_BEYOND_HORIZON, &settles.beyond_horizon)?;
         }
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
@@ -295,32 +396,8 @@ impl Store {
 
     /// Replaces one outbox record, flushed.
     pub async fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        self.put_report_settling(r, &BTreeMap::new(), &[]).await
-    }
-
-    /// Replaces one outbox record, marks the late sales it settles (per window, all late sales
-    /// seen so far) and stores the earlier records it re-checked, in one flushed batch: a
-    /// correction is posted from exactly one report.
-    pub async fn put_report_settling(
-        &self,
-        r: &ReportRecord,
-        settled: &BTreeMap<WindowId, Tally>,
-        rechecked: &[ReportRecord],
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for r in rechecked.iter().chain([r]) {
-            batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
-        }
-        for (id, seen) in settled {
-            let key = late_key(CARRIED_PREFIX, *id);
-            // `seen` counts every late sale of the window, so the old per-sale keys it
-            // supersedes go (see `tallies`).
-            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
-                batch.remove(old?);
-            }
-            batch.insert(key.as_bytes(), encode(seen));
-        }
-        self.tree.apply_batch(batch)?;
+        self.tree
+            .insert(report_key(r.window.id()).as_bytes(), encode(r))?;
         self.db.flush_async().await?;
         Ok(())
     }
@@ -360,8 +437,8 @@ impl Store {
                 })?;
             let t: Tally = decode(&k, &v)?;
             let sum = out.entry(WindowId(id)).or_default();
-            sum.revenue += t.revenue;
-            sum.count += t.count;
+            sum.revenue = sum.revenue.checked_add(t.revenue).unwrap_or(sum.revenue);
+            sum.count = sum.count.saturating_add(t.count);
         }
         Ok(out)
     }
@@ -394,7 +471,7 @@ fn late_key(prefix: &str, id: WindowId) -> String {
 pub fn unsettled(seen: Tally, settled: Option<&Tally>) -> Option<Tally> {
     let done = settled.copied().unwrap_or_default();
     (seen.count > done.count).then(|| Tally {
-        revenue: seen.revenue - done.revenue,
+        revenue: seen.revenue.checked_sub(done.revenue).unwrap_or_default(),
         count: seen.count - done.count,
     })
 }

@@ -128,6 +128,19 @@ impl Tally {
         Ok(())
     }
 
+    /// Adds another tally of changes (saturating: these figures are counted, never posted).
+    pub fn merge_changes(&mut self, other: &Tally) {
+        self.revenue = self.revenue.checked_add(other.revenue).unwrap_or(self.revenue);
+        self.count = self.count.saturating_add(other.count);
+    }
+
+    /// One more change moving `delta` (a signed estimate; an overflowing delta is dropped:
+    /// these figures are never posted, the database is asked instead).
+    pub fn shift(&mut self, delta: Decimal) {
+        self.revenue = self.revenue.checked_add(delta).unwrap_or(self.revenue);
+        self.count = self.count.saturating_add(1);
+    }
+
     fn merge(&mut self, other: &Tally) -> Result<(), Overflow> {
         self.revenue = self.revenue.checked_add(other.revenue).ok_or(Overflow)?;
         self.count += other.count;
@@ -156,6 +169,18 @@ impl Totals {
                 t.add(amount)?;
                 self.by_utility.insert(utility.to_owned(), t);
                 Ok(())
+            }
+        }
+    }
+
+    /// Takes one sale back out (it was refunded, edited or moved). A utility this window never
+    /// counted (the stream began mid-window) is left alone: the report asks the database.
+    pub fn remove(&mut self, utility: &str, amount: Decimal) {
+        if let Some(t) = self.by_utility.get_mut(utility) {
+            t.revenue = t.revenue.checked_sub(amount).unwrap_or(t.revenue);
+            t.count = t.count.saturating_sub(1);
+            if t.count == 0 && t.revenue.is_zero() {
+                self.by_utility.remove(utility);
             }
         }
     }

@@ -1,56 +1,95 @@
-//! Late sales (committed after their window closed): which of them a report settles, and the
-//! correction line it posts. Pure; the outbox worker does the reading and querying.
+//! Changes to closed windows (late, refunded, deleted, edited or moved sales): which windows a
+//! report re-checks against the database, and the correction line it posts. Pure; the outbox
+//! worker does the reading and querying.
 //!
-//! State is one running tally per window (seen late, settled by reports), never one entry per
-//! sale, so a flood of late sales costs nothing that grows with it. What was already counted is
-//! decided by the database, not by bookkeeping: a report re-runs an earlier window's query and
-//! posts the difference from what the reports so far said (see [`correction_line`]).
+//! State is one running tally of changes per window (seen by the stream, settled by delivered
+//! reports), plus one for changes whose window the stream could not tell, never one entry per
+//! sale. What changed is decided by the database, not by bookkeeping: a report re-runs an
+//! earlier window's query and posts the difference from what the reports so far said (see
+//! [`correction_line`]); a stream tally is never posted.
 
 use crate::money::format_naira;
 use crate::report::transactions;
 use crate::store::unsettled;
-use crate::window::{Tally, Totals, WindowId};
+use crate::window::{Tally, Totals, Window, WindowId};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-/// What a report does about one window's unsettled late sales.
+/// What a report does about one window with changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// The report's own window: seen before its query began, so the query counted them.
+    /// The report's own window: every change seen before its query began is in the query.
     CountedByOwnQuery { seen: Tally },
-    /// An earlier window: re-check it against the database (or, with no report of its own,
-    /// add what the stream saw).
-    Earlier {
-        window: WindowId,
-        seen: Tally,
-        unsettled: Tally,
-    },
+    /// An earlier, reported window within the horizon: re-check it against the database.
+    Recheck { window: WindowId },
+    /// A window this service never reported: nothing to correct; counted, not posted.
+    Unreported { window: WindowId, seen: Tally, unsettled: Tally },
+    /// A reported window older than the horizon: counted and logged, not posted.
+    BeyondHorizon { window: WindowId, seen: Tally, unsettled: Tally },
 }
 
-/// The steps for the report of window `id`, from the late sales `seen` per window (read before
-/// its query began) and those already `settled`. `reconciled`: its own query succeeded.
-/// Later windows' late sales wait for their own reports.
-pub fn plan(
-    id: WindowId,
-    reconciled: bool,
-    seen: &BTreeMap<WindowId, Tally>,
-    settled: &BTreeMap<WindowId, Tally>,
-) -> Vec<Step> {
-    seen.iter()
-        .filter_map(|(&window, &seen)| {
-            let unsettled = unsettled(seen, settled.get(&window))?;
-            match window.cmp(&id) {
-                Ordering::Greater => None,
-                Ordering::Equal => reconciled.then_some(Step::CountedByOwnQuery { seen }),
-                Ordering::Less => Some(Step::Earlier {
-                    window,
-                    seen,
-                    unsettled,
-                }),
+/// What the outbox knows of an earlier window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Reconciled and rendered: its figures were (or are being) posted.
+    Reported(Window),
+    /// In the outbox, not yet prepared: its own query will count the changes.
+    Pending,
+}
+
+/// Everything [`plan`] decides from, read before the report's own query began.
+#[derive(Debug)]
+pub struct Ledger<'a> {
+    /// Changes seen per window, and those settled by delivered reports.
+    pub seen: &'a BTreeMap<WindowId, Tally>,
+    pub settled: &'a BTreeMap<WindowId, Tally>,
+    /// Changes whose window is unknown are waiting: re-check every reported window in the
+    /// horizon.
+    pub anywhere: Pending,
+    pub reports: &'a BTreeMap<WindowId, Known>,
+    /// Windows ending at or before this are beyond the restatement horizon.
+    pub horizon_start: DateTime<Utc>,
+}
+
+/// Whether window-unknown changes wait for a re-check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    Nothing,
+    Changes,
+}
+
+/// The steps for the report of window `id`, oldest window first. `reconciled`: its own query
+/// succeeded. Later windows' changes wait for their own reports.
+pub fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
+    let mut steps: BTreeMap<WindowId, Step> = BTreeMap::new();
+    for (&window, &seen) in ledger.seen {
+        let Some(unsettled) = unsettled(seen, ledger.settled.get(&window)) else {
+            continue;
+        };
+        let step = match (window.cmp(&id), ledger.reports.get(&window)) {
+            (Ordering::Greater, _) => continue,
+            (Ordering::Equal, _) if reconciled => Step::CountedByOwnQuery { seen },
+            (Ordering::Equal, _) | (_, Some(Known::Pending)) => continue,
+            (Ordering::Less, None) => Step::Unreported { window, seen, unsettled },
+            (Ordering::Less, Some(Known::Reported(w))) if w.end <= ledger.horizon_start => {
+                Step::BeyondHorizon { window, seen, unsettled }
             }
-        })
-        .collect()
+            (Ordering::Less, Some(Known::Reported(_))) => Step::Recheck { window },
+        };
+        steps.insert(window, step);
+    }
+    if ledger.anywhere == Pending::Changes {
+        for (&window, known) in ledger.reports.range(..id) {
+            if let Known::Reported(w) = known {
+                if w.end > ledger.horizon_start {
+                    steps.entry(window).or_insert(Step::Recheck { window });
+                }
+            }
+        }
+    }
+    steps.into_values().collect()
 }
 
 /// A signed difference in revenue and count.
@@ -64,9 +103,10 @@ impl Change {
     /// From what the reports so far said to what the database holds now.
     pub fn between(reported: &Totals, now: &Totals) -> Change {
         let (before, after) = (reported.total(), now.total());
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Change {
-            revenue: after.revenue - before.revenue,
-            count: after.count as i64 - before.count as i64,
+            revenue: after.revenue.checked_sub(before.revenue).unwrap_or_default(),
+            count: count(after.count).saturating_sub(count(before.count)),
         }
     }
 }
@@ -81,28 +121,28 @@ impl From<Tally> for Change {
 }
 
 /// The report line for a change to window `label`, if there is one. Sales only added read as
-/// "Late for …: +₦…"; anything else (a sale gone or changed in the database since) is shown
-/// signed as a correction.
+/// "Late for …: +₦…, N transactions"; anything else (a refund, delete, edit or move) is a
+/// correction with a sign on both figures: "Correction for …: -₦1,500.00, -1 transaction".
 pub fn correction_line(label: &str, change: Change) -> Option<String> {
     if change == Change::default() {
         return None;
     }
-    if change.revenue >= Decimal::ZERO && change.count >= 0 {
+    let revenue_sign = if change.revenue >= Decimal::ZERO { "+" } else { "" };
+    let revenue = format!("{revenue_sign}{}", format_naira(change.revenue));
+    if change.revenue >= Decimal::ZERO && change.count > 0 {
         return Some(format!(
-            "Late for {label}: +{}, {}",
-            format_naira(change.revenue),
-            transactions(change.count as u64)
+            "Late for {label}: {revenue}, {}",
+            transactions(change.count.unsigned_abs())
         ));
     }
-    let sign = if change.revenue >= Decimal::ZERO {
-        "+"
-    } else {
-        ""
+    let count_sign = match change.count.cmp(&0) {
+        Ordering::Less => "-",
+        Ordering::Equal => "",
+        Ordering::Greater => "+",
     };
     Some(format!(
-        "Correction for {label}: {sign}{}, {:+} transactions (the database changed after its report)",
-        format_naira(change.revenue),
-        change.count
+        "Correction for {label}: {revenue}, {count_sign}{}",
+        transactions(change.count.unsigned_abs())
     ))
 }
 
@@ -117,30 +157,70 @@ mod tests {
         }
     }
 
+    fn window(id: i64) -> Window {
+        let start = DateTime::from_timestamp(id, 0).unwrap();
+        Window {
+            start,
+            end: start + chrono::TimeDelta::seconds(100),
+        }
+    }
+
     #[test]
-    fn a_report_settles_its_own_and_rechecks_earlier_windows_only() {
-        let (earlier, own, later) = (WindowId(100), WindowId(200), WindowId(300));
+    fn a_report_settles_its_own_and_rechecks_reported_windows_in_the_horizon() {
+        let (old, unreported, earlier, pending, own, later) = (
+            WindowId(0),
+            WindowId(100_000),
+            WindowId(200_000),
+            WindowId(250_000),
+            WindowId(300_000),
+            WindowId(400_000),
+        );
         let seen = BTreeMap::from([
-            (WindowId(50), tally(5, 1)),
+            (WindowId(50_000), tally(5, 1)),
+            (old, tally(4, 1)),
+            (unreported, tally(6, 2)),
             (earlier, tally(30, 3)),
+            (pending, tally(1, 1)),
             (own, tally(7, 1)),
             (later, tally(9, 1)),
         ]);
-        // Window 50 is settled already; 100 in part.
-        let settled = BTreeMap::from([(WindowId(50), tally(5, 1)), (earlier, tally(10, 1))]);
+        // Window 50 000 is settled already; `earlier` in part.
+        let settled = BTreeMap::from([(WindowId(50_000), tally(5, 1)), (earlier, tally(10, 1))]);
+        let reports = BTreeMap::from([
+            (old, Known::Reported(window(0))),
+            (WindowId(50_000), Known::Reported(window(50))),
+            (WindowId(150_000), Known::Reported(window(150))),
+            (earlier, Known::Reported(window(200))),
+            (pending, Known::Pending),
+        ]);
+        let mut ledger = Ledger {
+            seen: &seen,
+            settled: &settled,
+            anywhere: Pending::Nothing,
+            reports: &reports,
+            horizon_start: DateTime::from_timestamp(120, 0).unwrap(),
+        };
         assert_eq!(
-            plan(own, true, &seen, &settled),
+            plan(own, true, &ledger),
             vec![
-                Step::Earlier {
-                    window: earlier,
-                    seen: tally(30, 3),
-                    unsettled: tally(20, 2)
-                },
+                Step::BeyondHorizon { window: old, seen: tally(4, 1), unsettled: tally(4, 1) },
+                Step::Unreported { window: unreported, seen: tally(6, 2), unsettled: tally(6, 2) },
+                Step::Recheck { window: earlier },
                 Step::CountedByOwnQuery { seen: tally(7, 1) },
             ]
         );
-        // A failed own query counted nothing: its late sales wait for a re-check.
-        assert_eq!(plan(own, false, &seen, &settled).len(), 1);
+        // A failed own query counted nothing: its changes wait for a re-check.
+        assert_eq!(plan(own, false, &ledger).len(), 3);
+        // Window-unknown changes: every reported window in the horizon, once.
+        ledger.anywhere = Pending::Changes;
+        let rechecked: Vec<_> = plan(own, true, &ledger)
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Recheck { window } => Some(window),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rechecked, vec![WindowId(50_000), WindowId(150_000), earlier]);
     }
 
     #[test]
@@ -165,11 +245,27 @@ mod tests {
         let gone = Change::between(&totals(1600, 3), &totals(100, 1));
         assert_eq!(
             correction_line("Mon 06:00", gone).unwrap(),
-            "Correction for Mon 06:00: -₦1,500.00, -2 transactions (the database changed after its report)"
+            "Correction for Mon 06:00: -₦1,500.00, -2 transactions"
         );
         assert_eq!(
             correction_line("x", tally(7, 1).into()).unwrap(),
             "Late for x: +₦7.00, 1 transaction"
+        );
+        let refund = Change {
+            revenue: Decimal::from(-1500),
+            count: -1,
+        };
+        assert_eq!(
+            correction_line("Morning 2025-05-29", refund).unwrap(),
+            "Correction for Morning 2025-05-29: -₦1,500.00, -1 transaction"
+        );
+        let edit = Change {
+            revenue: Decimal::from(250),
+            count: 0,
+        };
+        assert_eq!(
+            correction_line("x", edit).unwrap(),
+            "Correction for x: +₦250.00, 0 transactions"
         );
     }
 }

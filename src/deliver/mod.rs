@@ -14,13 +14,13 @@ use crate::money::format_naira;
 use crate::reconcile;
 use crate::report::slack::{SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
-use crate::store::{Delivery, Reconciliation, ReportRecord, Store, StoreError};
+use crate::store::{unsettled, Delivery, Reconciliation, ReportRecord, Settlement, Store, StoreError};
 use crate::telemetry;
-use crate::window::{Tally, WindowId};
+use crate::window::{Totals, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
-use chrono::Utc;
-use late::{correction_line, Change, Step};
+use chrono::{DateTime, TimeDelta, Utc};
+use late::{correction_line, Change, Known, Ledger, Pending, Step};
 use mongodb::Collection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,15 +76,6 @@ impl Sink {
     }
 }
 
-/// What one report settles, written with it in one batch.
-#[derive(Default)]
-struct Settles {
-    /// Per window, every late sale seen so far (the new settled mark).
-    late: BTreeMap<WindowId, Tally>,
-    /// Earlier windows re-checked against the database, with their new baseline.
-    rechecked: Vec<ReportRecord>,
-}
-
 pub struct Deliverer {
     pub coll: Collection<Document>,
     pub config: Arc<Config>,
@@ -123,10 +114,8 @@ impl Deliverer {
                 break;
             }
             if record.delivery == Delivery::Closed {
-                let settles = self.prepare(&mut record).await?;
-                self.store
-                    .put_report_settling(&record, &settles.late, &settles.rechecked)
-                    .await?;
+                self.prepare(&mut record).await?;
+                self.store.put_report(&record).await?;
             }
             if !self.deliver(&mut record, shutdown).await? {
                 break;
@@ -136,13 +125,22 @@ impl Deliverer {
     }
 
     /// Reconciles and fixes the payload (the database's numbers; the stream's if it failed),
-    /// with corrections for late sales of earlier windows. Returns what it settles.
-    async fn prepare(&self, record: &mut ReportRecord) -> Result<Settles, StoreError> {
+    /// with corrections for earlier windows whose sales changed. What it settles is kept on
+    /// the record and applied only once the report is delivered.
+    async fn prepare(&self, record: &mut ReportRecord) -> Result<(), StoreError> {
         let id = record.window.id();
-        // Read before any query below begins: every late sale seen so far was committed
-        // before, so each query counts those of its window.
+        // Read before any query below begins: every change seen so far was committed before,
+        // so each query counts those of its window.
         let seen = self.store.late()?;
         let settled = self.store.settled_late()?;
+        let (any_seen, any_settled) = self.store.changes_anywhere()?;
+        let records: BTreeMap<WindowId, ReportRecord> = self
+            .store
+            .reports()?
+            .into_iter()
+            .filter(|r| r.window.id() < id)
+            .map(|r| (r.window.id(), r))
+            .collect();
         let reconciliation = match reconcile::query_with_retry(
             &self.coll,
             &self.config,
@@ -185,23 +183,68 @@ impl Deliverer {
         let mut notes = notes(record, &reconciliation);
         let reconciled = reconciliation.database.is_some();
         record.reconciliation = Some(reconciliation);
-        let mut settles = Settles::default();
-        for step in late::plan(id, reconciled, &seen, &settled) {
+        let known: BTreeMap<WindowId, Known> = records
+            .iter()
+            .map(|(&w, r)| {
+                let k = match r.reconciliation {
+                    Some(_) => Known::Reported(r.window),
+                    None => Known::Pending,
+                };
+                (w, k)
+            })
+            .collect();
+        let anywhere = match unsettled(any_seen, Some(&any_settled)) {
+            Some(_) => Pending::Changes,
+            None => Pending::Nothing,
+        };
+        let horizon = TimeDelta::from_std(self.config.restate_horizon).unwrap_or(TimeDelta::MAX);
+        let ledger = Ledger {
+            seen: &seen,
+            settled: &settled,
+            anywhere,
+            reports: &known,
+            horizon_start: Utc::now().checked_sub_signed(horizon).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        };
+        let mut settles = Settlement::default();
+        let mut all_rechecked = true;
+        for step in late::plan(id, reconciled, &ledger) {
             match step {
                 Step::CountedByOwnQuery { seen } => {
-                    settles.late.insert(id, seen);
+                    settles.marks.insert(id, seen);
                 }
-                Step::Earlier {
-                    window,
-                    seen,
-                    unsettled,
-                } => {
-                    let line = self
-                        .settle_earlier(window, seen, unsettled, &mut settles)
-                        .await?;
-                    notes.extend(line);
+                Step::Unreported { window, seen, unsettled } => {
+                    info!(%window, changes = unsettled.count, "Changes to a window this service never reported: counted, not posted.");
+                    settles.marks.insert(window, seen);
+                    settles.unreported.merge_changes(&unsettled);
+                }
+                Step::BeyondHorizon { window, seen, unsettled } => {
+                    warn!(%window, changes = unsettled.count, "Changes to a window older than POWER_REVENUE_RESTATE_HORIZON: counted, not posted.");
+                    settles.marks.insert(window, seen);
+                    settles.beyond_horizon.merge_changes(&unsettled);
+                }
+                Step::Recheck { window } => {
+                    let Some(earlier) = records.get(&window) else {
+                        continue;
+                    };
+                    match self.recheck(earlier).await {
+                        Ok((line, now)) => {
+                            settles.corrections += u64::from(line.is_some());
+                            notes.extend(line);
+                            settles.rechecked.insert(window, now);
+                            if let Some(seen) = seen.get(&window) {
+                                settles.marks.insert(window, *seen);
+                            }
+                        }
+                        Err(line) => {
+                            all_rechecked = false;
+                            notes.push(line);
+                        }
+                    }
                 }
             }
+        }
+        if anywhere == Pending::Changes && all_rechecked {
+            settles.anywhere = Some(any_seen);
         }
         let shown = record
             .reconciliation
@@ -214,33 +257,16 @@ impl Deliverer {
             totals: shown,
             notes,
         }));
+        record.settles = settles;
         record.delivery = Delivery::Ready;
         record.updated_at = Utc::now();
-        Ok(settles)
+        Ok(())
     }
 
-    /// Late sales of an earlier window: the difference between the database now and what its
-    /// reports said (or, for a window with no report, what the stream saw). Records in
-    /// `settles` what it settles (nothing if the database cannot say now); returns the line to
-    /// post.
-    async fn settle_earlier(
-        &self,
-        window: WindowId,
-        seen: Tally,
-        unsettled: Tally,
-        settles: &mut Settles,
-    ) -> Result<Option<String>, StoreError> {
-        let spec = &self.config.window;
-        let label = |w| report::window_label(&w, spec.tz());
-        let Some(mut earlier) = self.store.report(window)? else {
-            settles.late.insert(window, seen);
-            let w = spec.window_of(window.start());
-            return Ok(correction_line(&label(w), unsettled.into()));
-        };
-        if earlier.reconciliation.is_none() {
-            // Not prepared yet (not while reports go oldest first): its own query counts them.
-            return Ok(None);
-        }
+    /// An earlier window against the database now: the correction line (none if nothing
+    /// changed) and the new figures; or, if the database cannot say now, the line saying so.
+    async fn recheck(&self, earlier: &ReportRecord) -> Result<(Option<String>, Totals), String> {
+        let label = report::window_label(&earlier.window, self.config.window.tz());
         match reconcile::query_with_retry(
             &self.coll,
             &self.config,
@@ -250,23 +276,14 @@ impl Deliverer {
         .await
         {
             Ok(now) => {
-                let line = correction_line(
-                    &label(earlier.window),
-                    Change::between(earlier.reported(), &now),
-                );
-                earlier.rechecked = Some(now);
-                settles.rechecked.push(earlier);
-                settles.late.insert(window, seen);
-                Ok(line)
+                let change = Change::between(earlier.reported(), &now);
+                Ok((correction_line(&label, change), now))
             }
             Err(error) => {
-                warn!(%error, window = %window, late_sales = unsettled.count, "Re-checking a window for late sales failed; the next report tries again.");
-                let line = format!(
-                    "⚠️ Late sales for {} ({}) not yet checked against the database; the next report will.",
-                    label(earlier.window),
-                    transactions(unsettled.count)
-                );
-                Ok(Some(line))
+                warn!(%error, window = %earlier.window.id(), "Re-checking a window for changes failed; the next report tries again.");
+                Err(format!(
+                    "⚠️ Changes to {label} not yet checked against the database; the next report will."
+                ))
             }
         }
     }
@@ -295,7 +312,13 @@ impl Deliverer {
                     crate::failpoint::hit("after_post");
                     record.delivery = Delivery::Sent { at: Utc::now() };
                     record.last_error = None;
-                    self.store.put_report(record).await?;
+                    self.store.mark_delivered(record).await?;
+                    let settled = &record.settles;
+                    metrics::counter!(telemetry::CORRECTIONS_TOTAL).increment(settled.corrections);
+                    metrics::counter!(telemetry::CHANGES_UNREPORTED_TOTAL)
+                        .increment(settled.unreported.count);
+                    metrics::counter!(telemetry::CHANGES_BEYOND_HORIZON_TOTAL)
+                        .increment(settled.beyond_horizon.count);
                     info!(window = %id, attempts = record.attempts, "Report posted.");
                     metrics::counter!(telemetry::REPORTS_POSTED_TOTAL).increment(1);
                     return Ok(true);

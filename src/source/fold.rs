@@ -1,26 +1,30 @@
-//! Folding one change event into the live totals: decode the projected raw event, apply the
-//! rules, find the window. No I/O; the hot path of the service (see `benches/fold.rs`).
+//! Folding one change event into the live totals: decode the projected raw event, judge the
+//! sale before and after it ([`crate::change`]), move the difference between open windows and
+//! mark closed windows whose sales changed. No I/O; the hot path (see `benches/fold.rs`).
 
 use super::live::Live;
+use crate::change::{latest_ms, Effect, Image, Judge, Marks, OldWindow, Op, Parts};
 use crate::config::Fields;
-use crate::rules::{self, Paths, SkipReason};
+use crate::rules::{Paths, Sale};
 use crate::window::{OpenWindow, Window, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// What became of one event.
+/// What became of one event (the most notable of its effects, for counters and logs).
 #[derive(Debug, PartialEq)]
 pub enum Folded {
+    /// An open window's live totals changed.
     Counted,
-    /// The sale's window was already closed (handed to the outbox).
-    Late {
-        window: Window,
-        utility: String,
-        amount: Decimal,
-    },
+    /// A sale of a closed window changed (added, removed or moved): marked for a re-check.
+    Late { window: Window, delta: Decimal },
+    /// A sale changed whose old window cannot be told (no pre-image): every reported window
+    /// within the horizon is re-checked.
+    ChangedSomewhere,
     Skipped(&'static str),
+    /// Nothing that counts changed (another status, or the same sale before and after).
+    Ignored,
 }
 
 /// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
@@ -36,20 +40,35 @@ pub fn cluster_time(ts: bson::Timestamp) -> ClusterTime {
 /// The parts of a projected change event the tailer reads, found in one pass.
 pub struct Event<'a> {
     pub cluster_time: Option<ClusterTime>,
-    pub full_document: Option<&'a RawDocument>,
+    pub parts: Parts<'a>,
 }
 
 impl<'a> Event<'a> {
     pub fn read(event: &'a RawDocument) -> Event<'a> {
-        let [time, full] = crate::raw::find(event, ["clusterTime", "fullDocument"]);
+        let [time, full, op, before, update] = crate::raw::find(
+            event,
+            [
+                "clusterTime",
+                "fullDocument",
+                "operationType",
+                "fullDocumentBeforeChange",
+                "updateDescription",
+            ],
+        );
+        let doc = |v: Option<RawBsonRef<'a>>| match v {
+            Some(RawBsonRef::Document(d)) => Some(d),
+            _ => None,
+        };
         Event {
             cluster_time: match time {
                 Some(RawBsonRef::Timestamp(ts)) => Some(cluster_time(ts)),
                 _ => None,
             },
-            full_document: match full {
-                Some(RawBsonRef::Document(doc)) => Some(doc),
-                _ => None,
+            parts: Parts {
+                op: Op::parse(op),
+                full: doc(full),
+                before: doc(before),
+                update: doc(update),
             },
         }
     }
@@ -62,7 +81,11 @@ pub struct Fold {
     /// When this process began streaming (windows opened later are only partly streamed).
     pub started_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
-    paths: Paths,
+    /// Sales dated further ahead of `now` are skipped.
+    pub max_future: std::time::Duration,
+    /// Changes to closed windows, taken by the next checkpoint.
+    pub marks: Marks,
+    judge: Judge,
     /// The window of the previous sale, and its bounds in milliseconds: almost every sale
     /// falls into it, and finding a window from scratch (time-zone arithmetic) costs more
     /// than the rest of the fold.
@@ -70,22 +93,29 @@ pub struct Fold {
 }
 
 impl Fold {
-    pub fn new(fields: Fields, spec: WindowSpec, open_from: DateTime<Utc>) -> Fold {
+    pub fn new(fields: Fields, fulfilled: &str, spec: WindowSpec, open_from: DateTime<Utc>) -> Fold {
         Fold {
-            paths: Paths::new(&fields),
+            judge: Judge {
+                paths: Paths::new(&fields),
+                fulfilled: fulfilled.to_owned(),
+                latest_ms: i64::MAX,
+            },
             spec,
             open_from,
             started_at: open_from,
             now: open_from,
+            max_future: std::time::Duration::from_secs(86_400),
+            marks: Marks::default(),
             recent: None,
         }
     }
 
-    fn window_of(&mut self, at_ms: i64, at: impl FnOnce() -> DateTime<Utc>) -> Window {
+    fn window_of(&mut self, at_ms: i64) -> Window {
         match &self.recent {
             Some((w, ms)) if ms.contains(&at_ms) => *w,
             _ => {
-                let w = self.spec.window_of(at());
+                let at = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+                let w = self.spec.window_of(at);
                 let ms = w.start.timestamp_millis()..w.end.timestamp_millis();
                 self.recent.insert((w, ms)).0
             }
@@ -97,20 +127,70 @@ impl Fold {
     }
 
     pub fn apply_read(&mut self, event: &Event<'_>, live: &Live) -> Folded {
-        let sale = match event.full_document {
-            Some(doc) => rules::classify_at(doc, &self.paths),
-            None => Err(SkipReason::NoDocument),
+        self.judge.latest_ms = latest_ms(self.now, self.max_future);
+        let (out, after) = match self.judge.effect(&event.parts) {
+            Effect::Exact { before, after } => {
+                if let (Image::Sale(b), Image::Sale(a)) = (&before, &after) {
+                    if b == a {
+                        return Folded::Ignored;
+                    }
+                }
+                let out = match before {
+                    Image::Sale(sale) => self.remove(&sale, live),
+                    _ => Folded::Ignored,
+                };
+                (out, after)
+            }
+            Effect::Fulfilled { after } => (Folded::Ignored, after),
+            Effect::Unknown { after, window } => {
+                let out = match window {
+                    OldWindow::At(ms) => {
+                        let w = self.window_of(ms);
+                        if w.start < self.open_from {
+                            self.marks.mark(w.id(), Decimal::ZERO);
+                            Folded::Late {
+                                window: w,
+                                delta: Decimal::ZERO,
+                            }
+                        } else {
+                            Folded::Ignored
+                        }
+                    }
+                    OldWindow::Any => {
+                        self.marks.anywhere.shift(Decimal::ZERO);
+                        Folded::ChangedSomewhere
+                    }
+                };
+                // A replaced document that is a sale counts (as it always did); a looked-up
+                // document after an update only marks its window, the amount before unknown.
+                match (event.parts.op, after, window) {
+                    (Op::Replace, after, _) => (out, after),
+                    (_, Image::Sale(sale), OldWindow::Any) => {
+                        let w = self.window_of(sale.at_ms);
+                        if w.start < self.open_from {
+                            self.marks.mark(w.id(), Decimal::ZERO);
+                        }
+                        return out;
+                    }
+                    _ => return out,
+                }
+            }
         };
-        let sale = match sale {
-            Ok(sale) => sale,
-            Err(reason) => return Folded::Skipped(reason.as_str()),
-        };
-        let window = self.window_of(sale.at_ms, || sale.at());
+        match after {
+            Image::Sale(sale) => self.add(&sale, live).max_with(out),
+            Image::Skipped(reason) => Folded::Skipped(reason.as_str()),
+            Image::NotASale => out,
+        }
+    }
+
+    /// A sale that now counts: into its open window, or marked on its closed one.
+    fn add(&mut self, sale: &Sale<'_>, live: &Live) -> Folded {
+        let window = self.window_of(sale.at_ms);
         if window.start < self.open_from {
+            self.marks.mark(window.id(), sale.amount);
             return Folded::Late {
                 window,
-                utility: sale.utility.into_owned(),
-                amount: sale.amount,
+                delta: sale.amount,
             };
         }
         let since = self.started_at.max(window.start);
@@ -125,6 +205,44 @@ impl Fold {
         open.last_event_at = Some(self.now);
         live.events_applied.fetch_add(1, Relaxed);
         Folded::Counted
+    }
+
+    /// A sale that no longer counts as it was: out of its open window, or marked on its
+    /// closed one.
+    fn remove(&mut self, sale: &Sale<'_>, live: &Live) -> Folded {
+        let window = self.window_of(sale.at_ms);
+        if window.start < self.open_from {
+            self.marks.mark(window.id(), -sale.amount);
+            return Folded::Late {
+                window,
+                delta: -sale.amount,
+            };
+        }
+        if let Some(mut open) = live.windows.get_mut(&window.id()) {
+            open.totals.remove(&sale.utility, sale.amount);
+            open.events_applied += 1;
+            open.last_event_at = Some(self.now);
+        }
+        live.events_applied.fetch_add(1, Relaxed);
+        Folded::Counted
+    }
+}
+
+impl Folded {
+    /// The more notable of two outcomes: a skip, then a closed window, then an open one.
+    fn max_with(self, other: Folded) -> Folded {
+        let rank = |f: &Folded| match f {
+            Folded::Skipped(_) => 4,
+            Folded::Late { .. } => 3,
+            Folded::ChangedSomewhere => 2,
+            Folded::Counted => 1,
+            Folded::Ignored => 0,
+        };
+        if rank(&other) > rank(&self) {
+            other
+        } else {
+            self
+        }
     }
 }
 

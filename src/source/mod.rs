@@ -17,14 +17,14 @@ use crate::alert::{AlertKind, Alerter};
 use crate::config::{Config, Fields};
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Tally, Window, WindowId};
+use crate::change::Marks;
+use crate::window::{OpenWindow, Window};
 use backoff::backoff::Backoff;
-use bson::{doc, Document};
+use bson::{doc, Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,9 +114,8 @@ pub struct Tailer {
     due_at: DateTime<Utc>,
     /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
+    /// Also holds the changes to closed windows since the last checkpoint.
     fold: Fold,
-    /// Late sales since the last checkpoint, per closed window.
-    late: BTreeMap<WindowId, Tally>,
     unsaved_events: u64,
     last_save: Instant,
     /// Set when a window is due: the server's cluster time then, and when it was read. The
@@ -176,7 +175,13 @@ impl Tailer {
         }
         let resuming = token.is_some();
         let due_at = due_at(&next_close, config.grace);
-        let fold = Fold::new(config.fields.clone(), config.window, next_close.start);
+        let mut fold = Fold::new(
+            config.fields.clone(),
+            &config.fulfilled_status,
+            config.window,
+            next_close.start,
+        );
+        fold.max_future = config.max_future;
         Ok(Tailer {
             coll,
             config,
@@ -194,7 +199,6 @@ impl Tailer {
                 now
             },
             fold,
-            late: BTreeMap::new(),
             unsaved_events: 0,
             last_save: Instant::now(),
             barrier: None,
@@ -474,17 +478,18 @@ impl Tailer {
         fold.started_at = self.started_at;
         fold.now = now;
         match fold.apply_read(read, &self.live) {
-            Folded::Counted => {}
-            Folded::Late {
-                window,
-                utility,
-                amount,
-            } => {
+            Folded::Counted | Folded::Ignored => {}
+            Folded::Late { window, delta } => {
                 self.live.events_late.fetch_add(1, Relaxed);
                 if self.late_log.allow() {
-                    warn!(window = %window.id(), %utility, %amount, document_id = %document_id(event), "Sale arrived after its window closed; the next report carries it unless its reconciliation already did.");
+                    warn!(window = %window.id(), %delta, document_id = %document_id(event), "A sale of a closed window changed; the next report re-checks that window.");
                 }
-                let _ = self.late.entry(window.id()).or_default().add(amount);
+            }
+            Folded::ChangedSomewhere => {
+                self.live.events_late.fetch_add(1, Relaxed);
+                if self.late_log.allow() {
+                    warn!(document_id = %document_id(event), "A sale changed and its window cannot be told (no pre-image); the next report re-checks every reported window in the horizon.");
+                }
             }
             Folded::Skipped(reason) => {
                 self.live.count_skip(reason);
@@ -497,13 +502,26 @@ impl Tailer {
 
     /// After history loss: the open windows' totals from the database, marked recomputed.
     async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
-        // Every window from the next to close up to now, and any (future-dated) window the
-        // stream had already opened: all of them may have missed events.
+        // Every window from the next to close up to now, and each (future-dated) window the
+        // stream had already opened: all of them may have missed events. Only windows that
+        // exist are visited, never every window up to a far date.
         let now = Utc::now();
-        let last_open = self.live.windows.iter().map(|e| e.window.start).max();
-        let until = last_open.map_or(now, |start| start.max(now));
+        let mut windows = Vec::new();
         let mut w = self.next_close;
-        while w.start <= until {
+        while w.start <= now {
+            windows.push(w);
+            w = self.config.window.next(&w);
+        }
+        let mut ahead: Vec<Window> = self
+            .live
+            .windows
+            .iter()
+            .map(|e| e.window)
+            .filter(|open| open.start > now)
+            .collect();
+        ahead.sort();
+        windows.extend(ahead);
+        for w in windows {
             match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
             {
                 Ok(totals) => {
@@ -522,7 +540,6 @@ impl Tailer {
                     }
                 }
             }
-            w = self.config.window.next(&w);
         }
         self.save(Vec::new()).await
     }
@@ -603,14 +620,16 @@ impl Tailer {
             saved_at: Utc::now(),
         };
         let started = Instant::now();
-        self.store.save_checkpoint(&cp, &closed, &self.late).await?;
+        self.store
+            .save_checkpoint(&cp, &closed, &self.fold.marks)
+            .await?;
         metrics::histogram!(crate::telemetry::CHECKPOINT_SECONDS).record(started.elapsed());
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             events = self.unsaved_events,
             "Checkpoint saved."
         );
-        self.late.clear();
+        self.fold.marks = Marks::default();
         self.unsaved_events = 0;
         self.last_save = Instant::now();
         self.live.checkpoints.fetch_add(1, Relaxed);
@@ -630,19 +649,63 @@ struct Barrier {
     set: Instant,
 }
 
-/// Server-side filter and projection: only fulfilled sales, only the fields we read.
+/// Server-side filter and projection: only events that may change a fulfilled sale, only the
+/// fields we read. An update counts when it names one of our four fields (or a parent or child
+/// of one: `$set {"meta.status": …}` names the dotted key itself, `$set {meta: …}` its parent);
+/// inserts when fulfilled; replaces and deletes when the document was or is fulfilled, or the
+/// server keeps no pre-image to say.
 pub fn stream_pipeline(fields: &Fields, fulfilled: &str) -> Vec<Document> {
-    let mut project = doc! { "operationType": 1, "documentKey": 1, "clusterTime": 1 };
-    for f in [&fields.time, &fields.amount, &fields.utility] {
+    let all = [&fields.time, &fields.amount, &fields.utility, &fields.status];
+    let mut project = doc! {
+        "operationType": 1, "documentKey": 1, "clusterTime": 1, "updateDescription": 1,
+    };
+    for f in all {
         project.insert(format!("fullDocument.{f}"), 1);
+        project.insert(format!("fullDocumentBeforeChange.{f}"), 1);
     }
+    let status = |image: &str| format!("{image}.{}", fields.status);
+    let names = |list: Bson| {
+        let hits: Vec<Bson> = all.iter().map(|f| names_path(f)).collect();
+        doc! { "$gt": [ { "$size": { "$filter": { "input": list, "cond": { "$or": hits } } } }, 0 ] }
+    };
+    let updated = doc! { "$map": {
+        "input": { "$objectToArray": { "$ifNull": ["$updateDescription.updatedFields", {}] } },
+        "in": "$$this.k",
+    } };
+    let removed = doc! { "$ifNull": ["$updateDescription.removedFields", []] };
+    let truncated = doc! { "$map": {
+        "input": { "$ifNull": ["$updateDescription.truncatedArrays", []] },
+        "in": "$$this.field",
+    } };
     vec![
         doc! { "$match": { "$or": [
-            { "operationType": { "$in": ["insert", "replace"] }, format!("fullDocument.{}", fields.status): fulfilled },
-            { "operationType": "update", format!("updateDescription.updatedFields.{}", fields.status): fulfilled },
+            { "operationType": "insert", status("fullDocument"): fulfilled },
+            { "operationType": { "$in": ["replace", "delete"] }, "$or": [
+                { status("fullDocument"): fulfilled },
+                { status("fullDocumentBeforeChange"): fulfilled },
+                { "fullDocumentBeforeChange": null },
+            ] },
+            { "operationType": "update", "$expr": { "$or": [
+                names(updated.into()), names(removed.into()), names(truncated.into()),
+            ] } },
         ] } },
         doc! { "$project": project },
     ]
+}
+
+/// `$$this` (a field name from an update) is `path`, a parent of it or a child of it.
+fn names_path(path: &str) -> Bson {
+    let name = "$$this";
+    let dotted = format!("{path}.");
+    doc! { "$or": [
+        { "$eq": [name, path] },
+        { "$eq": [ { "$substrBytes": [name, 0, dotted.len() as i64] }, &dotted ] },
+        { "$eq": [
+            { "$substrBytes": [path, 0, { "$add": [ { "$strLenBytes": name }, 1 ] }] },
+            { "$concat": [name, "."] },
+        ] },
+    ] }
+    .into()
 }
 
 fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {

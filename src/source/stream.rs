@@ -35,7 +35,12 @@ impl RawChangeStream {
         max_await: Duration,
         batch_size: u32,
     ) -> mongodb::error::Result<RawChangeStream> {
-        let mut stage = doc! { "fullDocument": "updateLookup" };
+        // Pre-images where the collection keeps them (`setup` turns that on): each event then
+        // says exactly which sale it changed. Without, the server sends none and says nothing.
+        let mut stage = doc! {
+            "fullDocument": "updateLookup",
+            "fullDocumentBeforeChange": "whenAvailable",
+        };
         if let Some(token) = token {
             stage.insert("startAfter", bson::to_bson(token)?);
         }
