@@ -13,7 +13,6 @@ use power_revenue::source::{Event, Fold, Folded, Live};
 use power_revenue::store::{Checkpoint, Store};
 use power_revenue::window::{OpenWindow, WindowSpec};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use std::collections::BTreeMap;
 
 const UTILITIES: [&str; 10] = [
     "IKEDC", "EKEDC", "AEDC", "PHED", "IBEDC", "KEDCO", "JEDC", "EEDC", "BEDC", "KAEDCO",
@@ -75,6 +74,7 @@ fn event(rng: &mut StdRng, i: usize) -> RawDocumentBuf {
             "createdAt": bson::DateTime::from_millis(at),
             "amount": amount(rng),
             "utility": utility,
+            "status": "fulfilled",
         },
         "documentKey": { "_id": ObjectId::new() },
     };
@@ -97,7 +97,7 @@ fn fold(c: &mut Criterion) {
         b.iter_batched_ref(
             Live::default,
             |live| {
-                let mut fold = Fold::new(fields.clone(), spec, start);
+                let mut fold = Fold::new(fields.clone(), "fulfilled", spec, start);
                 for e in &events {
                     let outcome = fold.apply(e, live);
                     debug_assert_eq!(outcome, Folded::Counted);
@@ -119,7 +119,7 @@ fn fold(c: &mut Criterion) {
                 (Live::default(), events[i..i + BATCH].to_vec())
             },
             |(live, batch)| {
-                let mut fold = Fold::new(fields.clone(), spec, start);
+                let mut fold = Fold::new(fields.clone(), "fulfilled", spec, start);
                 for e in batch.iter() {
                     let outcome = fold.apply(e, live);
                     debug_assert_eq!(outcome, Folded::Counted);
@@ -155,7 +155,7 @@ fn fold(c: &mut Criterion) {
                 (Live::default(), &replies[i])
             },
             |(live, reply)| {
-                let mut fold = Fold::new(fields.clone(), spec, start);
+                let mut fold = Fold::new(fields.clone(), "fulfilled", spec, start);
                 let cursor = reply.get_document("cursor").unwrap();
                 let batch = cursor.get_array("nextBatch").unwrap().as_bytes();
                 for e in power_revenue::raw::documents(batch) {
@@ -173,7 +173,7 @@ fn fold(c: &mut Criterion) {
         b.iter(|| {
             events
                 .iter()
-                .filter(|e| Event::read(e).full_document.is_some())
+                .filter(|e| Event::read(e).parts.full.is_some())
                 .count()
         })
     });
@@ -227,7 +227,7 @@ fn checkpoint(c: &mut Criterion) {
         next_close: w,
         saved_at: window_start(),
     };
-    let late = BTreeMap::new();
+    let late = power_revenue::change::Marks::default();
     c.bench_function("checkpoint/token_and_totals_flushed", |b| {
         b.iter(|| rt.block_on(store.save_checkpoint(&cp, &[], &late)).unwrap())
     });

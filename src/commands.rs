@@ -1,5 +1,5 @@
 //! The one-shot commands: `report` (the Lambda's job for one window), `status`,
-//! `init-indexes`, `demo`.
+//! `setup` (alias `init-indexes`), `demo`.
 
 use crate::app::{self, App};
 use crate::config::{mongo_config, Config};
@@ -52,17 +52,24 @@ pub async fn report(
     Ok(())
 }
 
-/// Creates (idempotently) the index the window query uses: equality on status, then the time
-/// range, so the `$facet` reads only the window's fulfilled sales instead of the collection.
-pub async fn init_indexes(config: Config) -> anyhow::Result<()> {
+/// `setup`: the index the window query uses (equality on status, then the time range, so the
+/// `$facet` reads only the window's fulfilled sales) and change-stream pre-images.
+pub async fn setup(config: Config) -> anyhow::Result<()> {
     let coll = app::collection(&config).await?;
-    let model = reconcile::window_index(&config);
-    let keys = model.keys.clone();
-    let created = coll
-        .create_index(model)
+    let outcome = crate::setup::run(&config, &coll)
         .await
         .context("creating the index failed (does the user have the createIndex privilege?)")?;
-    println!("Index {} on {keys} is in place.", created.index_name);
+    println!(
+        "Index {} on {} is in place.",
+        outcome.index_name, outcome.index_keys
+    );
+    match outcome.pre_images {
+        Ok(()) => println!("Change-stream pre-images are on: restatements are exact per window."),
+        Err(e) => println!(
+            "Pre-images could not be turned on ({}); restatements use re-checks. A user with the collMod privilege on MongoDB 6.0+ can run this again.",
+            e.kind
+        ),
+    }
     Ok(())
 }
 
@@ -71,7 +78,7 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
     let view = match Store::open(&config.state_dir) {
         Ok(store) => StatusView {
             source: config.mongo().ok().map(|m| m.describe()),
-            ..StatusView::build(&store, None, Utc::now())?
+            ..StatusView::build(&store, None, config.restate_horizon, Utc::now())?
         },
         Err(StoreError::Locked(_)) => {
             let url = format!("http://{}/api/v1/status", config.http_addr);

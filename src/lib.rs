@@ -37,6 +37,7 @@ pub mod raw;
 pub mod reconcile;
 pub mod report;
 pub mod rules;
+pub mod setup;
 pub mod source;
 pub mod status;
 pub mod store;

@@ -48,8 +48,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create the index that makes the window query fast: (status, time).
-    InitIndexes,
+    /// Once per collection: the (status, time) index the window query needs, and change-stream
+    /// pre-images (exact restatements) where the user may turn them on.
+    #[command(alias = "init-indexes")]
+    Setup,
     /// Run everything against a local SecantusDB with synthetic sales (20 s windows by default).
     Demo,
 }
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
     }
     let needs_mongo = matches!(
         cli.command,
-        Command::Serve | Command::Report { .. } | Command::InitIndexes
+        Command::Serve | Command::Report { .. } | Command::Setup
     );
     let config = match Config::load(settings, cli.config.as_deref()) {
         Ok(c) if needs_mongo && c.mongo().is_err() => Err(c.mongo().unwrap_err()),
@@ -108,7 +110,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => commands::report(config, window_start, dry_run).await,
         Command::Status { json } => commands::status(config, json).await,
         Command::Demo => commands::demo(config, shutdown).await,
-        Command::InitIndexes => commands::init_indexes(config).await,
+        Command::Setup => commands::setup(config).await,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::money::format_naira;
 use crate::report::transactions;
+use crate::setup::RestatementMode;
 use crate::source::Live;
 use crate::store::{Delivery, ReportRecord, Store, StoreError};
 use crate::window::{OpenWindow, Tally, Window, WindowId};
@@ -26,9 +27,28 @@ pub struct StatusView {
     pub last_reported: Option<ReportView>,
     pub pending_reports: Vec<ReportView>,
     pub undeliverable_reports: Vec<ReportView>,
-    /// Late sales (per closed window) that the next report will carry as corrections.
+    /// Changes to closed windows (late, refunded, deleted, edited, moved sales: how many, and
+    /// the stream's estimate of the revenue moved) that the next report will check.
     pub late_awaiting_report: Vec<(WindowId, Tally)>,
+    pub restatements: Restatements,
     pub counters: Option<Counters>,
+}
+
+/// How sales that change after their report reach later reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Restatements {
+    /// `pre_images` or `recheck`; `None` while the service is not running.
+    pub mode: Option<RestatementMode>,
+    /// Reported windows ending within this many seconds are corrected.
+    pub horizon_secs: u64,
+    /// Changes whose window is unknown (no pre-image): the next report re-checks every
+    /// reported window within the horizon.
+    pub unknown_window_changes_awaiting_report: u64,
+    /// Back-dated sales and other changes to windows this service never reported (counted,
+    /// not posted: there is no report to correct).
+    pub unreported_windows: Tally,
+    /// Changes to reported windows older than the horizon (counted and logged, not posted).
+    pub beyond_horizon: Tally,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +91,7 @@ impl StatusView {
     pub fn build(
         store: &Store,
         live: Option<&Live>,
+        horizon: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<StatusView, StoreError> {
         let cp = store.load_checkpoint()?;
@@ -115,6 +136,23 @@ impl StatusView {
                 .map(view)
                 .collect(),
             late_awaiting_report: unsettled.clone().into_iter().collect(),
+            restatements: {
+                let (any_seen, any_settled) = store.changes_anywhere()?;
+                let unposted = store.unposted()?;
+                Restatements {
+                    mode: live.and_then(|l| {
+                        *l.restatement_mode
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    }),
+                    horizon_secs: horizon.as_secs(),
+                    unknown_window_changes_awaiting_report: any_seen
+                        .count
+                        .saturating_sub(any_settled.count),
+                    unreported_windows: unposted.unreported,
+                    beyond_horizon: unposted.beyond_horizon,
+                }
+            },
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),
@@ -229,10 +267,32 @@ impl StatusView {
         for (id, t) in &self.late_awaiting_report {
             let _ = writeln!(
                 s,
-                "Late sales for window {id}: +{} ({}), carried by the next report",
+                "Changes to window {id}: {} (stream's estimate {}), checked by the next report",
+                t.count,
                 format_naira(t.revenue),
-                transactions(t.count)
             );
+        }
+        let r = &self.restatements;
+        let _ = writeln!(
+            s,
+            "Restatements: {}; horizon {} days",
+            r.mode.map_or("unknown (service not running)", RestatementMode::describe),
+            r.horizon_secs / 86_400
+        );
+        if r.unknown_window_changes_awaiting_report > 0 {
+            let _ = writeln!(
+                s,
+                "  {} changes of unknown window: the next report re-checks every reported window in the horizon",
+                r.unknown_window_changes_awaiting_report
+            );
+        }
+        for (what, t) in [
+            ("windows never reported (not posted)", r.unreported_windows),
+            ("windows beyond the horizon (not posted)", r.beyond_horizon),
+        ] {
+            if t.count > 0 {
+                let _ = writeln!(s, "  Changes to {what}: {}", t.count);
+            }
         }
         if !self.undeliverable_reports.is_empty() {
             let _ = writeln!(

@@ -519,6 +519,13 @@ mod tests {
     use chrono_tz::Tz;
     use rust_decimal::Decimal;
 
+    fn tally2(t: Tally) -> Tally {
+        Tally {
+            revenue: t.revenue * Decimal::from(2),
+            count: t.count * 2,
+        }
+    }
+
     fn window() -> Window {
         WindowSpec::new(3600, Tz::UTC)
             .unwrap()
@@ -558,18 +565,25 @@ mod tests {
                 next_close: w,
                 saved_at: w.start,
             };
-            let closed = ReportRecord::closed(open.clone(), w.end);
-            let late = BTreeMap::from([(w.id(), five)]);
+            let mut closed = ReportRecord::closed(open.clone(), w.end);
+            let late = Marks {
+                by_window: BTreeMap::from([(w.id(), five)]),
+                anywhere: five,
+            };
             store
                 .save_checkpoint(&cp, std::slice::from_ref(&closed), &late)
                 .await
                 .unwrap();
             store.save_checkpoint(&cp, &[], &late).await.unwrap();
             assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
-            store
-                .put_report_settling(&closed, &late, &[])
-                .await
-                .unwrap();
+            assert_eq!(store.changes_anywhere().unwrap().0.count, 2);
+            // Undelivered, a report settles nothing; delivered, it settles what it says.
+            closed.settles.marks = late.by_window.clone();
+            closed.settles.anywhere = Some(five);
+            closed.settles.unreported = five;
+            store.put_report(&closed).await.unwrap();
+            assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+            store.mark_delivered(&closed).await.unwrap();
         }
         let store = reopen(dir.path()).await;
         let cp = store.load_checkpoint().unwrap().unwrap();
@@ -580,6 +594,8 @@ mod tests {
         assert!(reports[0].is_pending());
         assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
         assert_eq!(store.late().unwrap()[&w.id()].count, 2);
+        assert_eq!(store.changes_anywhere().unwrap(), (tally2(five), five));
+        assert_eq!(store.unposted().unwrap().unreported, five);
         // One key per window however many sales arrive late: state is O(windows).
         assert_eq!(store.tree.scan_prefix(LATE_PREFIX).count(), 1);
     }
@@ -599,9 +615,9 @@ mod tests {
         }
         assert_eq!(store.late().unwrap()[&w.id()].count, 2);
         assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
-        let seen = store.late().unwrap();
-        let r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
-        store.put_report_settling(&r, &seen, &[]).await.unwrap();
+        let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
+        r.settles.marks = store.late().unwrap();
+        store.mark_delivered(&r).await.unwrap();
         assert!(store.unsettled_late().unwrap().is_empty());
         assert_eq!(store.settled_late().unwrap()[&w.id()].count, 2);
     }

@@ -65,13 +65,18 @@ fn full_document() -> impl Strategy<Value = Document> {
         ),
         field("[ a-zA-Z]{0,8}".prop_map(Bson::String).boxed()),
         prop::collection::btree_map("[a-z]{1,6}", value(), 0..4),
+        prop::option::weighted(
+            0.95,
+            prop_oneof![9 => Just(Bson::String("fulfilled".into())), 1 => value()],
+        ),
     )
-        .prop_map(|(time, amount, utility, extra)| {
+        .prop_map(|(time, amount, utility, extra, status)| {
             let mut d: Document = extra.into_iter().collect();
             for (k, v) in [
                 ("createdAt", time),
                 ("amount", amount),
                 ("utility", utility),
+                ("status", status),
             ] {
                 if let Some(v) = v {
                     d.insert(k, v);
@@ -110,8 +115,11 @@ fn any_event_folds_into_exactly_one_outcome() {
     };
     let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
     let open_from = Utc.timestamp_millis_opt(1_750_000_000_000).unwrap();
-    let fold = std::cell::RefCell::new(Fold::new(fields, spec, open_from));
-    let seen = std::cell::RefCell::new([0u32; 3]);
+    let mut fold = Fold::new(fields, "fulfilled", spec, open_from);
+    // Every generated date is within reach: none is skipped as dated too far ahead.
+    fold.max_future = std::time::Duration::from_secs(3650 * 86_400);
+    let fold = std::cell::RefCell::new(fold);
+    let seen = std::cell::RefCell::new([0u32; 4]);
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 2000,
         failure_persistence: None,
@@ -121,6 +129,7 @@ fn any_event_folds_into_exactly_one_outcome() {
         .run(&event(), |e| {
             let live = Live::default();
             let raw = RawDocumentBuf::from_document(&e).unwrap();
+            fold.borrow_mut().marks = Default::default();
             let outcome = fold.borrow_mut().apply(&raw, &live);
             let counted: u64 = live.windows.iter().map(|w| w.totals.total().count).sum();
             match outcome {
@@ -128,25 +137,41 @@ fn any_event_folds_into_exactly_one_outcome() {
                     prop_assert_eq!(counted, 1);
                     seen.borrow_mut()[0] += 1;
                 }
-                Folded::Late { amount, .. } => {
+                Folded::Late { delta, .. } => {
                     prop_assert_eq!(counted, 0);
-                    prop_assert!(amount >= rust_decimal::Decimal::ZERO);
+                    prop_assert!(delta >= rust_decimal::Decimal::ZERO);
                     seen.borrow_mut()[1] += 1;
                 }
                 Folded::Skipped(reason) => {
                     prop_assert_eq!(counted, 0);
-                    prop_assert!(!reason.is_empty());
+                    // A reason from the rules' own list, not any string.
+                    prop_assert!(
+                        reason.starts_with("amount_")
+                            || ["time_not_date", "time_in_future", "total_overflow"]
+                                .contains(&reason),
+                        "unexpected reason {}",
+                        reason
+                    );
                     seen.borrow_mut()[2] += 1;
+                }
+                Folded::Ignored => {
+                    // Not fulfilled, or no document: nothing counted anywhere.
+                    prop_assert_eq!(counted, 0);
+                    prop_assert!(fold.borrow().marks.is_empty());
+                    seen.borrow_mut()[3] += 1;
+                }
+                Folded::ChangedSomewhere => {
+                    prop_assert!(false, "an insert always knows its window");
                 }
             }
             Ok(())
         })
         .unwrap();
-    eprintln!("decoder fuzz: counted/late/skipped = {:?}", seen.borrow());
+    eprintln!("decoder fuzz: counted/late/skipped/ignored = {:?}", seen.borrow());
     // Not vacuous: every outcome was reached.
     let seen = seen.into_inner();
     assert!(
         seen.iter().all(|n| *n > 20),
-        "counted/late/skipped: {seen:?}"
+        "counted/late/skipped/ignored: {seen:?}"
     );
 }

@@ -30,6 +30,8 @@ pub struct Live {
     pub oplog_headroom_secs: std::sync::Mutex<Option<i64>>,
     /// The oplog is rolling over (its oldest entry advances) and the headroom is low.
     pub oplog_headroom_low: AtomicBool,
+    /// How restatements are found, as last read from the collection (`None` until read).
+    pub restatement_mode: std::sync::Mutex<Option<crate::setup::RestatementMode>>,
 }
 
 impl Live {
