@@ -9,8 +9,8 @@
 //! the sale is now, if anywhere; the report then asks the database.
 
 use crate::rules::{self, Paths, Sale, SkipReason};
-use bson::{RawBsonRef, RawDocument};
 use crate::window::{Tally, WindowId};
+use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -132,7 +132,10 @@ impl Judge {
             },
             (Op::Update, None) => Effect::Unknown {
                 after: image(parts.full),
-                window: match parts.full.and_then(|d| date_ms(rules::lookup4(d, &self.paths)[0])) {
+                window: match parts
+                    .full
+                    .and_then(|d| date_ms(rules::lookup4(d, &self.paths)[0]))
+                {
                     Some(ms) if !self.touches_time(parts.update) => OldWindow::At(ms),
                     _ => OldWindow::Any,
                 },
@@ -145,7 +148,10 @@ impl Judge {
     }
 
     /// Judges the four field values (time, amount, utility, status).
-    pub fn judge<'a>(&self, [time, amount, utility, status]: [Option<RawBsonRef<'a>>; 4]) -> Image<'a> {
+    pub fn judge<'a>(
+        &self,
+        [time, amount, utility, status]: [Option<RawBsonRef<'a>>; 4],
+    ) -> Image<'a> {
         if status != Some(RawBsonRef::String(&self.fulfilled)) {
             return Image::NotASale;
         }
@@ -186,7 +192,10 @@ impl Judge {
 
     fn touches_time(&self, update: Option<&RawDocument>) -> bool {
         let Some(update) = update else { return true };
-        !matches!(field_after(update, &self.paths.full()[0]), FieldAfter::Unchanged)
+        !matches!(
+            field_after(update, &self.paths.full()[0]),
+            FieldAfter::Unchanged
+        )
     }
 }
 

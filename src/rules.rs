@@ -122,7 +122,13 @@ impl Paths {
             Some((head, tail)) => (head.to_owned(), Some(tail.to_owned())),
             None => (p.clone(), None),
         };
-        let full = [&fields.time, &fields.amount, &fields.utility, &fields.status].map(|f| f.clone());
+        let full = [
+            &fields.time,
+            &fields.amount,
+            &fields.utility,
+            &fields.status,
+        ]
+        .map(|f| f.clone());
         let [t, a, u, s] = full.each_ref().map(split);
         Paths {
             heads: [t.0, a.0, u.0, s.0],

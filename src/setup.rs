@@ -67,7 +67,10 @@ pub struct SetupOutcome {
 
 /// Creates (idempotently) the index the window query uses and turns on pre-images where the
 /// user may (`collMod` needs the `collMod` privilege; MongoDB 6.0 or later).
-pub async fn run(config: &Config, coll: &Collection<Document>) -> mongodb::error::Result<SetupOutcome> {
+pub async fn run(
+    config: &Config,
+    coll: &Collection<Document>,
+) -> mongodb::error::Result<SetupOutcome> {
     let model = reconcile::window_index(config);
     let index_keys = model.keys.clone();
     let created = coll.create_index(model).await?;

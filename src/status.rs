@@ -276,7 +276,8 @@ impl StatusView {
         let _ = writeln!(
             s,
             "Restatements: {}; horizon {} days",
-            r.mode.map_or("unknown (service not running)", RestatementMode::describe),
+            r.mode
+                .map_or("unknown (service not running)", RestatementMode::describe),
             r.horizon_secs / 86_400
         );
         if r.unknown_window_changes_awaiting_report > 0 {

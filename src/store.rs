@@ -330,7 +330,12 @@ impl Store {
     }
 
     /// Puts the stored tally at `key` plus `add` into `batch`.
-    fn add_tally(&self, batch: &mut sled::Batch, key: &[u8], add: &Tally) -> Result<(), StoreError> {
+    fn add_tally(
+        &self,
+        batch: &mut sled::Batch,
+        key: &[u8],
+        add: &Tally,
+    ) -> Result<(), StoreError> {
         let mut t = self.tally(key)?;
         t.revenue = t.revenue.checked_add(add.revenue).unwrap_or(t.revenue);
         t.count = t.count.saturating_add(add.count);

@@ -130,7 +130,10 @@ impl Tally {
 
     /// Adds another tally of changes (saturating: these figures are counted, never posted).
     pub fn merge_changes(&mut self, other: &Tally) {
-        self.revenue = self.revenue.checked_add(other.revenue).unwrap_or(self.revenue);
+        self.revenue = self
+            .revenue
+            .checked_add(other.revenue)
+            .unwrap_or(self.revenue);
         self.count = self.count.saturating_add(other.count);
     }
 

@@ -167,7 +167,10 @@ fn any_event_folds_into_exactly_one_outcome() {
             Ok(())
         })
         .unwrap();
-    eprintln!("decoder fuzz: counted/late/skipped/ignored = {:?}", seen.borrow());
+    eprintln!(
+        "decoder fuzz: counted/late/skipped/ignored = {:?}",
+        seen.borrow()
+    );
     // Not vacuous: every outcome was reached.
     let seen = seen.into_inner();
     assert!(

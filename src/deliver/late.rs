@@ -25,9 +25,17 @@ pub enum Step {
     /// An earlier, reported window within the horizon: re-check it against the database.
     Recheck { window: WindowId },
     /// A window this service never reported: nothing to correct; counted, not posted.
-    Unreported { window: WindowId, seen: Tally, unsettled: Tally },
+    Unreported {
+        window: WindowId,
+        seen: Tally,
+        unsettled: Tally,
+    },
     /// A reported window older than the horizon: counted and logged, not posted.
-    BeyondHorizon { window: WindowId, seen: Tally, unsettled: Tally },
+    BeyondHorizon {
+        window: WindowId,
+        seen: Tally,
+        unsettled: Tally,
+    },
 }
 
 /// What the outbox knows of an earlier window.
@@ -72,9 +80,17 @@ pub fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
             (Ordering::Greater, _) => continue,
             (Ordering::Equal, _) if reconciled => Step::CountedByOwnQuery { seen },
             (Ordering::Equal, _) | (_, Some(Known::Pending)) => continue,
-            (Ordering::Less, None) => Step::Unreported { window, seen, unsettled },
+            (Ordering::Less, None) => Step::Unreported {
+                window,
+                seen,
+                unsettled,
+            },
             (Ordering::Less, Some(Known::Reported(w))) if w.end <= ledger.horizon_start => {
-                Step::BeyondHorizon { window, seen, unsettled }
+                Step::BeyondHorizon {
+                    window,
+                    seen,
+                    unsettled,
+                }
             }
             (Ordering::Less, Some(Known::Reported(_))) => Step::Recheck { window },
         };
@@ -105,7 +121,10 @@ impl Change {
         let (before, after) = (reported.total(), now.total());
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Change {
-            revenue: after.revenue.checked_sub(before.revenue).unwrap_or_default(),
+            revenue: after
+                .revenue
+                .checked_sub(before.revenue)
+                .unwrap_or_default(),
             count: count(after.count).saturating_sub(count(before.count)),
         }
     }
@@ -127,7 +146,11 @@ pub fn correction_line(label: &str, change: Change) -> Option<String> {
     if change == Change::default() {
         return None;
     }
-    let revenue_sign = if change.revenue >= Decimal::ZERO { "+" } else { "" };
+    let revenue_sign = if change.revenue >= Decimal::ZERO {
+        "+"
+    } else {
+        ""
+    };
     let revenue = format!("{revenue_sign}{}", format_naira(change.revenue));
     if change.revenue >= Decimal::ZERO && change.count > 0 {
         return Some(format!(
@@ -203,8 +226,16 @@ mod tests {
         assert_eq!(
             plan(own, true, &ledger),
             vec![
-                Step::BeyondHorizon { window: old, seen: tally(4, 1), unsettled: tally(4, 1) },
-                Step::Unreported { window: unreported, seen: tally(6, 2), unsettled: tally(6, 2) },
+                Step::BeyondHorizon {
+                    window: old,
+                    seen: tally(4, 1),
+                    unsettled: tally(4, 1)
+                },
+                Step::Unreported {
+                    window: unreported,
+                    seen: tally(6, 2),
+                    unsettled: tally(6, 2)
+                },
                 Step::Recheck { window: earlier },
                 Step::CountedByOwnQuery { seen: tally(7, 1) },
             ]
@@ -220,7 +251,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(rechecked, vec![WindowId(50_000), WindowId(150_000), earlier]);
+        assert_eq!(
+            rechecked,
+            vec![WindowId(50_000), WindowId(150_000), earlier]
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::money::format_naira;
 use crate::reconcile;
 use crate::report::slack::{SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
-use crate::store::{unsettled, Delivery, Reconciliation, ReportRecord, Settlement, Store, StoreError};
+use crate::store::{
+    unsettled, Delivery, Reconciliation, ReportRecord, Settlement, Store, StoreError,
+};
 use crate::telemetry;
 use crate::window::{Totals, WindowId};
 use backoff::backoff::Backoff;
@@ -203,7 +205,9 @@ impl Deliverer {
             settled: &settled,
             anywhere,
             reports: &known,
-            horizon_start: Utc::now().checked_sub_signed(horizon).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            horizon_start: Utc::now()
+                .checked_sub_signed(horizon)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
         };
         let mut settles = Settlement::default();
         let mut all_rechecked = true;
@@ -212,12 +216,20 @@ impl Deliverer {
                 Step::CountedByOwnQuery { seen } => {
                     settles.marks.insert(id, seen);
                 }
-                Step::Unreported { window, seen, unsettled } => {
+                Step::Unreported {
+                    window,
+                    seen,
+                    unsettled,
+                } => {
                     info!(%window, changes = unsettled.count, "Changes to a window this service never reported: counted, not posted.");
                     settles.marks.insert(window, seen);
                     settles.unreported.merge_changes(&unsettled);
                 }
-                Step::BeyondHorizon { window, seen, unsettled } => {
+                Step::BeyondHorizon {
+                    window,
+                    seen,
+                    unsettled,
+                } => {
                     warn!(%window, changes = unsettled.count, "Changes to a window older than POWER_REVENUE_RESTATE_HORIZON: counted, not posted.");
                     settles.marks.insert(window, seen);
                     settles.beyond_horizon.merge_changes(&unsettled);

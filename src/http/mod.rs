@@ -83,8 +83,13 @@ fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
 }
 
 async fn status(State(s): State<HttpState>) -> ApiResult<StatusView> {
-    let view = StatusView::build(&s.store, Some(&s.live), s.config.restate_horizon, Utc::now())
-        .map_err(internal)?;
+    let view = StatusView::build(
+        &s.store,
+        Some(&s.live),
+        s.config.restate_horizon,
+        Utc::now(),
+    )
+    .map_err(internal)?;
     Ok(Json(StatusView {
         source: s.config.mongo().ok().map(|m| m.describe()),
         ..view

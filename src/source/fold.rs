@@ -18,7 +18,10 @@ pub enum Folded {
     /// An open window's live totals changed.
     Counted,
     /// A sale of a closed window changed (added, removed or moved): marked for a re-check.
-    Late { window: Window, delta: Decimal },
+    Late {
+        window: Window,
+        delta: Decimal,
+    },
     /// A sale changed whose old window cannot be told (no pre-image): every reported window
     /// within the horizon is re-checked.
     ChangedSomewhere,
@@ -93,7 +96,12 @@ pub struct Fold {
 }
 
 impl Fold {
-    pub fn new(fields: Fields, fulfilled: &str, spec: WindowSpec, open_from: DateTime<Utc>) -> Fold {
+    pub fn new(
+        fields: Fields,
+        fulfilled: &str,
+        spec: WindowSpec,
+        open_from: DateTime<Utc>,
+    ) -> Fold {
         Fold {
             judge: Judge {
                 paths: Paths::new(&fields),

@@ -14,10 +14,10 @@ pub use live::{Live, LogLimiter};
 pub use stream::{event_token, Batch, RawChangeStream};
 
 use crate::alert::{AlertKind, Alerter};
+use crate::change::Marks;
 use crate::config::{Config, Fields};
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::change::Marks;
 use crate::window::{OpenWindow, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Bson, Document};
@@ -674,7 +674,12 @@ struct Barrier {
 /// inserts when fulfilled; replaces and deletes when the document was or is fulfilled, or the
 /// server keeps no pre-image to say.
 pub fn stream_pipeline(fields: &Fields, fulfilled: &str) -> Vec<Document> {
-    let all = [&fields.time, &fields.amount, &fields.utility, &fields.status];
+    let all = [
+        &fields.time,
+        &fields.amount,
+        &fields.utility,
+        &fields.status,
+    ];
     let mut project = doc! {
         "operationType": 1, "documentKey": 1, "clusterTime": 1, "updateDescription": 1,
     };

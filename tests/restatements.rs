@@ -1,0 +1,203 @@
+//! Restatements against the real binary and a real server: sales that change after their
+//! window was reported (refund, delete, amount edit, moved time, back-dated insert, re-fulfil,
+//! replace) reach later reports as signed corrections, with and without pre-images, so that
+//! for every window report + corrections = what the database holds now.
+
+mod common;
+
+use bson::{doc, Document};
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use common::service::{run_cli, Service};
+use common::slack::FakeSlack;
+use common::{report_of, spec, upcoming, wait_for, TestDb};
+use futures::TryStreamExt;
+use power_revenue::report::{time_line, window_label};
+use power_revenue::window::Window;
+use regex::Regex;
+use rust_decimal::Decimal;
+use std::time::Duration;
+
+fn sale(id: i32, at: DateTime<Utc>, utility: &str, naira: i64) -> Document {
+    doc! { "_id": id, "createdAt": bson::DateTime::from_chrono(at), "utility": utility,
+    "amount": naira, "status": "fulfilled" }
+}
+
+/// Revenue and count of window `w` in the database now, computed here from the documents
+/// (independently of the service's rules: these tests use whole-naira integer amounts).
+async fn database_now(db: &TestDb, w: &Window) -> (Decimal, i64) {
+    let filter = doc! { "status": "fulfilled", "createdAt": {
+    "$gte": bson::DateTime::from_chrono(w.start), "$lt": bson::DateTime::from_chrono(w.end) } };
+    let docs: Vec<Document> = db
+        .coll
+        .find(filter)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let revenue = docs
+        .iter()
+        .map(|d| {
+            Decimal::from(
+                d.get_i64("amount")
+                    .or_else(|_| d.get_i32("amount").map(i64::from))
+                    .unwrap(),
+            )
+        })
+        .sum();
+    (revenue, docs.len() as i64)
+}
+
+fn naira(s: &str) -> Decimal {
+    s.replace(['₦', ','], "").parse().unwrap()
+}
+
+/// What the posts so far say window `w` holds: its report plus every correction for it.
+fn posted(slack: &FakeSlack, w: &Window) -> Option<(Decimal, i64)> {
+    let reports = slack.messages_about(&time_line(w, Tz::UTC));
+    let report = reports.first()?;
+    let total = Regex::new(r"Total Revenue Generated:\n(₦[0-9,.]+)").unwrap();
+    let count = Regex::new(r"Total Transactions: (\d+)").unwrap();
+    let (mut revenue, mut n) = match (total.captures(report), count.captures(report)) {
+        (Some(t), Some(c)) => (naira(&t[1]), c[1].parse::<i64>().unwrap()),
+        _ => (Decimal::ZERO, 0),
+    };
+    let label = regex::escape(&window_label(w, Tz::UTC));
+    let line = Regex::new(&format!(
+        r"(?:Late|Correction) for {label}: ([+-])(₦[0-9,.]+), ([+-]?\d+) transactions?"
+    ))
+    .unwrap();
+    for message in slack.messages() {
+        let text = message["text"].as_str().unwrap_or_default();
+        for c in line.captures_iter(text) {
+            let amount = naira(&c[2]);
+            revenue += if &c[1] == "-" { -amount } else { amount };
+            n += c[3].parse::<i64>().unwrap();
+        }
+    }
+    Some((revenue, n))
+}
+
+/// Waits until the posts for every window in `windows` add up to the database, then for one
+/// more report, and checks they still do (nothing posted twice).
+async fn posts_match_database(slack: &FakeSlack, db: &TestDb, windows: &[Window]) {
+    for w in windows {
+        let want = database_now(db, w).await;
+        wait_for(
+            Duration::from_secs(60),
+            &format!("report + corrections = database for {}", w.start),
+            async || (posted(slack, w)? == want).then_some(()),
+        )
+        .await;
+    }
+    let next = spec(5).next(&spec(5).window_of(Utc::now()));
+    report_of(slack, &next, 30).await;
+    for w in windows {
+        assert_eq!(
+            posted(slack, w),
+            Some(database_now(db, w).await),
+            "{}",
+            w.start
+        );
+    }
+}
+
+/// The mutations of the issue, on a window already reported: refund, delete, amount edit,
+/// time moved out (into a later, open window), back-dated insert, re-fulfil, replace.
+async fn mutate_after_report(db: &TestDb, slack: &FakeSlack) -> Vec<Window> {
+    let w = upcoming(5, 1);
+    let at = |s: i64| w.start + TimeDelta::milliseconds(s);
+    let docs: Vec<Document> = (1..=8)
+        .map(|i| {
+            sale(
+                i,
+                at(i64::from(i) * 100),
+                ["IKEDC", "EKEDC"][i as usize % 2],
+                1_000 * i64::from(i),
+            )
+        })
+        .collect();
+    db.coll.insert_many(docs).await.unwrap();
+    let first = report_of(slack, &w, 30).await;
+    assert!(first.contains("📊 Total Transactions: 8"), "{first}");
+
+    let later = spec(5).next(&spec(5).next(&spec(5).window_of(Utc::now())));
+    let c = &db.coll;
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "status": "refunded" } })
+        .await
+        .unwrap();
+    c.delete_one(doc! { "_id": 2 }).await.unwrap();
+    c.update_one(doc! { "_id": 3 }, doc! { "$set": { "amount": 3_500 } })
+        .await
+        .unwrap();
+    let moved = bson::DateTime::from_chrono(later.start + TimeDelta::seconds(1));
+    c.update_one(doc! { "_id": 4 }, doc! { "$set": { "createdAt": moved } })
+        .await
+        .unwrap();
+    c.insert_one(sale(9, at(900), "AEDC", 700)).await.unwrap();
+    c.update_one(doc! { "_id": 5 }, doc! { "$set": { "status": "pending" } })
+        .await
+        .unwrap();
+    c.update_one(
+        doc! { "_id": 5 },
+        doc! { "$set": { "status": "fulfilled" } },
+    )
+    .await
+    .unwrap();
+    c.replace_one(doc! { "_id": 6 }, sale(6, at(600), "IKEDC", 6_000))
+        .await
+        .unwrap();
+    vec![w, later]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_after_a_report_are_restated_with_pre_images() {
+    let db = TestDb::new("restate_pre").await;
+    let uri = common::server_uri();
+    let (code, out, err) = run_cli(
+        &["setup"],
+        &[
+            ("MONGODB_URI", uri.as_str()),
+            ("POWER_REVENUE_DATABASE", db.name.as_str()),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pre-images are on"), "{out}");
+    let slack = FakeSlack::start().await;
+    let svc = Service::start(&db.name, Some(&slack.url), &[]);
+    svc.wait_connected().await;
+    let windows = mutate_after_report(&db, &slack).await;
+    posts_match_database(&slack, &db, &windows).await;
+    let status = svc.status().await.unwrap();
+    assert_eq!(status["restatements"]["mode"], "pre_images", "{status}");
+    // With pre-images the re-fulfilled and the replaced sale changed nothing: the corrections
+    // net the refund, the delete, the edit, the move and the back-dated sale only.
+    let (w, _) = (windows[0], ());
+    let want = database_now(&db, &w).await;
+    assert_eq!(
+        want,
+        (Decimal::from(36_000 - 1_000 - 2_000 + 500 - 4_000 + 700), 6)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_after_a_report_are_restated_without_pre_images() {
+    let db = TestDb::new("restate_recheck").await;
+    let slack = FakeSlack::start().await;
+    let svc = Service::start(&db.name, Some(&slack.url), &[]);
+    svc.wait_connected().await;
+    let windows = mutate_after_report(&db, &slack).await;
+    posts_match_database(&slack, &db, &windows).await;
+    let status = svc.status().await.unwrap();
+    assert_eq!(status["restatements"]["mode"], "recheck", "{status}");
+    // No stream tally is ever posted: the replaced and re-fulfilled sales (counted again by
+    // the stream) did not inflate any line.
+    let everything = slack
+        .messages()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!everything.contains("+₦11,000.00"), "{everything}");
+}
