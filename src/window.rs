@@ -65,9 +65,9 @@ impl WindowSpec {
         let j = (ts + self.offset_secs(ts)).div_euclid(len);
         let (mut start, mut end) = (self.bound(j), self.bound(j + 1));
         if !(start <= ts && ts < end) {
-            // Near a transition t's clock reading need not name its window (a repeated hour
-            // read the second time, a collapsed gap): bisect for the last bound at or before
-            // t. Bounds never decrease with j, and a bound lies within SEARCH_SECS of its
+            // Near a transition t's clock reading need not name its window (01:10 read the
+            // second time lies after the 01:30 bound, the first occurrence): bisect for the
+            // last bound at or before t. Bounds never decrease with j, and a bound lies within SEARCH_SECS of its
             // wall-clock reading, so the answer is within this range of j.
             let (mut lo, mut hi) = (j - SEARCH_SECS / len - 1, j + SEARCH_SECS / len + 1);
             while hi - lo > 1 {
