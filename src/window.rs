@@ -1,17 +1,31 @@
 //! Windows: ids, bounds and running totals. Pure: no I/O, no clock.
 //!
-//! A window is half-open `[start, end)`. Windows tile each local day from local midnight in
-//! steps of the configured length; on a day that is not 24 h long (DST) the last window is cut
-//! at the next midnight, so every instant belongs to exactly one window.
+//! A window is half-open `[start, end)`. Windows follow the local wall clock: their bounds are
+//! the local times that are whole multiples of the length from local midnight (00:00, 06:00,
+//! 12:00, 18:00 for 6 h), so a window that spans a DST change is longer or shorter than its
+//! nominal length, and every day's windows keep their names. A wall-clock bound that falls in a
+//! skipped hour moves to the first instant after the gap (several such bounds collapse into one,
+//! so no window is empty); in a repeated hour the first occurrence is the bound.
+//!
+//! The arithmetic is on whole Unix seconds in `i64` (every bound is a whole second: lengths
+//! are whole seconds and zone offsets and transitions are too), so nothing can overflow for any
+//! instant chrono can hold; bounds beyond chrono's range are clamped to it only at the end.
 
-use chrono::{DateTime, Days, NaiveTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// How windows are cut: their length and the time zone whose midnight they align to.
+const DAY_SECS: i64 = 86_400;
+const MIN_SECS: i64 = DateTime::<Utc>::MIN_UTC.timestamp();
+const MAX_SECS: i64 = DateTime::<Utc>::MAX_UTC.timestamp();
+/// Zone offsets are under a day (chrono's `FixedOffset` cannot hold more), so the instant of
+/// any wall-clock time lies within this distance of the same reading taken as UTC.
+const SEARCH_SECS: i64 = 2 * DAY_SECS;
+
+/// How windows are cut: their length and the time zone whose wall clock they follow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowSpec {
     length: TimeDelta,
@@ -40,22 +54,39 @@ impl WindowSpec {
         self.length
     }
 
-    /// The window that contains `t`.
+    /// The window that contains `t`. (`DateTime::<Utc>::MAX_UTC` itself is the one instant no
+    /// window contains: the last window ends there, exclusive.)
     pub fn window_of(&self, t: DateTime<Utc>) -> Window {
-        let date = t.with_timezone(&self.tz).date_naive();
-        let midnight = self.local_midnight(date);
-        let next_midnight = self.local_midnight(date + Days::new(1));
-        let k = (t - midnight)
-            .num_seconds()
-            .div_euclid(self.length.num_seconds());
-        let start = midnight + self.length * k as i32;
+        // Bounds are whole seconds, so comparing them with t's whole second is exact.
+        let ts = t.timestamp();
+        let len = self.len_secs();
+        // Wall-clock bound number j is local time j × length (naive seconds since 1970-01-01,
+        // whose midnights are multiples of the length because the length divides a day).
+        let j = (ts + self.offset_secs(ts)).div_euclid(len);
+        let (mut start, mut end) = (self.bound(j), self.bound(j + 1));
+        if !(start <= ts && ts < end) {
+            // Near a transition t's clock reading need not name its window (01:10 read the
+            // second time lies after the 01:30 bound, the first occurrence): bisect for the
+            // last bound at or before t. Bounds never decrease with j, and a bound lies within SEARCH_SECS of its
+            // wall-clock reading, so the answer is within this range of j.
+            let (mut lo, mut hi) = (j - SEARCH_SECS / len - 1, j + SEARCH_SECS / len + 1);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if self.bound(mid) <= ts {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            (start, end) = (self.bound(lo), self.bound(hi));
+        }
         Window {
-            start,
-            end: (start + self.length).min(next_midnight),
+            start: clamped(start),
+            end: clamped(end),
         }
     }
 
-    /// The window right after `w`.
+    /// The window right after `w`. (The last window chrono can represent is its own successor.)
     pub fn next(&self, w: &Window) -> Window {
         self.window_of(w.end)
     }
@@ -66,18 +97,64 @@ impl WindowSpec {
         (w.start == start).then_some(w)
     }
 
-    fn local_midnight(&self, date: chrono::NaiveDate) -> DateTime<Utc> {
-        let local = date.and_time(NaiveTime::MIN);
-        // A zone that skips midnight (DST at 00:00) starts its day at the first valid instant.
-        match self.tz.from_local_datetime(&local).earliest() {
-            Some(t) => t.with_timezone(&Utc),
-            None => self
-                .tz
-                .from_local_datetime(&(local + TimeDelta::hours(1)))
-                .earliest()
-                .map_or_else(|| Utc.from_utc_datetime(&local), |t| t.with_timezone(&Utc)),
+    fn len_secs(&self) -> i64 {
+        self.length.num_seconds()
+    }
+
+    /// The instant (Unix seconds, possibly beyond chrono's range) of wall-clock bound `j`.
+    fn bound(&self, j: i64) -> i64 {
+        let wall = j.saturating_mul(self.len_secs());
+        let Some(local) = naive(wall) else {
+            // Beyond chrono's range zone data is constant: the offset at the edge applies.
+            return wall.saturating_sub(self.offset_secs(wall));
+        };
+        match self.tz.offset_from_local_datetime(&local) {
+            LocalResult::Single(o) => wall - secs(&o),
+            // A repeated hour: the first occurrence, i.e. the larger offset.
+            LocalResult::Ambiguous(a, b) => wall - secs(&a).max(secs(&b)),
+            LocalResult::None => self.gap_end(wall),
         }
     }
+
+    /// The first instant whose clock reads later than `wall`, a time in a skipped hour: the
+    /// transition that skipped it.
+    fn gap_end(&self, wall: i64) -> i64 {
+        let reads = |u: i64| u + self.offset_secs(u);
+        // reads(lo) <= wall < reads(hi) because offsets are under a day.
+        let (mut lo, mut hi) = (wall - SEARCH_SECS, wall + SEARCH_SECS);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if reads(mid) > wall {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+
+    /// The zone's offset at instant `utc_secs`; beyond chrono's range, the one at its edge.
+    fn offset_secs(&self, utc_secs: i64) -> i64 {
+        naive(utc_secs.clamp(MIN_SECS, MAX_SECS))
+            .map_or(0, |utc| secs(&self.tz.offset_from_utc_datetime(&utc)))
+    }
+}
+
+fn naive(secs: i64) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc())
+}
+
+fn secs(offset: &impl Offset) -> i64 {
+    i64::from(offset.fix().local_minus_utc())
+}
+
+/// A bound as a `DateTime`, clamped to chrono's range: the first and last windows end there.
+fn clamped(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or(if secs < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 /// One window, `[start, end)`. Its id is its start.
@@ -248,84 +325,4 @@ impl OpenWindow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn six_hour_windows_are_half_open_and_aligned() {
-        let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
-        let w = spec.window_of(utc("2025-05-29T18:00:00Z"));
-        assert_eq!(
-            (w.start, w.end),
-            (utc("2025-05-29T18:00:00Z"), utc("2025-05-30T00:00:00Z"))
-        );
-        let w = spec.window_of(utc("2025-05-29T17:59:59.999Z"));
-        assert_eq!(w.start, utc("2025-05-29T12:00:00Z"));
-        assert!(!w.contains(utc("2025-05-29T18:00:00Z")));
-        assert_eq!(spec.next(&w).start, utc("2025-05-29T18:00:00Z"));
-    }
-
-    #[test]
-    fn windows_align_to_local_midnight() {
-        let spec = WindowSpec::new(6 * 3600, Tz::Africa__Lagos).unwrap();
-        // 23:30 UTC is 00:30 in Lagos (UTC+1): the local night window starts 23:00 UTC.
-        let w = spec.window_of(utc("2025-05-29T23:30:00Z"));
-        assert_eq!(
-            (w.start, w.end),
-            (utc("2025-05-29T23:00:00Z"), utc("2025-05-30T05:00:00Z"))
-        );
-    }
-
-    #[test]
-    fn dst_days_are_tiled_without_gaps() {
-        let spec = WindowSpec::new(6 * 3600, Tz::Europe__London).unwrap();
-        let mut w = spec.window_of(Utc.with_ymd_and_hms(2025, 3, 30, 0, 0, 0).unwrap());
-        let day_end = Utc.with_ymd_and_hms(2025, 3, 30, 23, 0, 0).unwrap(); // 00:00 BST next day
-        let mut n = 0;
-        while w.end <= day_end {
-            let next = spec.next(&w);
-            assert_eq!(next.start, w.end);
-            w = next;
-            n += 1;
-        }
-        assert_eq!(n, 4);
-        assert_eq!(w.start, day_end);
-    }
-
-    #[test]
-    fn lengths_must_divide_a_day() {
-        assert!(WindowSpec::new(7 * 3600, Tz::UTC).is_err());
-        assert!(WindowSpec::new(0, Tz::UTC).is_err());
-        assert!(WindowSpec::new(20, Tz::UTC).is_ok());
-        let spec = WindowSpec::new(20, Tz::UTC).unwrap();
-        assert!(spec.starting_at(utc("2025-05-29T12:00:20Z")).is_some());
-        assert!(spec.starting_at(utc("2025-05-29T12:00:21Z")).is_none());
-    }
-
-    #[test]
-    fn totals_rank_by_revenue_then_name() {
-        let mut t = Totals::default();
-        t.add("EKEDC", Decimal::from(10)).unwrap();
-        t.add("AEDC", Decimal::from(10)).unwrap();
-        t.add("IKEDC", Decimal::from(25)).unwrap();
-        t.add("IKEDC", Decimal::from(1)).unwrap();
-        let names: Vec<_> = t.ranked().into_iter().map(|(u, _)| u).collect();
-        assert_eq!(names, ["IKEDC", "AEDC", "EKEDC"]);
-        assert_eq!(
-            t.total(),
-            Tally {
-                revenue: Decimal::from(46),
-                count: 4
-            }
-        );
-        assert_eq!(
-            t.add("X", Decimal::MAX).and(t.add("X", Decimal::MAX)),
-            Err(Overflow)
-        );
-    }
-}
+mod tests;

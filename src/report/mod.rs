@@ -6,7 +6,7 @@ pub mod slack;
 
 use crate::money::format_naira;
 use crate::window::{Tally, Totals, Window};
-use chrono::{DateTime, TimeDelta, Timelike};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
@@ -127,7 +127,8 @@ fn display_name(name: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// "Afternoon Period (12:00 PM – 6:00 PM)" for 6 h windows, else the clock range.
+/// "Afternoon Period (12:00 PM – 6:00 PM)" for the day's four 6-hour stretches of wall clock,
+/// else the clock range.
 pub fn period_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
     let with_secs = !whole_minutes(w);
@@ -136,16 +137,49 @@ pub fn period_line(w: &Window, tz: Tz) -> String {
         clock12(&start, with_secs),
         clock12(&end, with_secs)
     );
-    if w.end - w.start != TimeDelta::hours(6) {
-        return range;
+    match period_name(w, tz) {
+        Some(name) => format!("{name} Period ({range})"),
+        None => range,
     }
-    let name = match start.hour() {
+}
+
+/// The name of a window that covers exactly one of the day's 6-hour stretches of wall clock
+/// (00:00–06:00 is "Night", …). Decided on the clock, not on elapsed time: across a DST change
+/// the stretch lasts 5 or 7 hours and must keep its name. A bound that ends a skipped stretch
+/// of clock stands for every reading in it (the 00:00 of a day that starts at 01:00).
+fn period_name(w: &Window, tz: Tz) -> Option<&'static str> {
+    let (start_from, start) = readings(w.start, tz)?;
+    let (end_from, end) = readings(w.end, tz)?;
+    let mark = start.date().and_hms_opt(start.hour() / 6 * 6, 0, 0)?;
+    let mark_end = mark.checked_add_signed(TimeDelta::hours(6))?;
+    // mark_end is midnight of the next day when the window ends at 24:00.
+    if mark < start_from || !(end_from <= mark_end && mark_end <= end) {
+        return None;
+    }
+    Some(match start.hour() {
         0..=5 => "Night",
         6..=11 => "Morning",
         12..=17 => "Afternoon",
         _ => "Evening",
-    };
-    format!("{name} Period ({range})")
+    })
+}
+
+/// The wall-clock readings instant `t` stands for as a window bound: from the first reading a
+/// gap just skipped (if `t` ends one) to its own. `None` within a day of chrono's range ends,
+/// where the local reading cannot be represented.
+fn readings(t: DateTime<Utc>, tz: Tz) -> Option<(NaiveDateTime, NaiveDateTime)> {
+    let own = local(t, tz)?;
+    let skipped_from = t
+        .checked_sub_signed(TimeDelta::nanoseconds(1))
+        .map(|before| tz.offset_from_utc_datetime(&before.naive_utc()).fix())
+        .and_then(|offset| t.naive_utc().checked_add_offset(offset));
+    // Before a repeated stretch the old offset reads later than the new one: not a gap.
+    Some((skipped_from.map_or(own, |r| r.min(own)), own))
+}
+
+fn local(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    t.naive_utc()
+        .checked_add_offset(tz.offset_from_utc_datetime(&t.naive_utc()).fix())
 }
 
 /// "Morning 2025-05-29" for 6 h windows, else "10:20 – 10:30 2025-05-29": names a window in
@@ -159,7 +193,9 @@ pub fn window_label(w: &Window, tz: Tz) -> String {
     }
 }
 
-/// "12:00 – 18:00 UTC on 2025-05-29"; the last window of a day ends at 24:00.
+/// "12:00 – 18:00 UTC on 2025-05-29"; the last window of a day ends at 24:00. When the zone's
+/// abbreviation changes inside the window (DST), both are shown:
+/// "00:00 EDT – 06:00 EST on 2025-11-02".
 pub fn time_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
     let fmt = if whole_minutes(w) {
@@ -167,8 +203,11 @@ pub fn time_line(w: &Window, tz: Tz) -> String {
     } else {
         "%H:%M:%S"
     };
-    let end_text = if end.date_naive() > start.date_naive() && end.time() == chrono::NaiveTime::MIN
-    {
+    let ends_at_midnight = match (local(w.start, tz), local(w.end, tz)) {
+        (Some(s), Some(e)) => e.date() > s.date() && e.time() == NaiveTime::MIN,
+        _ => false,
+    };
+    let end_text = if ends_at_midnight {
         if whole_minutes(w) {
             "24:00".to_owned()
         } else {
@@ -177,13 +216,16 @@ pub fn time_line(w: &Window, tz: Tz) -> String {
     } else {
         end.format(fmt).to_string()
     };
-    format!(
-        "{} – {} {} on {}",
-        start.format(fmt),
-        end_text,
-        start.format("%Z"),
-        start.format("%Y-%m-%d")
-    )
+    let (start_zone, end_zone) = (start.format("%Z").to_string(), end.format("%Z").to_string());
+    let date = start.format("%Y-%m-%d");
+    if start_zone == end_zone {
+        format!("{} – {end_text} {start_zone} on {date}", start.format(fmt))
+    } else {
+        format!(
+            "{} {start_zone} – {end_text} {end_zone} on {date}",
+            start.format(fmt)
+        )
+    }
 }
 
 fn whole_minutes(w: &Window) -> bool {
