@@ -66,28 +66,20 @@ pub struct Head {
 }
 
 /// One payload: `head`, then each note on a line of its own in `text` (as the Lambda did) and
-/// grouped into sections in `blocks`, then the context block naming the window. `part` is
-/// `(k, n)` for part k of a report posted in n messages.
-pub fn message(head: Head, notes: &[String], window: &str, part: Option<(usize, usize)>) -> Value {
+/// grouped into sections in `blocks`, then `closing` (in both), then the context block whose
+/// one element is `Window <id>` (scripts find a report's window there).
+pub fn message(head: Head, notes: &[String], window: &str, closing: Option<&str>) -> Value {
     let Head {
         mut text,
         mut blocks,
     } = head;
-    for note in notes {
+    for note in notes.iter().map(String::as_str).chain(closing) {
         text.push_str("\n\n");
         text.push_str(note);
     }
-    let mut context = vec![json!({ "type": "mrkdwn", "text": format!("Window {window}") })];
-    if let Some((k, n)) = part {
-        if k == 1 {
-            // Said in the text too: phones show only the text in notifications.
-            text.push_str(&format!("\n\n➡️ Continued in {} more message(s).", n - 1));
-        }
-        context.push(json!({ "type": "mrkdwn", "text": format!("Part {k} of {n}") }));
-    }
     let mut sections = note_sections(notes);
-    // The context block takes one; a cut takes one more for its "…N more" line.
-    let room = MAX_BLOCKS.saturating_sub(blocks.len() + 1);
+    // The context block and the closing line take one each; a cut one more for its line.
+    let room = MAX_BLOCKS.saturating_sub(blocks.len() + 1 + usize::from(closing.is_some()));
     if sections.len() > room {
         sections.truncate(room.saturating_sub(1));
         let shown: usize = sections.iter().map(|(_, n)| n).sum();
@@ -95,7 +87,10 @@ pub fn message(head: Head, notes: &[String], window: &str, part: Option<(usize, 
         sections.push((section(&format!("…{more} more lines in the text")), more));
     }
     blocks.extend(sections.into_iter().map(|(block, _)| block));
-    blocks.push(json!({ "type": "context", "elements": context }));
+    blocks.extend(closing.map(section));
+    blocks.push(json!({ "type": "context", "elements": [
+        { "type": "mrkdwn", "text": format!("Window {window}") },
+    ] }));
     json!({ "text": text, "blocks": blocks })
 }
 
@@ -152,16 +147,17 @@ pub fn parts(report: Head, notes: &[String], window: &str) -> Vec<Value> {
         .enumerate()
         .map(|(i, range)| {
             let k = i + 1;
-            let head = if k == 1 {
-                report.clone()
-            } else {
-                let line = format!("(continued) Window {window}, part {k} of {n}");
-                Head {
-                    blocks: vec![section(&format!("_{line}_"))],
-                    text: line,
-                }
+            if k == 1 {
+                // Said in the text too: notifications show only the text.
+                let closing = format!("➡️ Continued in {} more message(s).", n - 1);
+                return message(report.clone(), &notes[range], window, Some(&closing));
+            }
+            let line = format!("(continued) Window {window}, part {k} of {n}");
+            let head = Head {
+                blocks: vec![section(&format!("_{line}_"))],
+                text: line,
             };
-            message(head, &notes[range], window, Some((k, n)))
+            message(head, &notes[range], window, None)
         })
         .collect()
 }

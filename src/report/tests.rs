@@ -293,8 +293,9 @@ fn two_thousand_corrections_are_split_in_order_into_valid_parts() {
             // Not mistaken for the report itself: the time line is only in the first part.
             assert!(!text.contains("12:00 – 18:00 UTC on 2025-05-29"));
         }
+        // One context element, the window: scripts read it as the first or the last.
         let context = &p["blocks"].as_array().unwrap().last().unwrap()["elements"];
-        assert_eq!(context[1]["text"], format!("Part {} of {n}", i + 1));
+        assert_eq!(context.as_array().unwrap().len(), 1, "{context}");
         posted.extend(
             text.lines()
                 .filter(|l| notes.iter().any(|n| n == l))
