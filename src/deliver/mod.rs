@@ -1,6 +1,8 @@
 //! The outbox worker: takes closed windows from the store, reconciles them, fixes the message,
 //! posts it, and marks it sent only after Slack's 2xx. Oldest window first, exactly once.
-//! Late sales of earlier windows are settled by re-checking those windows (module `late`).
+//! Late sales of earlier windows are settled by re-checking those windows (module `late`). A
+//! report too long for one Slack message goes as several (module `parts`), each marked after
+//! its 2xx.
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before the `Sent` mark was flushed;
