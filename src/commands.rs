@@ -35,20 +35,23 @@ pub async fn report(
     let totals = reconcile::query_with_retry(&coll, &config, &window, Duration::from_secs(30))
         .await
         .context("the revenue query failed")?;
-    let payload = report::render(&ReportView {
+    let parts = report::render_parts(&ReportView {
         window,
         tz: config.window.tz(),
         totals: &totals,
         notes: vec![],
     });
     if dry_run {
-        println!("{}", payload["text"].as_str().unwrap_or_default());
+        let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+        println!("{}", texts.join("\n\n"));
         return Ok(());
     }
-    Sink::from_config(&config)
-        .send(&payload, Duration::from_secs(60))
-        .await
-        .context("posting the report failed")?;
+    let sink = Sink::from_config(&config);
+    for payload in &parts {
+        sink.send(payload, Duration::from_secs(60))
+            .await
+            .context("posting the report failed")?;
+    }
     Ok(())
 }
 

@@ -150,6 +150,14 @@ pub struct ReportRecord {
     pub settles: Settlement,
     /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
     pub payload: Option<serde_json::Value>,
+    /// The further messages of a report too long for one (see
+    /// [`crate::report::render_parts`]), posted after `payload` in order.
+    #[serde(default)]
+    pub follow_ups: Vec<serde_json::Value>,
+    /// How many of the messages (`payload`, then `follow_ups`) Slack has accepted: a restart
+    /// continues with the next one and never reposts one.
+    #[serde(default)]
+    pub parts_sent: usize,
     pub delivery: Delivery,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -168,6 +176,8 @@ impl ReportRecord {
             rechecked: None,
             settles: Settlement::default(),
             payload: None,
+            follow_ups: Vec::new(),
+            parts_sent: 0,
             delivery: Delivery::Closed,
             attempts: 0,
             last_error: None,

@@ -1,18 +1,21 @@
 //! The outbox worker: takes closed windows from the store, reconciles them, fixes the message,
 //! posts it, and marks it sent only after Slack's 2xx. Oldest window first, exactly once.
-//! Late sales of earlier windows are settled by re-checking those windows (module `late`).
+//! Late sales of earlier windows are settled by re-checking those windows (module `late`). A
+//! report too long for one Slack message goes as several (module `parts`), each marked after
+//! its 2xx.
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before the `Sent` mark was flushed;
 //! that gap is one local sled write long.
 
 mod late;
+mod parts;
 
 use crate::alert::{AlertKind, Alerter};
 use crate::config::Config;
 use crate::money::format_naira;
 use crate::reconcile;
-use crate::report::slack::{SlackClient, SlackError};
+use crate::report::slack::{text_only_fallback, SlackClient, SlackError};
 use crate::report::{self, transactions, ReportView};
 use crate::store::{
     unsettled, Delivery, Reconciliation, ReportRecord, Settlement, Store, StoreError,
@@ -263,7 +266,7 @@ impl Deliverer {
             .as_ref()
             .and_then(|r| r.database.as_ref())
             .unwrap_or(&record.streamed);
-        record.payload = Some(report::render(&ReportView {
+        record.set_parts(report::render_parts(&ReportView {
             window: record.window,
             tz: self.config.window.tz(),
             totals: shown,
@@ -300,17 +303,57 @@ impl Deliverer {
         }
     }
 
-    /// Posts one report, retrying with backoff for up to [`SLACK_PATIENCE`]; every failed
-    /// attempt is persisted so `status` shows it. Returns whether the next report may go.
+    /// Posts one report's messages in order, each retried with backoff for up to
+    /// [`SLACK_PATIENCE`]; progress is persisted after every accepted message and the report is
+    /// `Sent` only after the last. Returns whether the next report may go.
     async fn deliver(
         &self,
         record: &mut ReportRecord,
         shutdown: &CancellationToken,
     ) -> Result<bool, StoreError> {
         let id = record.window.id();
-        let Some(payload) = record.payload.clone() else {
+        if record.payload.is_none() {
             return Ok(true);
-        };
+        }
+        while let Some(payload) = record.next_part().cloned() {
+            match self.post(record, payload, shutdown).await? {
+                Posted::Accepted => {}
+                Posted::Later => return Ok(false),
+                Posted::Refused => return Ok(true),
+            }
+            record.parts_sent += 1;
+            record.last_error = None;
+            let (sent, parts) = (record.parts_sent, record.parts());
+            record.updated_at = Utc::now();
+            if sent >= parts {
+                break;
+            }
+            self.store.put_report(record).await?;
+            info!(window = %id, part = sent, parts, "Report part posted.");
+        }
+        // Every part accepted: `Sent`, and what the report settles, in one write.
+        record.delivery = Delivery::Sent { at: Utc::now() };
+        self.store.mark_delivered(record).await?;
+        let settled = &record.settles;
+        metrics::counter!(telemetry::CORRECTIONS_TOTAL).increment(settled.corrections);
+        metrics::counter!(telemetry::CHANGES_UNREPORTED_TOTAL).increment(settled.unreported.count);
+        metrics::counter!(telemetry::CHANGES_BEYOND_HORIZON_TOTAL)
+            .increment(settled.beyond_horizon.count);
+        info!(window = %id, attempts = record.attempts, parts = record.parts(), "Report posted.");
+        metrics::counter!(telemetry::REPORTS_POSTED_TOTAL).increment(1);
+        Ok(true)
+    }
+
+    /// Posts one message until Slack accepts it, refuses it for good, or patience runs out;
+    /// every failed attempt is persisted so `status` shows it. A message whose blocks Slack
+    /// refuses is tried once more as plain text before the report is given up.
+    async fn post(
+        &self,
+        record: &mut ReportRecord,
+        mut payload: serde_json::Value,
+        shutdown: &CancellationToken,
+    ) -> Result<Posted, StoreError> {
+        let id = record.window.id();
         let mut backoff = SlackClient::backoff(Some(SLACK_PATIENCE));
         loop {
             record.attempts += 1;
@@ -322,18 +365,7 @@ impl Deliverer {
                 Ok(()) => {
                     // The one unavoidable duplicate: a crash right here reposts after restart.
                     crate::failpoint::hit("after_post");
-                    record.delivery = Delivery::Sent { at: Utc::now() };
-                    record.last_error = None;
-                    self.store.mark_delivered(record).await?;
-                    let settled = &record.settles;
-                    metrics::counter!(telemetry::CORRECTIONS_TOTAL).increment(settled.corrections);
-                    metrics::counter!(telemetry::CHANGES_UNREPORTED_TOTAL)
-                        .increment(settled.unreported.count);
-                    metrics::counter!(telemetry::CHANGES_BEYOND_HORIZON_TOTAL)
-                        .increment(settled.beyond_horizon.count);
-                    info!(window = %id, attempts = record.attempts, "Report posted.");
-                    metrics::counter!(telemetry::REPORTS_POSTED_TOTAL).increment(1);
-                    return Ok(true);
+                    return Ok(Posted::Accepted);
                 }
                 Err(e) => e,
             };
@@ -344,6 +376,14 @@ impl Deliverer {
                 "permanent"
             };
             metrics::counter!(telemetry::REPORTS_FAILED_TOTAL, "kind" => kind).increment(1);
+            if let Some(text_only) = text_only_fallback(&payload, &error) {
+                // Not persisted: the stored message stays as rendered, so a later round tries
+                // the blocks again and falls back again the same way.
+                warn!(%error, window = %id, part = record.parts_sent + 1, "Slack refused the report's blocks; posting it as text only.");
+                self.store.put_report(record).await?;
+                payload = text_only;
+                continue;
+            }
             if !error.is_retryable() {
                 error!(%error, window = %id, "Slack refused the report; giving up on it.");
                 self.alerts.raise(
@@ -354,7 +394,7 @@ impl Deliverer {
                     reason: error.to_string(),
                 };
                 self.store.put_report(record).await?;
-                return Ok(true);
+                return Ok(Posted::Refused);
             }
             self.store.put_report(record).await?;
             let wait = match (&error, backoff.next_backoff()) {
@@ -367,16 +407,25 @@ impl Deliverer {
                 (_, Some(d)) => d,
                 (_, None) => {
                     warn!(%error, window = %id, attempts = record.attempts, "Slack post failed; will retry in the next round.");
-                    return Ok(false);
+                    return Ok(Posted::Later);
                 }
             };
             warn!(%error, window = %id, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.cancelled() => return Ok(false),
+                _ = shutdown.cancelled() => return Ok(Posted::Later),
             }
         }
     }
+}
+
+/// How posting one message ended.
+enum Posted {
+    Accepted,
+    /// Not now (patience ran out, or shutdown): the next round tries again.
+    Later,
+    /// Refused for good; the report is marked undeliverable.
+    Refused,
 }
 
 /// Context lines: how the stream compared with the database.

@@ -2,10 +2,12 @@
 //! webhook client ([`slack`]). `text` keeps the Lambda's plain-text layout line for line (phones
 //! and scripts read it); `blocks` carry the same content for Slack's richer view.
 
+pub mod blocks;
 pub mod slack;
 
 use crate::money::format_naira;
 use crate::window::{Tally, Totals, Window};
+use blocks::Head;
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
@@ -15,6 +17,7 @@ const RULE: &str = "━━━━━━━━━━━━━━━━━━━━
 /// Utilities listed by name; the rest are summed into one "…and N more" line. Keeps the
 /// breakdown section well under Slack's 3000-character limit.
 pub const MAX_UTILITIES_SHOWN: usize = 20;
+/// Characters of a utility name as shown: escaped, "…" included.
 const MAX_NAME_CHARS: usize = 60;
 
 /// Everything a report says, as plain values.
@@ -28,8 +31,23 @@ pub struct ReportView<'a> {
     pub notes: Vec<String>,
 }
 
-/// The webhook payload: `{"text": …, "blocks": […]}`.
+/// The webhook payload as one message: `{"text": …, "blocks": […]}`. `text` carries every note;
+/// `blocks` stay within Slack's limits (notes past 50 blocks are summed up in a "…N more lines
+/// in the text" line). With many notes `text` can pass Slack's 40,000 characters: to post, use
+/// [`render_parts`].
 pub fn render(view: &ReportView<'_>) -> Value {
+    blocks::message(head(view), &view.notes, &view.window.id().to_string(), None)
+}
+
+/// The payloads to post, in order: one, or when the notes make the text too long for one
+/// message, the report with the notes that fit and follow-ups with the rest. Each is within
+/// all of Slack's limits.
+pub fn render_parts(view: &ReportView<'_>) -> Vec<Value> {
+    blocks::parts(head(view), &view.notes, &view.window.id().to_string())
+}
+
+/// The report without its notes.
+fn head(view: &ReportView<'_>) -> Head {
     let (period, time) = (
         period_line(&view.window, view.tz),
         time_line(&view.window, view.tz),
@@ -37,13 +55,14 @@ pub fn render(view: &ReportView<'_>) -> Value {
     let mut text = format!("{TITLE}\n\n📅 Period: {period}\n🕐 Time: {time}\n\n{RULE}\n\n");
     let mut blocks = vec![
         json!({ "type": "header", "text": { "type": "plain_text", "text": TITLE, "emoji": true } }),
-        json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("📅 *Period:* {period}\n🕐 *Time:* {time}") } }),
+        blocks::section(&format!("📅 *Period:* {period}\n🕐 *Time:* {time}")),
         json!({ "type": "divider" }),
     ];
     if view.totals.is_empty() {
         text.push_str("📝 No new transactions yet\n\nNo power transactions were processed during this period.");
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn",
-            "text": "📝 *No new transactions yet*\nNo power transactions were processed during this period." } }));
+        blocks.push(blocks::section(
+            "📝 *No new transactions yet*\nNo power transactions were processed during this period.",
+        ));
     } else {
         let total = view.totals.total();
         let lines = breakdown_lines(view.totals);
@@ -54,24 +73,16 @@ pub fn render(view: &ReportView<'_>) -> Value {
             lines.join("\n")
         ));
         blocks.push(json!({ "type": "section", "fields": [
-            { "type": "mrkdwn", "text": format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue)) },
-            { "type": "mrkdwn", "text": format!("*📊 Total Transactions:*\n{}", total.count) },
+            blocks::field(&format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue))),
+            blocks::field(&format!("*📊 Total Transactions:*\n{}", total.count)),
         ] }));
         blocks.push(json!({ "type": "divider" }));
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn",
-            "text": format!("*🏢 Revenue Breakdown by Utility:*\n{}", lines.join("\n")) } }));
+        blocks.push(blocks::section(&format!(
+            "*🏢 Revenue Breakdown by Utility:*\n{}",
+            lines.join("\n")
+        )));
     }
-    for note in &view.notes {
-        text.push_str(&format!("\n\n{note}"));
-    }
-    let mut context: Vec<Value> = view
-        .notes
-        .iter()
-        .map(|n| json!({ "type": "mrkdwn", "text": n }))
-        .collect();
-    context.push(json!({ "type": "mrkdwn", "text": format!("Window {}", view.window.id()) }));
-    blocks.push(json!({ "type": "context", "elements": context }));
-    json!({ "text": text, "blocks": blocks })
+    Head { text, blocks }
 }
 
 fn breakdown_lines(totals: &Totals) -> Vec<String> {
@@ -112,19 +123,35 @@ pub fn transactions(n: u64) -> String {
     }
 }
 
-/// Utility names come from the data: cut to length and escape Slack's control characters so
-/// a name can neither break the layout nor ping `<!channel>`.
+/// Utility names come from the data: escape Slack's control characters so a name can neither
+/// break the layout nor ping `<!channel>`, then cut to [`MAX_NAME_CHARS`]. Escaping first and
+/// cutting whole characters or entities keeps the shown name within the limit (a name of `&`s
+/// grows fivefold when escaped) and never leaves half an entity.
 fn display_name(name: &str) -> String {
-    let short: String = name.chars().take(MAX_NAME_CHARS).collect();
-    let short = if name.chars().count() > MAX_NAME_CHARS {
-        format!("{short}…")
-    } else {
-        short
-    };
-    short
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let pieces: Vec<String> = name
+        .chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
+    let len = |p: &String| p.chars().count();
+    if pieces.iter().map(len).sum::<usize>() <= MAX_NAME_CHARS {
+        return pieces.concat();
+    }
+    let mut out = String::new();
+    let mut used = 1; // the "…"
+    for p in &pieces {
+        used += len(p);
+        if used > MAX_NAME_CHARS {
+            break;
+        }
+        out.push_str(p);
+    }
+    out.push('…');
+    out
 }
 
 /// "Afternoon Period (12:00 PM – 6:00 PM)" for the day's four 6-hour stretches of wall clock,

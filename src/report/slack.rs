@@ -22,6 +22,28 @@ impl SlackError {
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Rejected { .. })
     }
+
+    /// Slack refused the message's form (`400 invalid_blocks`, `invalid_blocks_format`,
+    /// `invalid_payload`), not the webhook: the same words may still go as plain text.
+    pub fn is_blocks_refusal(&self) -> bool {
+        match self {
+            Self::Rejected { status: 400, body } => {
+                let body = body.trim();
+                body.starts_with("invalid_blocks") || body == "invalid_payload"
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What to post after `error` refused `payload`: the same message as `text` only, when Slack
+/// refused its blocks and it had any (so the fallback is tried once, never on itself).
+pub fn text_only_fallback(payload: &Value, error: &SlackError) -> Option<Value> {
+    if !error.is_blocks_refusal() || payload.get("blocks").is_none() {
+        return None;
+    }
+    let text = payload.get("text")?.as_str()?;
+    Some(serde_json::json!({ "text": text }))
 }
 
 #[derive(Clone)]
@@ -118,4 +140,55 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rejected(status: u16, body: &str) -> SlackError {
+        SlackError::Rejected {
+            status,
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn a_blocks_refusal_falls_back_to_the_text_once() {
+        let payload = json!({ "text": "the report", "blocks": [{ "type": "divider" }] });
+        for body in [
+            "invalid_blocks",
+            "invalid_blocks_format",
+            "invalid_payload",
+            " invalid_blocks\n",
+        ] {
+            let fallback = text_only_fallback(&payload, &rejected(400, body));
+            assert_eq!(fallback, Some(json!({ "text": "the report" })), "{body}");
+            // The fallback has no blocks: refused again, it is not retried.
+            let again = text_only_fallback(&fallback.unwrap(), &rejected(400, body));
+            assert_eq!(again, None);
+        }
+    }
+
+    #[test]
+    fn other_refusals_and_failures_do_not_fall_back() {
+        let payload = json!({ "text": "the report", "blocks": [] });
+        for error in [
+            rejected(404, "no_service"),
+            rejected(403, "invalid_token"),
+            rejected(400, "msg_too_long"),
+            rejected(400, "no_text"),
+            rejected(410, "channel_is_archived"),
+            SlackError::Server {
+                status: 500,
+                body: "invalid_blocks".into(),
+            },
+            SlackError::RateLimited { retry_after: None },
+            SlackError::Transport("refused".into()),
+        ] {
+            assert!(!error.is_blocks_refusal(), "{error}");
+            assert_eq!(text_only_fallback(&payload, &error), None, "{error}");
+        }
+    }
 }

@@ -282,3 +282,252 @@ fn extreme_windows_do_not_panic() {
         }
     }
 }
+
+/// Every limit Slack checks, for one payload.
+fn assert_within_slack_limits(p: &Value) {
+    let len = |v: &Value| blocks::slack_len(v.as_str().expect("a string"));
+    let text = p["text"].as_str().expect("text");
+    assert!(!text.trim().is_empty(), "empty text");
+    assert!(
+        len(&p["text"]) <= blocks::MAX_TEXT,
+        "text has {}",
+        len(&p["text"])
+    );
+    let all = p["blocks"].as_array().expect("blocks");
+    assert!(all.len() <= blocks::MAX_BLOCKS, "{} blocks", all.len());
+    for b in all {
+        match b["type"].as_str().unwrap() {
+            "header" => assert!(len(&b["text"]["text"]) <= blocks::MAX_HEADER_TEXT),
+            "divider" => {}
+            "section" => {
+                if let Some(t) = b.get("text") {
+                    assert!(
+                        len(&t["text"]) <= blocks::MAX_SECTION_TEXT,
+                        "section of {}",
+                        len(&t["text"])
+                    );
+                }
+                for f in b["fields"].as_array().into_iter().flatten() {
+                    assert!(len(&f["text"]) <= blocks::MAX_FIELD_TEXT);
+                }
+            }
+            "context" => {
+                let e = b["elements"].as_array().unwrap();
+                assert!(
+                    !e.is_empty() && e.len() <= blocks::MAX_CONTEXT_ELEMENTS,
+                    "{} elements",
+                    e.len()
+                );
+            }
+            other => panic!("unexpected block {other}"),
+        }
+    }
+}
+
+/// Lines of `text` equal to `line`, over all payloads.
+fn occurrences(parts: &[Value], line: &str) -> usize {
+    parts
+        .iter()
+        .map(|p| {
+            p["text"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .filter(|l| *l == line)
+                .count()
+        })
+        .sum()
+}
+
+fn corrections(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let day = format!("2025-05-{:02} #{i}", 1 + i % 28);
+            if i % 2 == 0 {
+                format!("Late for Morning {day}: +₦1,500.00, 1 transaction")
+            } else {
+                format!("Correction for Morning {day}: -₦1,500.00, -1 transaction")
+            }
+        })
+        .collect()
+}
+
+fn view_with(totals: &Totals, notes: Vec<String>) -> ReportView<'_> {
+    ReportView {
+        window: window("2025-05-29T12:00:00Z", 6 * 3600, Tz::UTC),
+        tz: Tz::UTC,
+        totals,
+        notes,
+    }
+}
+
+/// Renders `n` notes into parts and checks every limit and that each note is posted once.
+fn parts_for(n: usize) -> (Vec<String>, Vec<Value>) {
+    let totals = sample();
+    let notes = corrections(n);
+    let parts = render_parts(&view_with(&totals, notes.clone()));
+    for p in &parts {
+        assert_within_slack_limits(p);
+        assert_eq!(
+            p["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"],
+            "Window 2025-05-29T12:00:00Z"
+        );
+    }
+    for note in &notes {
+        assert_eq!(occurrences(&parts, note), 1, "{note}");
+    }
+    (notes, parts)
+}
+
+#[test]
+fn twelve_corrections_are_sections_not_context_elements() {
+    let (notes, parts) = parts_for(12);
+    assert_eq!(parts.len(), 1);
+    let blocks = parts[0]["blocks"].as_array().unwrap();
+    let context = &blocks.last().unwrap()["elements"];
+    assert_eq!(context.as_array().unwrap().len(), 1, "{context}");
+    let sections: String = blocks
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for note in &notes {
+        assert!(sections.lines().any(|l| l == note), "{note} not in blocks");
+    }
+    // The layout before the notes is the one without notes, byte for byte; then one per line.
+    let totals = sample();
+    let bare = render(&view_with(&totals, vec![]))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = parts[0]["text"].as_str().unwrap();
+    assert_eq!(text, format!("{bare}\n\n{}", notes.join("\n\n")));
+}
+
+#[test]
+fn sixty_corrections_fit_one_message() {
+    let (_, parts) = parts_for(60);
+    assert_eq!(parts.len(), 1);
+    assert!(!parts[0]["text"].as_str().unwrap().contains("(continued)"));
+}
+
+#[test]
+fn two_thousand_corrections_are_split_in_order_into_valid_parts() {
+    let (notes, parts) = parts_for(2000);
+    let n = parts.len();
+    assert!(n >= 3, "{n} parts");
+    let totals = sample();
+    let bare = render(&view_with(&totals, vec![]))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = parts[0]["text"].as_str().unwrap();
+    assert!(first.starts_with(&format!("{bare}\n\n{}", notes[0])));
+    assert!(first.ends_with(&format!("➡️ Continued in {} more message(s).", n - 1)));
+    let mut posted = vec![];
+    for (i, p) in parts.iter().enumerate() {
+        let text = p["text"].as_str().unwrap();
+        if i > 0 {
+            let line = format!(
+                "(continued) Window 2025-05-29T12:00:00Z, part {} of {n}",
+                i + 1
+            );
+            assert_eq!(text.lines().next(), Some(line.as_str()));
+            // Not mistaken for the report itself: the time line is only in the first part.
+            assert!(!text.contains("12:00 – 18:00 UTC on 2025-05-29"));
+        }
+        // One context element, the window: scripts read it as the first or the last.
+        let context = &p["blocks"].as_array().unwrap().last().unwrap()["elements"];
+        assert_eq!(context.as_array().unwrap().len(), 1, "{context}");
+        posted.extend(
+            text.lines()
+                .filter(|l| notes.iter().any(|n| n == l))
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(posted, notes, "notes keep their order across parts");
+}
+
+#[test]
+fn one_message_cuts_its_blocks_at_fifty_and_says_how_many_lines_are_only_in_the_text() {
+    let totals = sample();
+    // Long notes: one per section, so the blocks run out before the notes.
+    let notes: Vec<String> = (0..80)
+        .map(|i| format!("{i:03} {}", "x".repeat(1600)))
+        .collect();
+    let payload = render(&view_with(&totals, notes.clone()));
+    let blocks = payload["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), blocks::MAX_BLOCKS);
+    let shown = blocks
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .filter(|t| t.contains("xxxx"))
+        .count();
+    let more = &blocks[blocks.len() - 2]["text"]["text"];
+    assert_eq!(
+        *more,
+        format!("…{} more lines in the text", notes.len() - shown)
+    );
+    for note in &notes {
+        assert_eq!(occurrences(std::slice::from_ref(&payload), note), 1);
+    }
+    // As parts, each is valid: the text limit splits before the block limit cuts.
+    let parts = render_parts(&view_with(&totals, notes.clone()));
+    assert!(parts.len() > 1);
+    parts.iter().for_each(assert_within_slack_limits);
+    for note in &notes {
+        assert_eq!(occurrences(&parts, note), 1);
+    }
+}
+
+#[test]
+fn a_note_longer_than_a_section_is_cut_in_the_blocks_only() {
+    let totals = sample();
+    let note = "y".repeat(5000);
+    let parts = render_parts(&view_with(&totals, vec![note.clone()]));
+    assert_eq!(parts.len(), 1);
+    assert_within_slack_limits(&parts[0]);
+    assert_eq!(occurrences(&parts, &note), 1);
+}
+
+#[test]
+fn ampersand_names_are_escaped_then_cut_within_the_limit() {
+    let mut totals = Totals::default();
+    for i in 0..25 {
+        let name = format!("{}{i:02}", "&".repeat(98));
+        totals.add(&name, Decimal::from(i + 1)).unwrap();
+    }
+    let parts = render_parts(&view_with(&totals, corrections(12)));
+    assert_eq!(parts.len(), 1);
+    assert_within_slack_limits(&parts[0]);
+    let text = parts[0]["text"].as_str().unwrap();
+    assert!(text.contains("• …and 5 more: "), "{text}");
+
+    let shown = display_name(&"&".repeat(100));
+    assert_eq!(shown, format!("{}…", "&amp;".repeat(11)));
+    for name in [
+        "&".repeat(100),
+        "<".repeat(100),
+        format!("a{}", "&<>".repeat(40)),
+        "é".repeat(61),
+    ] {
+        let shown = display_name(&name);
+        assert!(shown.chars().count() <= MAX_NAME_CHARS, "{shown}");
+        assert!(shown.ends_with('…'), "{shown}");
+        // Never half an entity: every '&' starts a whole one.
+        let body = shown.trim_end_matches('…');
+        for (i, _) in body.match_indices('&') {
+            let rest = &body[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "{shown}"
+            );
+        }
+        assert!(!body.contains('<') && !body.contains('>'));
+    }
+    // Short names are unchanged but for the escaping.
+    assert_eq!(display_name("A&B <x>"), "A&amp;B &lt;x&gt;");
+    assert_eq!(display_name(&"z".repeat(60)), "z".repeat(60));
+}

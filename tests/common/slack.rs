@@ -1,5 +1,7 @@
 //! A Slack incoming webhook on loopback: validates payloads as Slack does (JSON, non-empty
-//! `text`, Block Kit limits), records accepted messages, and can be told to fail first.
+//! `text` of at most 40,000 characters, Block Kit limits), answers what Slack answers
+//! (`400 invalid_payload`, `no_text`, `msg_too_long`, `invalid_blocks`), records accepted
+//! messages and what it refused, and can be told to fail first.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +15,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct Inner {
     accepted: Vec<Value>,
+    /// Payloads it refused by its own checks, with the answer given.
+    refused: Vec<(&'static str, Value)>,
     /// Responses to give before accepting: (status, body, Retry-After).
     failures: VecDeque<(u16, &'static str, Option<u64>)>,
     attempts: u32,
@@ -67,6 +71,17 @@ impl FakeSlack {
         self.inner.lock().unwrap().attempts
     }
 
+    /// What its own checks refused (`invalid_blocks`, …), oldest first; not `fail_next`'s.
+    pub fn refusals(&self) -> Vec<(&'static str, Value)> {
+        self.inner.lock().unwrap().refused.clone()
+    }
+
+    /// The follow-up messages of a report split into parts ("(continued) Window <id>, part k
+    /// of n"), in the order accepted. `id` as in the report's context: `2025-05-29T12:00:00Z`.
+    pub fn continuations_of(&self, id: &str) -> Vec<String> {
+        self.messages_about(&format!("(continued) Window {id}, part "))
+    }
+
     /// Accepted messages whose text mentions `needle` (e.g. a window id).
     pub fn messages_about(&self, needle: &str) -> Vec<String> {
         self.messages()
@@ -101,26 +116,44 @@ async fn hook(
         _ => return (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
     };
     if let Err(why) = check_payload(&payload) {
+        inner.refused.push((why, payload));
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
     inner.accepted.push(payload);
     (StatusCode::OK, "ok").into_response()
 }
 
-/// Slack's documented limits for webhook messages.
-fn check_payload(p: &Value) -> Result<(), &'static str> {
-    let text = p["text"].as_str().unwrap_or("");
-    let blocks = p["blocks"].as_array();
-    if text.trim().is_empty() && blocks.is_none() {
+/// Slack's documented limits for webhook messages. Lengths are in characters, as Slack
+/// documents them.
+pub fn check_payload(p: &Value) -> Result<(), &'static str> {
+    if !p.is_object() {
+        return Err("invalid_payload");
+    }
+    let text = match p.get("text") {
+        None => "",
+        Some(Value::String(t)) => t,
+        Some(_) => return Err("invalid_payload"),
+    };
+    if text.trim().is_empty() {
         return Err("no_text");
     }
-    let Some(blocks) = blocks else { return Ok(()) };
+    if text.chars().count() > 40_000 {
+        return Err("msg_too_long");
+    }
+    let blocks = match p.get("blocks") {
+        None => return Ok(()),
+        Some(Value::Array(b)) => b,
+        Some(_) => return Err("invalid_blocks"),
+    };
     if blocks.len() > 50 {
         return Err("invalid_blocks");
     }
     let nonempty = |v: &Value, max: usize| {
         v.as_str()
             .is_some_and(|s| !s.trim().is_empty() && s.chars().count() <= max)
+    };
+    let text_object = |t: &Value, max: usize| {
+        matches!(t["type"].as_str(), Some("mrkdwn" | "plain_text")) && nonempty(&t["text"], max)
     };
     for b in blocks {
         let ok = match b["type"].as_str() {
@@ -129,16 +162,16 @@ fn check_payload(p: &Value) -> Result<(), &'static str> {
             }
             Some("divider") => true,
             Some("section") => {
-                let text_ok = b.get("text").is_none_or(|t| nonempty(&t["text"], 3000));
+                let text_ok = b.get("text").is_none_or(|t| text_object(t, 3000));
                 let fields_ok = b.get("fields").is_none_or(|f| {
                     f.as_array().is_some_and(|f| {
-                        f.len() <= 10 && f.iter().all(|x| nonempty(&x["text"], 2000))
+                        !f.is_empty() && f.len() <= 10 && f.iter().all(|x| text_object(x, 2000))
                     })
                 });
                 text_ok && fields_ok && (b.get("text").is_some() || b.get("fields").is_some())
             }
             Some("context") => b["elements"].as_array().is_some_and(|e| {
-                !e.is_empty() && e.len() <= 10 && e.iter().all(|x| nonempty(&x["text"], 3000))
+                !e.is_empty() && e.len() <= 10 && e.iter().all(|x| text_object(x, 3000))
             }),
             _ => false,
         };
