@@ -201,3 +201,143 @@ async fn changes_after_a_report_are_restated_without_pre_images() {
         .join("\n");
     assert!(!everything.contains("+₦11,000.00"), "{everything}");
 }
+
+/// Twelve reported windows, each losing a sale at once: one report carries twelve correction
+/// lines, and Slack (the loopback server refuses what Slack refuses) takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn twelve_windows_corrected_in_one_report_are_delivered() {
+    let db = TestDb::new("restate_twelve").await;
+    let slack = FakeSlack::start().await;
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", "2s"),
+            ("POWER_REVENUE_GRACE", "1s"),
+        ],
+    );
+    svc.wait_connected().await;
+    let two = spec(2);
+    let first = {
+        let w = two.window_of(Utc::now() + TimeDelta::seconds(2));
+        two.next(&w)
+    };
+    let mut windows = vec![first];
+    while windows.len() < 12 {
+        windows.push(two.next(windows.last().unwrap()));
+    }
+    let docs: Vec<Document> = windows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| {
+            let i = i as i32;
+            [
+                sale(2 * i + 1, w.start, "IKEDC", 1_000),
+                sale(2 * i + 2, w.start, "EKEDC", 500),
+            ]
+        })
+        .collect();
+    db.coll.insert_many(docs).await.unwrap();
+    for w in &windows {
+        let text = report_of(&slack, w, 30).await;
+        assert!(text.contains("📊 Total Transactions: 2"), "{text}");
+    }
+    // One sale of each window refunded in one go.
+    let ids: Vec<i32> = (0..12).map(|i| 2 * i + 1).collect();
+    db.coll
+        .update_many(
+            doc! { "_id": { "$in": ids } },
+            doc! { "$set": { "status": "refunded" } },
+        )
+        .await
+        .unwrap();
+    let carrier = wait_for(
+        Duration::from_secs(60),
+        "a report with corrections",
+        async || {
+            slack.messages().into_iter().find(|m| {
+                m["text"]
+                    .as_str()
+                    .is_some_and(|t| t.matches("Correction for ").count() >= 2)
+            })
+        },
+    )
+    .await;
+    for w in &windows {
+        let want = database_now(&db, w).await;
+        assert_eq!(want, (Decimal::from(500), 1));
+        wait_for(
+            Duration::from_secs(60),
+            "every window corrected",
+            async || (posted(&slack, w)? == want).then_some(()),
+        )
+        .await;
+    }
+    assert!(
+        slack.refusals().is_empty(),
+        "Slack refused: {:?}",
+        slack.refusals()
+    );
+    let text = carrier["text"].as_str().unwrap();
+    assert!(text.contains("-₦1,000.00, -1 transaction"), "{text}");
+}
+
+/// Odd shapes: a nested status set through its dotted key, an array-valued time, a sale dated
+/// in 2099. The first counts once; the others are skipped and counted by reason, in no window.
+#[tokio::test(flavor = "multi_thread")]
+async fn dotted_status_array_time_and_far_future_sales() {
+    let db = TestDb::new("restate_shapes").await;
+    let slack = FakeSlack::start().await;
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[("POWER_REVENUE_STATUS_FIELD", "meta.status")],
+    );
+    svc.wait_connected().await;
+    let w = upcoming(5, 1);
+    let at = |ms: i64| bson::DateTime::from_chrono(w.start + TimeDelta::milliseconds(ms));
+    let c = &db.coll;
+    c.insert_one(
+        doc! { "_id": 1, "createdAt": at(100), "utility": "IKEDC", "amount": 1_500,
+        "meta": { "status": "pending" } },
+    )
+    .await
+    .unwrap();
+    c.update_one(
+        doc! { "_id": 1 },
+        doc! { "$set": { "meta.status": "fulfilled" } },
+    )
+    .await
+    .unwrap();
+    let far = bson::DateTime::from_chrono("2099-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    let spread = [bson::DateTime::from_millis(946_684_800_000), far];
+    c.insert_many([
+        doc! { "_id": 2, "createdAt": spread.to_vec(), "utility": "EKEDC", "amount": 700,
+        "meta": { "status": "fulfilled" } },
+        doc! { "_id": 3, "createdAt": far, "utility": "AEDC", "amount": 900,
+        "meta": { "status": "fulfilled" } },
+    ])
+    .await
+    .unwrap();
+    let text = report_of(&slack, &w, 30).await;
+    assert!(
+        text.contains("₦1,500.00") && text.contains("📊 Total Transactions: 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("differed"),
+        "stream and database agree: {text}"
+    );
+    let status = svc.status().await.unwrap();
+    let skipped = &status["counters"]["skipped_by_reason"];
+    assert_eq!(skipped["time_not_date"], 1, "{status}");
+    assert_eq!(skipped["time_in_future"], 1, "{status}");
+    let current = svc.get_json("/api/v1/windows/current").await.unwrap();
+    let starts: Vec<&str> = current["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["start"].as_str())
+        .collect();
+    assert!(starts.iter().all(|s| !s.starts_with("2099")), "{current}");
+}
