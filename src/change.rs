@@ -209,29 +209,40 @@ enum FieldAfter<'a> {
     Partly,
 }
 
+/// How a field name in an update relates to one of our paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation<'a> {
+    Same,
+    /// The name is a parent of the path; the rest of the path below it.
+    Parent(&'a str),
+    /// The name is below the path.
+    Child,
+    Other,
+}
+
 /// Reads `updatedFields`, `removedFields` and `truncatedArrays` for `path`. Their names are
 /// dotted paths (`$set {"meta.status": …}` arrives as the key `"meta.status"`), so a name may
 /// be the path, a parent of it or a child of it.
 fn field_after<'a>(update: &'a RawDocument, path: &str) -> FieldAfter<'a> {
-    let relation = |name: &str| -> Option<Option<&str>> {
+    let relation = |name: &str| {
         if name == path {
-            Some(None)
+            Relation::Same
         } else if let Some(rest) = path.strip_prefix(name).and_then(|r| r.strip_prefix('.')) {
-            Some(Some(rest))
+            Relation::Parent(rest)
         } else if name.strip_prefix(path).is_some_and(|r| r.starts_with('.')) {
-            Some(Some(""))
+            Relation::Child
         } else {
-            None
+            Relation::Other
         }
     };
     let mut result = FieldAfter::Unchanged;
     if let Ok(Some(RawBsonRef::Document(set))) = update.get("updatedFields") {
         for (name, value) in set.iter().flatten() {
             match relation(name) {
-                None => {}
-                Some(None) => result = FieldAfter::Set(Some(value)),
-                Some(Some("")) => return FieldAfter::Partly,
-                Some(Some(rest)) => {
+                Relation::Other => {}
+                Relation::Same => result = FieldAfter::Set(Some(value)),
+                Relation::Child => return FieldAfter::Partly,
+                Relation::Parent(rest) => {
                     result = FieldAfter::Set(match value {
                         RawBsonRef::Document(d) => rules::lookup(d, rest),
                         _ => None,
@@ -244,9 +255,9 @@ fn field_after<'a>(update: &'a RawDocument, path: &str) -> FieldAfter<'a> {
         for name in removed.into_iter().flatten() {
             if let RawBsonRef::String(name) = name {
                 match relation(name) {
-                    None => {}
-                    Some(Some("")) => return FieldAfter::Partly,
-                    Some(_) => result = FieldAfter::Set(None),
+                    Relation::Other => {}
+                    Relation::Child => return FieldAfter::Partly,
+                    Relation::Same | Relation::Parent(_) => result = FieldAfter::Set(None),
                 }
             }
         }
@@ -257,7 +268,7 @@ fn field_after<'a>(update: &'a RawDocument, path: &str) -> FieldAfter<'a> {
                 RawBsonRef::Document(d) => d.get_str("field").unwrap_or_default(),
                 _ => "",
             };
-            if relation(name).is_some() {
+            if relation(name) != Relation::Other {
                 return FieldAfter::Partly;
             }
         }
