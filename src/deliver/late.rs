@@ -24,18 +24,31 @@ pub enum Step {
     CountedByOwnQuery { seen: Tally },
     /// An earlier, reported window within the horizon: re-check it against the database.
     Recheck { window: WindowId },
-    /// A window this service never reported: nothing to correct; counted, not posted.
-    Unreported {
+    /// Counted and logged, not posted.
+    Unposted {
         window: WindowId,
         seen: Tally,
         unsettled: Tally,
+        why: Unposted,
     },
-    /// A reported window older than the horizon: counted and logged, not posted.
-    BeyondHorizon {
-        window: WindowId,
-        seen: Tally,
-        unsettled: Tally,
-    },
+}
+
+/// Why changes to a window are not posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unposted {
+    /// This service never reported the window: there is no report to correct.
+    NeverReported,
+    /// Reported, but older than the restatement horizon.
+    BeyondHorizon,
+}
+
+impl Unposted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NeverReported => "never_reported",
+            Self::BeyondHorizon => "beyond_horizon",
+        }
+    }
 }
 
 /// What the outbox knows of an earlier window.
@@ -80,16 +93,18 @@ pub fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
             (Ordering::Greater, _) => continue,
             (Ordering::Equal, _) if reconciled => Step::CountedByOwnQuery { seen },
             (Ordering::Equal, _) | (_, Some(Known::Pending)) => continue,
-            (Ordering::Less, None) => Step::Unreported {
+            (Ordering::Less, None) => Step::Unposted {
                 window,
                 seen,
                 unsettled,
+                why: Unposted::NeverReported,
             },
             (Ordering::Less, Some(Known::Reported(w))) if w.end <= ledger.horizon_start => {
-                Step::BeyondHorizon {
+                Step::Unposted {
                     window,
                     seen,
                     unsettled,
+                    why: Unposted::BeyondHorizon,
                 }
             }
             (Ordering::Less, Some(Known::Reported(_))) => Step::Recheck { window },
@@ -226,15 +241,17 @@ mod tests {
         assert_eq!(
             plan(own, true, &ledger),
             vec![
-                Step::BeyondHorizon {
+                Step::Unposted {
                     window: old,
                     seen: tally(4, 1),
-                    unsettled: tally(4, 1)
+                    unsettled: tally(4, 1),
+                    why: Unposted::BeyondHorizon,
                 },
-                Step::Unreported {
+                Step::Unposted {
                     window: unreported,
                     seen: tally(6, 2),
-                    unsettled: tally(6, 2)
+                    unsettled: tally(6, 2),
+                    why: Unposted::NeverReported,
                 },
                 Step::Recheck { window: earlier },
                 Step::CountedByOwnQuery { seen: tally(7, 1) },

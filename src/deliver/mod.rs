@@ -10,6 +10,9 @@
 
 mod late;
 mod parts;
+mod sink;
+
+pub use sink::Sink;
 
 use crate::alert::{AlertKind, Alerter};
 use crate::config::Config;
@@ -25,7 +28,7 @@ use crate::window::{Totals, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
 use chrono::{DateTime, TimeDelta, Utc};
-use late::{correction_line, Change, Known, Ledger, Pending, Step};
+use late::{correction_line, Change, Known, Ledger, Pending, Step, Unposted};
 use mongodb::Collection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,46 +43,6 @@ const RECONCILE_PATIENCE: Duration = Duration::from_secs(120);
 const SLACK_PATIENCE: Duration = Duration::from_secs(120);
 /// Rounds run on notification and at least this often (retries of pending reports).
 const ROUND_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Where reports go.
-#[derive(Clone)]
-pub enum Sink {
-    Slack(SlackClient),
-    /// No webhook configured: print the text on stdout.
-    Stdout,
-}
-
-impl Sink {
-    pub fn from_config(config: &Config) -> Sink {
-        match &config.slack_webhook {
-            Some(url) => Sink::Slack(SlackClient::new(url.clone())),
-            None => Sink::Stdout,
-        }
-    }
-
-    /// One attempt.
-    pub async fn send_once(&self, payload: &serde_json::Value) -> Result<(), SlackError> {
-        match self {
-            Sink::Slack(client) => client.post(payload).await,
-            Sink::Stdout => {
-                println!("{}\n", payload["text"].as_str().unwrap_or_default());
-                Ok(())
-            }
-        }
-    }
-
-    /// Retries retryable failures for up to `patience`.
-    pub async fn send(
-        &self,
-        payload: &serde_json::Value,
-        patience: Duration,
-    ) -> Result<(), SlackError> {
-        match self {
-            Sink::Slack(client) => client.post_with_retry(payload, patience).await,
-            Sink::Stdout => self.send_once(payload).await,
-        }
-    }
-}
 
 pub struct Deliverer {
     pub coll: Collection<Document>,
@@ -219,23 +182,19 @@ impl Deliverer {
                 Step::CountedByOwnQuery { seen } => {
                     settles.marks.insert(id, seen);
                 }
-                Step::Unreported {
+                Step::Unposted {
                     window,
                     seen,
                     unsettled,
+                    why,
                 } => {
-                    info!(%window, changes = unsettled.count, "Changes to a window this service never reported: counted, not posted.");
+                    warn!(%window, changes = unsettled.count, why = why.as_str(), "Changes to a closed window counted, not posted.");
                     settles.marks.insert(window, seen);
-                    settles.unreported.merge_changes(&unsettled);
-                }
-                Step::BeyondHorizon {
-                    window,
-                    seen,
-                    unsettled,
-                } => {
-                    warn!(%window, changes = unsettled.count, "Changes to a window older than POWER_REVENUE_RESTATE_HORIZON: counted, not posted.");
-                    settles.marks.insert(window, seen);
-                    settles.beyond_horizon.merge_changes(&unsettled);
+                    let tally = match why {
+                        Unposted::NeverReported => &mut settles.unreported,
+                        Unposted::BeyondHorizon => &mut settles.beyond_horizon,
+                    };
+                    tally.merge_changes(&unsettled);
                 }
                 Step::Recheck { window } => {
                     let Some(earlier) = records.get(&window) else {

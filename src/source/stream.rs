@@ -9,9 +9,8 @@
 //! needs it. Resuming after an error is the tailer's job: it reopens from the token of the last
 //! event it applied.
 
-use super::stream_pipeline;
 use crate::config::Fields;
-use bson::{doc, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{doc, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures::StreamExt;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
@@ -106,6 +105,70 @@ fn token_from(value: RawBsonRef<'_>) -> Option<ResumeToken> {
     let mut doc = RawDocumentBuf::new();
     doc.append_ref("t", value);
     crate::store::decode_token(doc.as_bytes()).ok()
+}
+
+/// Server-side filter and projection: only events that may change a fulfilled sale, only the
+/// fields we read. An update counts when it names one of our four fields (or a parent or child
+/// of one: `$set {"meta.status": …}` names the dotted key itself, `$set {meta: …}` its parent);
+/// inserts when fulfilled; replaces and deletes when the document was or is fulfilled, or the
+/// server keeps no pre-image to say.
+pub fn stream_pipeline(fields: &Fields, fulfilled: &str) -> Vec<Document> {
+    let all = [
+        &fields.time,
+        &fields.amount,
+        &fields.utility,
+        &fields.status,
+    ];
+    let mut project = doc! {
+        "operationType": 1, "documentKey": 1, "clusterTime": 1, "updateDescription": 1,
+    };
+    for f in all {
+        project.insert(format!("fullDocument.{f}"), 1);
+        project.insert(format!("fullDocumentBeforeChange.{f}"), 1);
+    }
+    let status = |image: &str| format!("{image}.{}", fields.status);
+    let names = |list: Bson| {
+        let hits: Vec<Bson> = all.iter().map(|f| names_path(f)).collect();
+        doc! { "$gt": [ { "$size": { "$filter": { "input": list, "cond": { "$or": hits } } } }, 0 ] }
+    };
+    let updated = doc! { "$map": {
+        "input": { "$objectToArray": { "$ifNull": ["$updateDescription.updatedFields", {}] } },
+        "in": "$$this.k",
+    } };
+    let removed = doc! { "$ifNull": ["$updateDescription.removedFields", []] };
+    let truncated = doc! { "$map": {
+        "input": { "$ifNull": ["$updateDescription.truncatedArrays", []] },
+        "in": "$$this.field",
+    } };
+    vec![
+        doc! { "$match": { "$or": [
+            { "operationType": "insert", status("fullDocument"): fulfilled },
+            { "operationType": { "$in": ["replace", "delete"] }, "$or": [
+                { status("fullDocument"): fulfilled },
+                { status("fullDocumentBeforeChange"): fulfilled },
+                { "fullDocumentBeforeChange": null },
+            ] },
+            { "operationType": "update", "$expr": { "$or": [
+                names(updated.into()), names(removed.into()), names(truncated.into()),
+            ] } },
+        ] } },
+        doc! { "$project": project },
+    ]
+}
+
+/// `$$this` (a field name from an update) is `path`, a parent of it or a child of it.
+fn names_path(path: &str) -> Bson {
+    let name = "$$this";
+    let dotted = format!("{path}.");
+    doc! { "$or": [
+        { "$eq": [name, path] },
+        { "$eq": [ { "$substrBytes": [name, 0, dotted.len() as i64] }, &dotted ] },
+        { "$eq": [
+            { "$substrBytes": [path, 0, { "$add": [ { "$strLenBytes": name }, 1 ] }] },
+            { "$concat": [name, "."] },
+        ] },
+    ] }
+    .into()
 }
 
 #[cfg(test)]
