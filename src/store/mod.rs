@@ -1,33 +1,23 @@
 //! Durable state in sled: the checkpoint (resume token + open windows' totals + the next window
 //! to close) and the report outbox. Everything lives in one tree so that one `apply_batch`
 //! covers a token and the totals it belongs to; every write is flushed before it is relied on.
+//! Changes to closed windows and what reports settle of them live in [`changes`].
 
 use crate::change::Marks;
-use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
+use crate::window::{OpenWindow, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod changes;
+
+pub use changes::{unsettled, Settlement, UnpostedChanges};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
-/// Per closed window, the sales that arrived after it closed (written only by the tailer). One
-/// key per window, never per sale: state stays O(windows) however many sales arrive late.
-const LATE_PREFIX: &str = "late/";
-/// Per window, how many of those late sales reports have settled (written only by the outbox
-/// worker); the difference is what the next report must check.
-const CARRIED_PREFIX: &str = "carried/";
-/// Changes whose window the stream could not tell (no pre-image): seen by the tailer, and
-/// settled by reports, as for the per-window tallies above.
-const KEY_ANY_SEEN: &[u8] = b"changes_any";
-const KEY_ANY_SETTLED: &[u8] = b"changes_any_settled";
-/// Changes to windows that were never reported, and to windows beyond the restatement horizon:
-/// counted (never posted) when a delivered report settles them.
-const KEY_UNREPORTED: &[u8] = b"stats/unreported";
-const KEY_BEYOND_HORIZON: &[u8] = b"stats/beyond_horizon";
 const FORMAT: &[u8] = b"power-revenue/1";
 /// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
 /// fits many times over.
@@ -199,31 +189,6 @@ impl ReportRecord {
     }
 }
 
-/// What a report settles when it is delivered.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settlement {
-    /// Per window, the changes seen when the report was prepared (the new settled mark).
-    pub marks: BTreeMap<WindowId, Tally>,
-    /// The window-unknown changes seen then, where the report re-checked the whole horizon.
-    pub anywhere: Option<Tally>,
-    /// Earlier windows re-checked against the database: what their reports now add up to.
-    pub rechecked: BTreeMap<WindowId, Totals>,
-    /// Changes to windows never reported, and beyond the horizon (counted, not posted).
-    pub unreported: Tally,
-    pub beyond_horizon: Tally,
-    /// How many correction lines the report carries.
-    pub corrections: u64,
-}
-
-/// Counters of changes that no report carries.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnpostedChanges {
-    /// Back-dated sales and other changes to windows this service never reported.
-    pub unreported: Tally,
-    /// Changes to reported windows older than the restatement horizon.
-    pub beyond_horizon: Tally,
-}
-
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Tree,
@@ -327,83 +292,7 @@ impl Store {
         for r in closed {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
         }
-        for (id, add) in &marks.by_window {
-            let k = late_key(LATE_PREFIX, *id);
-            self.add_tally(&mut batch, k.as_bytes(), add)?;
-        }
-        if marks.anywhere.count > 0 {
-            self.add_tally(&mut batch, KEY_ANY_SEEN, &marks.anywhere)?;
-        }
-        self.tree.apply_batch(batch)?;
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
-    /// Puts the stored tally at `key` plus `add` into `batch`.
-    fn add_tally(
-        &self,
-        batch: &mut sled::Batch,
-        key: &[u8],
-        add: &Tally,
-    ) -> Result<(), StoreError> {
-        let mut t = self.tally(key)?;
-        t.revenue = t.revenue.checked_add(add.revenue).unwrap_or(t.revenue);
-        t.count = t.count.saturating_add(add.count);
-        batch.insert(key, encode(&t));
-        Ok(())
-    }
-
-    fn tally(&self, key: &[u8]) -> Result<Tally, StoreError> {
-        match self.tree.get(key)? {
-            Some(v) => decode(key, &v),
-            None => Ok(Tally::default()),
-        }
-    }
-
-    /// Window-unknown changes: seen by the stream, and settled by reports.
-    pub fn changes_anywhere(&self) -> Result<(Tally, Tally), StoreError> {
-        Ok((self.tally(KEY_ANY_SEEN)?, self.tally(KEY_ANY_SETTLED)?))
-    }
-
-    /// Changes no report carries (never-reported windows, beyond the horizon).
-    pub fn unposted(&self) -> Result<UnpostedChanges, StoreError> {
-        Ok(UnpostedChanges {
-            unreported: self.tally(KEY_UNREPORTED)?,
-            beyond_horizon: self.tally(KEY_BEYOND_HORIZON)?,
-        })
-    }
-
-    /// Marks a report sent and applies what it settles, in one flushed batch: a correction is
-    /// posted from exactly one delivered report, and an earlier window's new baseline is
-    /// written exactly when the report saying so was delivered.
-    pub async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
-        let settles = &r.settles;
-        for (id, totals) in &settles.rechecked {
-            if let Some(mut earlier) = self.report(*id)? {
-                earlier.rechecked = Some(totals.clone());
-                batch.insert(report_key(*id).as_bytes(), encode(&earlier));
-            }
-        }
-        for (id, seen) in &settles.marks {
-            let key = late_key(CARRIED_PREFIX, *id);
-            // `seen` counts every change of the window, so the old per-sale keys it
-            // supersedes go (see `tallies`).
-            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
-                batch.remove(old?);
-            }
-            batch.insert(key.as_bytes(), encode(seen));
-        }
-        if let Some(seen) = &settles.anywhere {
-            batch.insert(KEY_ANY_SETTLED, encode(seen));
-        }
-        if settles.unreported.count > 0 {
-            self.add_tally(&mut batch, KEY_UNREPORTED, &settles.unreported)?;
-        }
-        if settles.beyond_horizon.count > 0 {
-            self.add_tally(&mut batch, KEY_BEYOND_HORIZON, &settles.beyond_horizon)?;
-        }
+        self.put_marks(&mut batch, marks)?;
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
@@ -415,47 +304,6 @@ impl Store {
             .insert(report_key(r.window.id()).as_bytes(), encode(r))?;
         self.db.flush_async().await?;
         Ok(())
-    }
-
-    /// All late sales per window, settled or not.
-    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        self.tallies(LATE_PREFIX)
-    }
-
-    /// Per window, the late sales that reports have settled.
-    pub fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        self.tallies(CARRIED_PREFIX)
-    }
-
-    /// Late sales per closed window that no report has settled yet.
-    pub fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        let settled = self.settled_late()?;
-        Ok(self
-            .late()?
-            .into_iter()
-            .filter_map(|(id, seen)| unsettled(seen, settled.get(&id)).map(|rest| (id, rest)))
-            .collect())
-    }
-
-    fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
-        for kv in self.tree.scan_prefix(prefix) {
-            let (k, v) = kv?;
-            // Earlier builds kept one key per late sale (`late/<window>/<cluster time>`);
-            // such keys add up into their window.
-            let id = std::str::from_utf8(&k[prefix.len()..])
-                .ok()
-                .and_then(|s| s.split('/').next()?.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: "bad key".into(),
-                })?;
-            let t: Tally = decode(&k, &v)?;
-            let sum = out.entry(WindowId(id)).or_default();
-            sum.revenue = sum.revenue.checked_add(t.revenue).unwrap_or(sum.revenue);
-            sum.count = sum.count.saturating_add(t.count);
-        }
-        Ok(out)
     }
 
     pub fn report(&self, id: WindowId) -> Result<Option<ReportRecord>, StoreError> {
@@ -476,19 +324,6 @@ impl Store {
             })
             .collect()
     }
-}
-
-fn late_key(prefix: &str, id: WindowId) -> String {
-    format!("{prefix}{:020}", id.0)
-}
-
-/// What of `seen` late sales is not yet `settled`.
-pub fn unsettled(seen: Tally, settled: Option<&Tally>) -> Option<Tally> {
-    let done = settled.copied().unwrap_or_default();
-    (seen.count > done.count).then(|| Tally {
-        revenue: seen.revenue.checked_sub(done.revenue).unwrap_or_default(),
-        count: seen.count - done.count,
-    })
 }
 
 fn report_key(id: WindowId) -> String {
@@ -528,132 +363,4 @@ pub(crate) fn decode_token(bytes: &[u8]) -> Result<ResumeToken, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::window::WindowSpec;
-    use chrono_tz::Tz;
-    use rust_decimal::Decimal;
-
-    fn tally2(t: Tally) -> Tally {
-        Tally {
-            revenue: t.revenue * Decimal::from(2),
-            count: t.count * 2,
-        }
-    }
-
-    fn window() -> Window {
-        WindowSpec::new(3600, Tz::UTC)
-            .unwrap()
-            .window_of(DateTime::from_timestamp(1_748_520_000, 0).unwrap())
-    }
-
-    /// Opens again in this process: sled's background threads let go of the directory's lock
-    /// a moment after the `Db` is dropped, so wait for that (bounded) instead of failing.
-    async fn reopen(dir: &Path) -> Store {
-        for _ in 0..100 {
-            match Store::open(dir) {
-                Err(StoreError::Locked(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
-                }
-                other => return other.unwrap(),
-            }
-        }
-        panic!("{} still locked after 2 s", dir.display());
-    }
-
-    #[tokio::test]
-    async fn checkpoint_and_outbox_round_trip_across_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = window();
-        let mut open = OpenWindow::new(w, w.start);
-        open.totals.add("IKEDC", Decimal::new(150050, 2)).unwrap();
-        let five = Tally {
-            revenue: Decimal::from(5),
-            count: 1,
-        };
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert!(store.load_checkpoint().unwrap().is_none());
-            let cp = Checkpoint {
-                token: None,
-                open: vec![open.clone()],
-                next_close: w,
-                saved_at: w.start,
-            };
-            let mut closed = ReportRecord::closed(open.clone(), w.end);
-            let late = Marks {
-                by_window: BTreeMap::from([(w.id(), five)]),
-                anywhere: five,
-            };
-            store
-                .save_checkpoint(&cp, std::slice::from_ref(&closed), &late)
-                .await
-                .unwrap();
-            store.save_checkpoint(&cp, &[], &late).await.unwrap();
-            assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
-            assert_eq!(store.changes_anywhere().unwrap().0.count, 2);
-            // Undelivered, a report settles nothing; delivered, it settles what it says.
-            closed.settles.marks = late.by_window.clone();
-            closed.settles.anywhere = Some(five);
-            closed.settles.unreported = five;
-            store.put_report(&closed).await.unwrap();
-            assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
-            store.mark_delivered(&closed).await.unwrap();
-        }
-        let store = reopen(dir.path()).await;
-        let cp = store.load_checkpoint().unwrap().unwrap();
-        assert_eq!(cp.open, vec![open]);
-        let reports = store.reports().unwrap();
-        assert_eq!(reports.len(), 1);
-        assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
-        assert!(reports[0].is_pending());
-        assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
-        assert_eq!(store.late().unwrap()[&w.id()].count, 2);
-        assert_eq!(store.changes_anywhere().unwrap(), (tally2(five), five));
-        assert_eq!(store.unposted().unwrap().unreported, five);
-        // One key per window however many sales arrive late: state is O(windows).
-        assert_eq!(store.tree.scan_prefix(LATE_PREFIX).count(), 1);
-    }
-
-    #[tokio::test]
-    async fn per_sale_late_keys_of_earlier_builds_add_up_and_are_superseded() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let w = window();
-        let five = Tally {
-            revenue: Decimal::from(5),
-            count: 1,
-        };
-        for (prefix, at) in [(LATE_PREFIX, 1), (LATE_PREFIX, 2), (CARRIED_PREFIX, 1)] {
-            let key = format!("{}/{at:020}", late_key(prefix, w.id()));
-            store.tree.insert(key.as_bytes(), encode(&five)).unwrap();
-        }
-        assert_eq!(store.late().unwrap()[&w.id()].count, 2);
-        assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
-        let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
-        r.settles.marks = store.late().unwrap();
-        store.mark_delivered(&r).await.unwrap();
-        assert!(store.unsettled_late().unwrap().is_empty());
-        assert_eq!(store.settled_late().unwrap()[&w.id()].count, 2);
-    }
-
-    #[test]
-    fn a_second_process_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        // sled's lock is per process (flock), so test the message via a child process instead
-        // in tests/cli.rs; here only check a foreign tree is refused.
-        drop(_first);
-        let db = sled::open(dir.path()).unwrap();
-        db.open_tree("state")
-            .unwrap()
-            .insert(KEY_FORMAT, b"other/9".as_slice())
-            .unwrap();
-        db.flush().unwrap();
-        drop(db);
-        assert!(matches!(
-            Store::open(dir.path()),
-            Err(StoreError::Foreign(_))
-        ));
-    }
-}
+mod tests;

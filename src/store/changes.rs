@@ -1,0 +1,192 @@
+//! Changes to closed windows in the store: the tallies the tailer writes (changes seen per
+//! window, and those whose window is unknown), the marks delivered reports settle, and the
+//! counters of changes no report carries. One key per window, never per sale.
+
+use super::{decode, encode, report_key, ReportRecord, Store, StoreError};
+use crate::change::Marks;
+use crate::window::{Tally, Totals, WindowId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Per closed window, the changes the stream saw after it closed (late, refunded, edited, moved
+/// sales; written only by the tailer). One key per window, never per sale: state stays
+/// O(windows) however many sales change.
+pub(super) const LATE_PREFIX: &str = "late/";
+/// Per window, how many of those changes delivered reports have settled (written only by the
+/// outbox worker); the difference is what the next report must check.
+pub(super) const CARRIED_PREFIX: &str = "carried/";
+/// Changes whose window the stream could not tell (no pre-image): seen by the tailer, and
+/// settled by reports, as for the per-window tallies above.
+const KEY_ANY_SEEN: &[u8] = b"changes_any";
+const KEY_ANY_SETTLED: &[u8] = b"changes_any_settled";
+/// Changes to windows that were never reported, and to windows beyond the restatement horizon:
+/// counted (never posted) when a delivered report settles them.
+const KEY_UNREPORTED: &[u8] = b"stats/unreported";
+const KEY_BEYOND_HORIZON: &[u8] = b"stats/beyond_horizon";
+
+/// What a report settles when it is delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// Per window, the changes seen when the report was prepared (the new settled mark).
+    pub marks: BTreeMap<WindowId, Tally>,
+    /// The window-unknown changes seen then, where the report re-checked the whole horizon.
+    pub anywhere: Option<Tally>,
+    /// Earlier windows re-checked against the database: what their reports now add up to.
+    pub rechecked: BTreeMap<WindowId, Totals>,
+    /// Changes to windows never reported, and beyond the horizon (counted, not posted).
+    pub unreported: Tally,
+    pub beyond_horizon: Tally,
+    /// How many correction lines the report carries.
+    pub corrections: u64,
+}
+
+/// Counters of changes that no report carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpostedChanges {
+    /// Back-dated sales and other changes to windows this service never reported.
+    pub unreported: Tally,
+    /// Changes to reported windows older than the restatement horizon.
+    pub beyond_horizon: Tally,
+}
+
+impl Store {
+    /// Adds the tailer's marks to `batch` (the checkpoint's write).
+    pub(super) fn put_marks(
+        &self,
+        batch: &mut sled::Batch,
+        marks: &Marks,
+    ) -> Result<(), StoreError> {
+        for (id, add) in &marks.by_window {
+            let k = late_key(LATE_PREFIX, *id);
+            self.add_tally(batch, k.as_bytes(), add)?;
+        }
+        if marks.anywhere.count > 0 {
+            self.add_tally(batch, KEY_ANY_SEEN, &marks.anywhere)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the stored tally at `key` plus `add` into `batch`.
+    fn add_tally(
+        &self,
+        batch: &mut sled::Batch,
+        key: &[u8],
+        add: &Tally,
+    ) -> Result<(), StoreError> {
+        let mut t = self.tally(key)?;
+        t.revenue = t.revenue.checked_add(add.revenue).unwrap_or(t.revenue);
+        t.count = t.count.saturating_add(add.count);
+        batch.insert(key, encode(&t));
+        Ok(())
+    }
+
+    fn tally(&self, key: &[u8]) -> Result<Tally, StoreError> {
+        match self.tree.get(key)? {
+            Some(v) => decode(key, &v),
+            None => Ok(Tally::default()),
+        }
+    }
+
+    /// Window-unknown changes: seen by the stream, and settled by reports.
+    pub fn changes_anywhere(&self) -> Result<(Tally, Tally), StoreError> {
+        Ok((self.tally(KEY_ANY_SEEN)?, self.tally(KEY_ANY_SETTLED)?))
+    }
+
+    /// Changes no report carries (never-reported windows, beyond the horizon).
+    pub fn unposted(&self) -> Result<UnpostedChanges, StoreError> {
+        Ok(UnpostedChanges {
+            unreported: self.tally(KEY_UNREPORTED)?,
+            beyond_horizon: self.tally(KEY_BEYOND_HORIZON)?,
+        })
+    }
+
+    /// Marks a report sent and applies what it settles, in one flushed batch: a correction is
+    /// posted from exactly one delivered report, and an earlier window's new baseline is
+    /// written exactly when the report saying so was delivered.
+    pub async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        let settles = &r.settles;
+        for (id, totals) in &settles.rechecked {
+            if let Some(mut earlier) = self.report(*id)? {
+                earlier.rechecked = Some(totals.clone());
+                batch.insert(report_key(*id).as_bytes(), encode(&earlier));
+            }
+        }
+        for (id, seen) in &settles.marks {
+            let key = late_key(CARRIED_PREFIX, *id);
+            // `seen` counts every change of the window, so the old per-sale keys it
+            // supersedes go (see `tallies`).
+            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
+                batch.remove(old?);
+            }
+            batch.insert(key.as_bytes(), encode(seen));
+        }
+        if let Some(seen) = &settles.anywhere {
+            batch.insert(KEY_ANY_SETTLED, encode(seen));
+        }
+        if settles.unreported.count > 0 {
+            self.add_tally(&mut batch, KEY_UNREPORTED, &settles.unreported)?;
+        }
+        if settles.beyond_horizon.count > 0 {
+            self.add_tally(&mut batch, KEY_BEYOND_HORIZON, &settles.beyond_horizon)?;
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// All late sales per window, settled or not.
+    pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tallies(LATE_PREFIX)
+    }
+
+    /// Per window, the late sales that reports have settled.
+    pub fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        self.tallies(CARRIED_PREFIX)
+    }
+
+    /// Late sales per closed window that no report has settled yet.
+    pub fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let settled = self.settled_late()?;
+        Ok(self
+            .late()?
+            .into_iter()
+            .filter_map(|(id, seen)| unsettled(seen, settled.get(&id)).map(|rest| (id, rest)))
+            .collect())
+    }
+
+    fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
+        for kv in self.tree.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            // Earlier builds kept one key per late sale (`late/<window>/<cluster time>`);
+            // such keys add up into their window.
+            let id = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|s| s.split('/').next()?.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad key".into(),
+                })?;
+            let t: Tally = decode(&k, &v)?;
+            let sum = out.entry(WindowId(id)).or_default();
+            sum.revenue = sum.revenue.checked_add(t.revenue).unwrap_or(sum.revenue);
+            sum.count = sum.count.saturating_add(t.count);
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn late_key(prefix: &str, id: WindowId) -> String {
+    format!("{prefix}{:020}", id.0)
+}
+
+/// What of `seen` late sales is not yet `settled`.
+pub fn unsettled(seen: Tally, settled: Option<&Tally>) -> Option<Tally> {
+    let done = settled.copied().unwrap_or_default();
+    (seen.count > done.count).then(|| Tally {
+        revenue: seen.revenue.checked_sub(done.revenue).unwrap_or_default(),
+        count: seen.count - done.count,
+    })
+}
