@@ -123,29 +123,25 @@ async fn mutate_after_report(db: &TestDb, slack: &FakeSlack) -> Vec<Window> {
     assert!(first.contains("📊 Total Transactions: 8"), "{first}");
 
     let later = spec(5).next(&spec(5).next(&spec(5).window_of(Utc::now())));
-    let c = &db.coll;
-    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "status": "refunded" } })
-        .await
-        .unwrap();
-    c.delete_one(doc! { "_id": 2 }).await.unwrap();
-    c.update_one(doc! { "_id": 3 }, doc! { "$set": { "amount": 3_500 } })
-        .await
-        .unwrap();
+    let set = |id: i32, fields: Document| async move {
+        db.coll
+            .update_one(doc! { "_id": id }, doc! { "$set": fields })
+            .await
+            .unwrap();
+    };
+    set(1, doc! { "status": "refunded" }).await;
+    db.coll.delete_one(doc! { "_id": 2 }).await.unwrap();
+    set(3, doc! { "amount": 3_500 }).await;
     let moved = bson::DateTime::from_chrono(later.start + TimeDelta::seconds(1));
-    c.update_one(doc! { "_id": 4 }, doc! { "$set": { "createdAt": moved } })
+    set(4, doc! { "createdAt": moved }).await;
+    db.coll
+        .insert_one(sale(9, at(900), "AEDC", 700))
         .await
         .unwrap();
-    c.insert_one(sale(9, at(900), "AEDC", 700)).await.unwrap();
-    c.update_one(doc! { "_id": 5 }, doc! { "$set": { "status": "pending" } })
-        .await
-        .unwrap();
-    c.update_one(
-        doc! { "_id": 5 },
-        doc! { "$set": { "status": "fulfilled" } },
-    )
-    .await
-    .unwrap();
-    c.replace_one(doc! { "_id": 6 }, sale(6, at(600), "IKEDC", 6_000))
+    set(5, doc! { "status": "pending" }).await;
+    set(5, doc! { "status": "fulfilled" }).await;
+    db.coll
+        .replace_one(doc! { "_id": 6 }, sale(6, at(600), "IKEDC", 6_000))
         .await
         .unwrap();
     vec![w, later]
@@ -340,4 +336,75 @@ async fn dotted_status_array_time_and_far_future_sales() {
         .filter_map(|w| w["start"].as_str())
         .collect();
     assert!(starts.iter().all(|s| !s.starts_with("2099")), "{current}");
+}
+
+/// Changes no report carries: a sale back-dated into a window from before the service's first
+/// start, and a refund in a reported window older than the horizon. Counted in `status` and
+/// the metrics; no line is posted for either.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_to_unreported_and_old_windows_are_counted_not_posted() {
+    let db = TestDb::new("restate_unposted").await;
+    let slack = FakeSlack::start().await;
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[("POWER_REVENUE_RESTATE_HORIZON", "8s")],
+    );
+    svc.wait_connected().await;
+    let w = upcoming(5, 1);
+    db.coll
+        .insert_one(sale(1, w.start, "IKEDC", 1_000))
+        .await
+        .unwrap();
+    report_of(&slack, &w, 30).await;
+    let beyond = w.end + TimeDelta::seconds(9);
+    wait_for(
+        Duration::from_secs(30),
+        "the window to leave the horizon",
+        async || (Utc::now() > beyond).then_some(()),
+    )
+    .await;
+    db.coll
+        .update_one(doc! { "_id": 1 }, doc! { "$set": { "status": "refunded" } })
+        .await
+        .unwrap();
+    let yesterday = Utc::now() - TimeDelta::days(1);
+    db.coll
+        .insert_one(sale(2, yesterday, "EKEDC", 500))
+        .await
+        .unwrap();
+    let status = wait_for(
+        Duration::from_secs(60),
+        "both changes counted",
+        async || {
+            let s = svc.status().await?;
+            let r = &s["restatements"];
+            (r["unreported_windows"]["count"] == 1 && r["beyond_horizon"]["count"] == 1)
+                .then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(status["restatements"]["horizon_secs"], 8, "{status}");
+    let metrics = reqwest::get(format!("{}/metrics", svc.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "power_revenue_changes_unreported_total 1",
+        "power_revenue_changes_beyond_horizon_total 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    let label_now = window_label(&w, Tz::UTC);
+    let label_then = window_label(&spec(5).window_of(yesterday), Tz::UTC);
+    for message in slack.messages() {
+        let text = message["text"].as_str().unwrap_or_default();
+        assert!(
+            !text.contains(&format!("for {label_now}:"))
+                && !text.contains(&format!("for {label_then}:")),
+            "posted: {text}"
+        );
+    }
 }
