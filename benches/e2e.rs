@@ -27,12 +27,13 @@
 #[allow(dead_code)]
 #[path = "../tests/common/slack.rs"]
 mod slack;
+mod support;
 
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
 use mongodb::{Client, Collection};
 use power_revenue::config::{Config, Settings};
-use power_revenue::devserver::{self, DevServer};
+use power_revenue::devserver;
 use power_revenue::reconcile;
 use power_revenue::window::{Window, WindowId, WindowSpec};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::Server;
 
 /// The service under test: this build, or `E2E_BIN` (another build, to compare two in one run
 /// of the same harness).
@@ -72,84 +74,6 @@ fn main() {
     let result = rt.block_on(run());
     eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
     println!("{}", serde_json::to_string(&result).unwrap());
-}
-
-/// A server process: `secantusd-rs` if installed, else the Python one.
-enum Server {
-    Rust(Child, u16),
-    Python(DevServer),
-}
-
-impl Server {
-    fn start(storage: &Path, oplog_max: u64) -> Server {
-        let oplog_max = oplog_max.to_string();
-        let retention = [
-            "--oplog-max-entries",
-            &oplog_max,
-            "--oplog-retention-seconds",
-            "86400",
-        ];
-        let cache = std::env::var("E2E_SERVER_CACHE").ok();
-        let cache_flag = cache.iter().flat_map(|c| ["--cache-size", c.as_str()]);
-        match find_rust_server() {
-            Some(exe) => {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port();
-                let child = Command::new(exe)
-                    .args(["--port", &port.to_string(), "--log-level", "WARNING"])
-                    .arg("--storage-path")
-                    .arg(storage)
-                    .args(retention)
-                    .args(cache_flag)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                wait_until(Duration::from_secs(30), "secantusd-rs to listen", || {
-                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                });
-                Server::Rust(child, port)
-            }
-            None => Server::Python(DevServer::start(Some(storage), &retention).unwrap()),
-        }
-    }
-
-    fn uri(&self) -> String {
-        match self {
-            Server::Rust(_, port) => format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
-            Server::Python(s) => s.uri(),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Server::Rust(..) => "secantusd-rs 0.5.3-beta.196",
-            Server::Python(..) => "secantusd-py 0.7.0b3 (fallback: smaller volume)",
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Server::Rust(child, _) = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn find_rust_server() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(home)
-        .map(|d| d.join("secantusd-rs"))
-        .find(|p| p.is_file())
 }
 
 /// `power-revenue serve`, as an operator runs it.
@@ -383,14 +307,6 @@ async fn applied(http: &reqwest::Client, base: &str) -> Option<u64> {
     let counted = sample(&text, "power_revenue_events_applied_total")?;
     let late = sample(&text, "power_revenue_events_late_total").unwrap_or(0.0);
     Some((counted + late) as u64)
-}
-
-fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -20,6 +20,7 @@ pub const OPLOG_HEADROOM_SECONDS: &str = "power_revenue_oplog_headroom_seconds";
 pub const REPORTS_POSTED_TOTAL: &str = "power_revenue_reports_posted_total";
 pub const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failures_total";
 pub const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
+pub const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
 pub const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
 pub const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";

@@ -241,6 +241,7 @@ impl Deliverer {
     /// changed) and the new figures; or, if the database cannot say now, the line saying so.
     async fn recheck(&self, earlier: &ReportRecord) -> Result<(Option<String>, Totals), String> {
         let label = report::window_label(&earlier.window, self.config.window.tz());
+        metrics::counter!(telemetry::RECHECK_QUERIES_TOTAL).increment(1);
         match reconcile::query_with_retry(
             &self.coll,
             &self.config,
