@@ -221,7 +221,8 @@ impl Tailer {
             let outcome = match self.open_stream().await {
                 Ok(mut stream) => {
                     self.on_connected(&mut backoff);
-                    self.read_mode().await;
+                    // Off the stream's path: a slow server must not delay tailing.
+                    tokio::spawn(read_mode(self.coll.clone(), self.live.clone()));
                     if self.token.is_none() {
                         // A fresh stream's starting point, saved at once: a crash before the
                         // first event must not restart at a later "now" and miss sales.
@@ -285,24 +286,6 @@ impl Tailer {
         info!(resuming = self.token.is_some(), "Change stream open.");
         backoff.reset();
         self.down_since = None;
-    }
-
-    /// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event
-    /// says for itself whether it carries one; this is what `status` and the log report.
-    async fn read_mode(&self) {
-        let read = tokio::time::timeout(OPEN_TIMEOUT, crate::setup::mode(&self.coll)).await;
-        let Ok(Ok(mode)) = read else {
-            return;
-        };
-        let mut current = self
-            .live
-            .restatement_mode
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *current != Some(mode) {
-            info!(mode = mode.describe(), "Restatement mode.");
-            *current = Some(mode);
-        }
     }
 
     fn on_disconnected(&mut self) {
@@ -666,6 +649,23 @@ struct Barrier {
     at: ClusterTime,
     wall: DateTime<Utc>,
     set: Instant,
+}
+
+/// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event says
+/// for itself whether it carries one; this is what `status` and the log report.
+async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
+    let read = tokio::time::timeout(OPEN_TIMEOUT, crate::setup::mode(&coll)).await;
+    let Ok(Ok(mode)) = read else {
+        return;
+    };
+    let mut current = live
+        .restatement_mode
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *current != Some(mode) {
+        info!(mode = mode.describe(), "Restatement mode.");
+        *current = Some(mode);
+    }
 }
 
 fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {

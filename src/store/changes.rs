@@ -74,8 +74,7 @@ impl Store {
         add: &Tally,
     ) -> Result<(), StoreError> {
         let mut t = self.tally(key)?;
-        t.revenue = t.revenue.checked_add(add.revenue).unwrap_or(t.revenue);
-        t.count = t.count.saturating_add(add.count);
+        t.merge_changes(add);
         batch.insert(key, encode(&t));
         Ok(())
     }
