@@ -119,7 +119,7 @@ fn sale(id: i64, at: DateTime<Utc>) -> Document {
     let naira = 500 + id % 1_000;
     let amount = match id % 10 {
         0..=3 => bson::Bson::String(format!("{naira}.50")),
-        4 => bson::Bson::String(format!("₦1,{naira:03}.00")),
+        4 => bson::Bson::String(format!("₦1,{:03}.00", naira % 1_000)),
         _ => bson::Bson::Int64(naira),
     };
     doc! { "_id": id, "createdAt": bson::DateTime::from_chrono(at),
