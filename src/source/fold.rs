@@ -48,19 +48,22 @@ pub struct Event<'a> {
 
 impl<'a> Event<'a> {
     pub fn read(event: &'a RawDocument) -> Event<'a> {
-        let [time, full, op, before, update] = crate::raw::find(
-            event,
-            [
-                "clusterTime",
-                "fullDocument",
-                "operationType",
-                "fullDocumentBeforeChange",
-                "updateDescription",
-            ],
-        );
         let doc = |v: Option<RawBsonRef<'a>>| match v {
             Some(RawBsonRef::Document(d)) => Some(d),
             _ => None,
+        };
+        // Inserts are almost every event and need neither pre-image nor update description:
+        // this walk stops at the full document, and only other operations walk on.
+        let [time, full, op] =
+            crate::raw::find(event, ["clusterTime", "fullDocument", "operationType"]);
+        let op = Op::parse(op);
+        let (before, update) = match op {
+            Op::Insert | Op::Other => (None, None),
+            _ => {
+                let [before, update] =
+                    crate::raw::find(event, ["fullDocumentBeforeChange", "updateDescription"]);
+                (doc(before), doc(update))
+            }
         };
         Event {
             cluster_time: match time {
@@ -68,10 +71,10 @@ impl<'a> Event<'a> {
                 _ => None,
             },
             parts: Parts {
-                op: Op::parse(op),
+                op,
                 full: doc(full),
-                before: doc(before),
-                update: doc(update),
+                before,
+                update,
             },
         }
     }
@@ -136,6 +139,18 @@ impl Fold {
 
     pub fn apply_read(&mut self, event: &Event<'_>, live: &Live) -> Folded {
         self.judge.latest_ms = latest_ms(self.now, self.max_future);
+        // Inserts (almost every event) straight to their window: what `Effect::Exact` with
+        // nothing before would do, without building it.
+        if let (Op::Insert, Some(full)) = (event.parts.op, event.parts.full) {
+            return match self
+                .judge
+                .judge(crate::rules::lookup4(full, &self.judge.paths))
+            {
+                Image::Sale(sale) => self.add(&sale, live),
+                Image::Skipped(reason) => Folded::Skipped(reason.as_str()),
+                Image::NotASale => Folded::Ignored,
+            };
+        }
         let (out, after) = match self.judge.effect(&event.parts) {
             Effect::Exact { before, after } => {
                 if let (Image::Sale(b), Image::Sale(a)) = (&before, &after) {
