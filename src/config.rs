@@ -333,7 +333,7 @@ fn bounded(name: &'static str, value: &str, max: Duration) -> Result<Duration, C
         return Err(ConfigError::OutOfBounds {
             name,
             value: value.to_owned(),
-            max: humantime::format_duration(max).to_string(),
+            max: format!("{}d", max.as_secs() / 86_400),
         });
     }
     Ok(d)
@@ -524,6 +524,26 @@ mod tests {
             ..base()
         })
         .is_ok());
+    }
+
+    #[test]
+    fn horizons_are_bounded_with_the_bound_in_the_message() {
+        let e = Config::from_settings(Settings {
+            restate_horizon: Some("2y".into()),
+            ..base()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("POWER_REVENUE_RESTATE_HORIZON") && e.contains("366d"),
+            "{e}"
+        );
+        let c = Config::from_settings(Settings {
+            max_future: Some("366d".into()),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(c.restate_horizon, Duration::from_secs(7 * 86_400));
     }
 
     #[test]
