@@ -4,6 +4,7 @@
 //! This task is the only writer of the totals, so whatever it saves between two events is a
 //! consistent pair: every event up to the saved token is in the saved totals, none after it.
 
+mod closer;
 mod fold;
 mod live;
 pub mod oplog;
