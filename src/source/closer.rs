@@ -42,6 +42,16 @@ pub(crate) struct Now {
     pub mono: Instant,
 }
 
+impl Now {
+    /// Both clocks, now.
+    pub(crate) fn read() -> Now {
+        Now {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 /// What the tailer must do next.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Action {
@@ -182,11 +192,6 @@ impl Closer {
         self.next
     }
 
-    /// Whether the stream is open (as last told).
-    pub(crate) fn connected(&self) -> bool {
-        self.link == Link::Up
-    }
-
     /// Events applied since the last checkpoint.
     pub(crate) fn unsaved_events(&self) -> u64 {
         self.unsaved_events
@@ -207,7 +212,10 @@ impl Closer {
     /// need not wait for the next clock read. Called per event: cheap.
     pub(crate) fn event(&mut self, at: Option<ClusterTime>) -> Step {
         self.unsaved_events = self.unsaved_events.saturating_add(1);
-        let Phase::CatchingUp { at: barrier, tail, .. } = &mut self.phase else {
+        let Phase::CatchingUp {
+            at: barrier, tail, ..
+        } = &mut self.phase
+        else {
             return Step::Continue;
         };
         if *tail == Tail::Passed {
@@ -264,7 +272,8 @@ impl Closer {
             }
             (Phase::CatchingUp { set, .. }, Link::Up) => {
                 let behind = now.mono.saturating_duration_since(*set);
-                (behind >= self.cadence.max_catch_up).then_some((now.wall, CloseBy::Clock { behind }))
+                (behind >= self.cadence.max_catch_up)
+                    .then_some((now.wall, CloseBy::Clock { behind }))
             }
         };
         let mut save = Save {
@@ -312,7 +321,9 @@ pub(crate) enum Step {
 }
 
 fn due_at(w: &Window, grace: TimeDelta) -> DateTime<Utc> {
-    w.end.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    w.end
+        .checked_add_signed(grace)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]

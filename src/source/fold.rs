@@ -33,9 +33,6 @@ pub enum Folded {
 /// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
 pub type ClusterTime = u64;
 
-/// A cluster time the server did not say: never reached by any event.
-pub const CLUSTER_TIME_UNKNOWN: ClusterTime = u64::MAX;
-
 pub fn cluster_time(ts: bson::Timestamp) -> ClusterTime {
     (u64::from(ts.time) << 32) | u64::from(ts.increment)
 }

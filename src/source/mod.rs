@@ -10,7 +10,7 @@ mod live;
 pub mod oplog;
 mod stream;
 
-pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded, CLUSTER_TIME_UNKNOWN};
+pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded};
 pub use live::{Live, LogLimiter};
 pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 
@@ -21,36 +21,41 @@ use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
 use crate::window::{OpenWindow, Window};
 use backoff::backoff::Backoff;
-use bson::{doc, Document};
+use bson::{doc, Document, RawDocument};
 use chrono::{DateTime, TimeDelta, Utc};
+use closer::{Action, BarrierAt, Cadence, CloseBy, Closer, Now, Position, Save, Step};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-/// Save this often while events arrive (a process killed every few seconds while working off a
-/// backlog must still make progress; a flush costs well under a millisecond)…
-const CHECKPOINT_BUSY_INTERVAL: Duration = Duration::from_millis(200);
-/// …or after this many events, whichever comes first…
-const CHECKPOINT_EVENTS: u64 = 10_000;
+/// Checkpoints: often while events arrive (a process killed every few seconds while working
+/// off a backlog must still make progress; a flush costs well under a millisecond), and every
+/// second when idle so the saved position (and readiness) stays fresh. A due window waits at
+/// most `max_catch_up` for the stream to catch up with its boundary; then it closes by the
+/// clock, and sales still in the backlog become late corrections (reports must not wait on a
+/// stream that may never catch up).
+const CADENCE: Cadence = Cadence {
+    busy: Duration::from_millis(200),
+    events: 10_000,
+    idle: Duration::from_secs(1),
+    max_catch_up: Duration::from_secs(30),
+};
 /// While events arrive, the clocks are read only every this many events.
-const CLOCK_EVERY_EVENTS: u64 = 32;
-/// …and this often when idle, so the saved position (and readiness) stays fresh.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+const CLOCK_EVERY_EVENTS: usize = 32;
 /// Longest wait for a getMore on an idle stream; bounds shutdown and close latency.
 const MAX_AWAIT: Duration = Duration::from_millis(500);
 /// Events per getMore: large enough that the round trip is amortised, small enough that a
 /// batch is a few hundred KB.
 const BATCH_SIZE: u32 = 1000;
-/// A due window waits at most this long for the stream to catch up with its boundary; then it
-/// closes by the clock, and sales still in the backlog become late corrections (reports must
-/// not wait on a stream that may never catch up).
-const MAX_CATCH_UP: Duration = Duration::from_secs(30);
+/// The longest wait for the server's cluster time when a window falls due.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opening (or resuming) the stream that takes longer counts as a failed attempt: an overloaded
 /// server must not keep windows from closing by the clock meanwhile.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,25 +114,15 @@ pub struct Tailer {
     live: Arc<Live>,
     outbox: Arc<Notify>,
     alerts: Alerter,
+    /// The stream's position: every event before it is in the live totals, none after it.
     token: Option<ResumeToken>,
-    next_close: Window,
-    /// When `next_close` is due (its end + grace): compared per event, so kept, not derived.
-    due_at: DateTime<Utc>,
+    /// When windows close and checkpoints are due.
+    closer: Closer,
     /// Since when the stream has no gap (windows opened before are only partly streamed).
     started_at: DateTime<Utc>,
     /// Also holds the changes to closed windows since the last checkpoint.
     fold: Fold,
-    unsaved_events: u64,
-    last_save: Instant,
-    /// Set when a window is due: the server's cluster time then, and when it was read. The
-    /// window closes once the stream has passed it, so every sale committed before the
-    /// boundary (+ grace) is in the streamed totals; see [`Self::on_batch`].
-    barrier: Option<Barrier>,
-    barrier_passed: bool,
-    /// The resume token after the last empty batch. One empty batch proves nothing (servers
-    /// may return one mid-backlog after scanning a chunk of filtered-out entries); two in a
-    /// row at the same position mean the stream is at the end of the oplog.
-    last_empty: Option<Option<ResumeToken>>,
+    /// Since when the stream has been down, while it is.
     down_since: Option<Instant>,
     /// Batches received since the stream was (re)opened.
     batches: u64,
@@ -175,7 +170,13 @@ impl Tailer {
             next_close = oldest;
         }
         let resuming = token.is_some();
-        let due_at = due_at(&next_close, config.grace);
+        let closer = Closer::new(
+            config.window,
+            config.grace,
+            CADENCE,
+            next_close,
+            Now::read(),
+        );
         let mut fold = Fold::new(
             config.fields.clone(),
             &config.fulfilled_status,
@@ -191,8 +192,7 @@ impl Tailer {
             outbox,
             alerts,
             token,
-            next_close,
-            due_at,
+            closer,
             // Resuming from a token, the stream has no gap: every window is fully streamed.
             started_at: if resuming {
                 DateTime::<Utc>::MIN_UTC
@@ -200,11 +200,6 @@ impl Tailer {
                 now
             },
             fold,
-            unsaved_events: 0,
-            last_save: Instant::now(),
-            barrier: None,
-            barrier_passed: false,
-            last_empty: None,
             down_since: None,
             batches: 0,
             skip_log: LogLimiter::new("skipped", 20, Duration::from_secs(10)),
@@ -228,7 +223,7 @@ impl Tailer {
                         // A fresh stream's starting point, saved at once: a crash before the
                         // first event must not restart at a later "now" and miss sales.
                         self.token = stream.start_token();
-                        self.save(Vec::new()).await?;
+                        self.save_position().await?;
                     }
                     if std::mem::take(&mut rebuild) {
                         self.rebuild_open_windows().await?;
@@ -275,7 +270,7 @@ impl Tailer {
             let pause = backoff.next_backoff().unwrap_or(Duration::from_secs(30));
             self.wait_disconnected(pause, &shutdown).await?;
         }
-        self.save(Vec::new()).await?;
+        self.save_position().await?;
         info!("Change stream stopped; final checkpoint saved.");
         Ok(())
     }
@@ -284,12 +279,14 @@ impl Tailer {
         if self.live.connected.swap(true, Relaxed) || self.down_since.is_some() {
             self.live.reconnects.fetch_add(1, Relaxed);
         }
+        self.closer.connected_now();
         info!(resuming = self.token.is_some(), "Change stream open.");
         backoff.reset();
         self.down_since = None;
     }
 
     fn on_disconnected(&mut self) {
+        self.closer.disconnected();
         self.live.connected.store(false, Relaxed);
         let since = *self.down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.config.alert_stream_down {
@@ -303,34 +300,11 @@ impl Tailer {
         }
     }
 
-    /// Called for each event (with its cluster time) and each empty batch (with the stream's
-    /// position after it). Decides whether the stream passed the barrier.
-    fn on_batch(&mut self, event_at: Option<Option<ClusterTime>>, position: Option<ResumeToken>) {
-        let Some(Barrier { at: barrier, .. }) = self.barrier else {
-            return;
-        };
-        match event_at {
-            Some(at) => {
-                self.last_empty = None;
-                self.barrier_passed |=
-                    at.is_some_and(|at| at >= barrier && at != CLUSTER_TIME_UNKNOWN);
-            }
-            None => {
-                self.barrier_passed |= self.last_empty.as_ref() == Some(&position);
-                self.last_empty = Some(position);
-            }
-        }
-    }
-
     /// The server's cluster time now, if it says (errors only delay closing, up to a bound).
     async fn cluster_time_now(&self) -> Option<ClusterTime> {
-        let reply = self
-            .coll
-            .client()
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .ok()?;
+        let admin = self.coll.client().database("admin");
+        let ping = admin.run_command(doc! { "ping": 1 });
+        let reply = tokio::time::timeout(PING_TIMEOUT, ping).await.ok()?.ok()?;
         // The last write's time; replica-set members put it on every reply.
         let ts = reply.get_timestamp("operationTime").ok().or_else(|| {
             reply
@@ -383,78 +357,79 @@ impl Tailer {
     /// saved is always the position just after the last event applied.
     async fn apply_batch(&mut self, batch: &Batch) -> Result<(), SourceError> {
         let events = batch.events().map_err(SourceError::classify)?;
-        let mut now = Utc::now();
+        let mut now = Now::read();
         let mut last = None;
         for (i, event) in events.enumerate() {
-            // The server's reply is malformed past this point: resume after the last good
-            // event rather than skip what cannot be read.
-            let event = event.ok_or(SourceError::Malformed)?;
+            let Some(event) = event else {
+                // The reply is malformed past this point: resume after the last event applied
+                // (its effects are in the totals), never before it, and re-read the rest.
+                if let Some(token) = last.and_then(event_token) {
+                    self.token = Some(token);
+                }
+                return Err(SourceError::Malformed);
+            };
             // The clock every few events: a read per event is a measurable share of the hot
             // path, and a few microseconds of staleness changes nothing here.
-            if i > 0 && i as u64 % CLOCK_EVERY_EVENTS == 0 {
-                now = Utc::now();
+            let clock_read = i % CLOCK_EVERY_EVENTS == 0;
+            if clock_read && i > 0 {
+                now = Now::read();
             }
             let read = Event::read(event);
-            let at = read.cluster_time;
-            if let Some(at) = at.filter(|at| *at != CLUSTER_TIME_UNKNOWN) {
-                let committed_ms = ((at >> 32) as i64) * 1000;
+            if let Some(at) = read.cluster_time {
+                let committed_ms = ((at >> 32) as i64).saturating_mul(1000);
                 self.live.last_event_ms.store(committed_ms, Relaxed);
-                self.live
-                    .lag_ms
-                    .store((now.timestamp_millis() - committed_ms).max(0), Relaxed);
+                self.live.lag_ms.store(
+                    now.wall
+                        .timestamp_millis()
+                        .saturating_sub(committed_ms)
+                        .max(0),
+                    Relaxed,
+                );
             }
-            self.on_batch(Some(at), None);
-            self.apply(event, &read, now);
+            self.apply(event, &read, now.wall);
             last = Some(event);
-            if self.wants_step(now, i as u64 % CLOCK_EVERY_EVENTS == 0) {
-                self.token = event_token(event).or(self.token.take());
-                self.step_close(now).await?;
+            if self.closer.event(read.cluster_time) == Step::Poll || clock_read {
+                self.step(now, Some(event)).await?;
             }
         }
         // The whole batch is applied: the stream's position is after it.
         let end = batch.end_token();
         if last.is_none() {
-            self.on_batch(None, end.clone());
+            self.closer
+                .empty_batch(end.clone().map_or(Position::Unsaid, Position::Token));
         }
         if let Some(token) = end.or_else(|| last.and_then(event_token)) {
             self.token = Some(token);
         }
-        let now = Utc::now();
-        if self.window_due(now) || self.due_for_save() {
-            self.step_close(now).await?;
-        }
-        Ok(())
+        self.step(Now::read(), None).await
     }
 
-    /// Whether to stop between two events to close windows or save: at once when a window
-    /// falls due or the stream passes its barrier; otherwise only on clock reads, since
-    /// building the token and checking costs more than the event (a due window may wait
-    /// seconds for a lagging stream).
-    fn wants_step(&self, now: DateTime<Utc>, clock_read: bool) -> bool {
-        let due = self.window_due(now);
-        (due && (self.barrier.is_none() || self.barrier_passed))
-            || (clock_read && (due || self.due_for_save()))
-    }
-
-    /// A due window sets the barrier the stream must pass before it closes; then closes what
-    /// may close and saves if a checkpoint is due.
-    async fn step_close(&mut self, now: DateTime<Utc>) -> Result<(), SourceError> {
-        if self.window_due(now) && self.barrier.is_none() {
-            // The wall clock first: every sale committed before it is at or before `at`.
-            let wall = Utc::now();
-            let at = self
-                .cluster_time_now()
-                .await
-                .unwrap_or(CLUSTER_TIME_UNKNOWN);
-            self.barrier = Some(Barrier {
-                at,
-                wall,
-                set: Instant::now(),
-            });
-            self.barrier_passed = false;
-            self.last_empty = None;
+    /// Carries out what the closer decides now. `after` is the event just applied, if the step
+    /// falls between two events: the checkpoint's token is then built from it (only when a
+    /// save is due, since building one costs more than folding the event).
+    async fn step(&mut self, mut now: Now, after: Option<&RawDocument>) -> Result<(), SourceError> {
+        loop {
+            match self.closer.poll(now) {
+                Action::Wait => return Ok(()),
+                Action::ReadClusterTime => {
+                    // The wall clock first: every sale committed before it is at or before
+                    // the cluster time read next.
+                    let wall = Utc::now();
+                    let at = match self.cluster_time_now().await {
+                        Some(at) => BarrierAt::Known(at),
+                        None => BarrierAt::Unknown,
+                    };
+                    now = Now::read();
+                    self.closer.barrier_read(at, wall, now.mono);
+                }
+                Action::Save(save) => {
+                    if let Some(token) = after.and_then(event_token) {
+                        self.token = Some(token);
+                    }
+                    return self.save(save).await;
+                }
+            }
         }
-        self.close_due_and_save(Utc::now()).await
     }
 
     /// Keeps closing windows by the wall clock while the server is unreachable.
@@ -465,7 +440,7 @@ impl Tailer {
     ) -> Result<(), SourceError> {
         let until = Instant::now() + pause;
         while Instant::now() < until && !shutdown.is_cancelled() {
-            self.close_due_and_save(Utc::now()).await?;
+            self.step(Now::read(), None).await?;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1).min(until - Instant::now())) => {}
                 _ = shutdown.cancelled() => {}
@@ -475,9 +450,8 @@ impl Tailer {
     }
 
     fn apply(&mut self, event: &bson::RawDocument, read: &Event<'_>, now: DateTime<Utc>) {
-        self.unsaved_events += 1;
         let fold = &mut self.fold;
-        fold.open_from = self.next_close.start;
+        fold.open_from = self.closer.next().start;
         fold.started_at = self.started_at;
         fold.now = now;
         match fold.apply_read(read, &self.live) {
@@ -510,7 +484,7 @@ impl Tailer {
         // exist are visited, never every window up to a far date.
         let now = Utc::now();
         let mut windows = Vec::new();
-        let mut w = self.next_close;
+        let mut w = self.closer.next();
         while w.start <= now {
             windows.push(w);
             w = self.config.window.next(&w);
@@ -544,83 +518,52 @@ impl Tailer {
                 }
             }
         }
-        self.save(Vec::new()).await
+        self.save_position().await
     }
 
-    fn due_for_save(&self) -> bool {
-        let since = self.last_save.elapsed();
-        self.unsaved_events >= CHECKPOINT_EVENTS
-            || (self.unsaved_events > 0 && since >= CHECKPOINT_BUSY_INTERVAL)
-            || since >= CHECKPOINT_INTERVAL
+    /// A checkpoint that closes nothing.
+    async fn save_position(&mut self) -> Result<(), SourceError> {
+        let next = self.closer.next();
+        self.save(Save {
+            close: Vec::new(),
+            next,
+            by: CloseBy::Stream,
+        })
+        .await
     }
 
-    fn window_due(&self, now: DateTime<Utc>) -> bool {
-        now >= self.due_at
-    }
-
-    fn set_next_close(&mut self, w: Window) {
-        self.next_close = w;
-        self.due_at = due_at(&w, self.config.grace);
-    }
-
-    /// Moves every due window from the live set to the outbox, in the same write as the
-    /// checkpoint. While (re)connecting it waits for the stream to catch up, at most a bound.
-    async fn close_due_and_save(&mut self, now: DateTime<Utc>) -> Result<(), SourceError> {
-        // Up to when the live totals are complete: the barrier's time once the stream passed
-        // it. Disconnected, or hopelessly behind, windows close by the clock (the report
-        // then shows the database's figures and says the stream differed).
-        let complete_until = match self.barrier {
-            _ if !self.live.connected.load(Relaxed) => Some(now),
-            Some(b) if self.barrier_passed => Some(b.wall),
-            Some(b) if b.set.elapsed() >= MAX_CATCH_UP => {
-                warn!(
-                    behind_secs = b.set.elapsed().as_secs(),
-                    "Change stream has not caught up; closing by the clock."
-                );
-                Some(now)
-            }
-            _ => None,
-        };
-        let mut closed = Vec::new();
-        while complete_until.is_some_and(|t| self.window_due(t)) {
-            let w = self.next_close;
-            let open = match self.live.windows.remove(&w.id()) {
-                Some((_, open)) => open,
-                None => OpenWindow::new(w, self.started_at.clamp(w.start, w.end)),
-            };
-            info!(window = %w.id(), events = open.events_applied, caught_up = self.barrier_passed, connected = self.live.connected.load(Relaxed), "Window closed.");
-            closed.push(ReportRecord::closed(open, now));
-            self.set_next_close(self.config.window.next(&w));
-        }
+    /// Writes the checkpoint of `plan`: the token, the open windows' totals and the windows it
+    /// closes (into the outbox), in one write. The live totals change only once it is written,
+    /// so a failed write loses nothing and the closer plans the same closes again.
+    async fn save(&mut self, plan: Save) -> Result<(), SourceError> {
+        let now = Utc::now();
+        let closed: Vec<ReportRecord> = plan
+            .close
+            .iter()
+            .map(|w| {
+                let open = match self.live.windows.get(&w.id()) {
+                    Some(open) => open.clone(),
+                    None => OpenWindow::new(*w, self.started_at.clamp(w.start, w.end)),
+                };
+                ReportRecord::closed(open, now)
+            })
+            .collect();
         // Keep the current window visible (and known to be fully streamed) even before a sale.
         let current = self.config.window.window_of(now);
-        if current.start >= self.next_close.start {
+        if current.start >= plan.next.start {
             let since = self.started_at.max(current.start);
             self.live
                 .windows
                 .entry(current.id())
                 .or_insert_with(|| OpenWindow::new(current, since));
         }
-        let any_closed = !closed.is_empty();
-        // Not on every event while a due window waits for the stream to catch up: that would
-        // flush once per event of the backlog.
-        if any_closed || self.due_for_save() {
-            self.save(closed).await?;
-        }
-        if any_closed {
-            self.barrier = None;
-            crate::failpoint::hit("after_close");
-            self.outbox.notify_one();
-        }
-        Ok(())
-    }
-
-    async fn save(&mut self, closed: Vec<ReportRecord>) -> Result<(), SourceError> {
+        let mut open = self.live.snapshot();
+        open.retain(|o| !plan.close.contains(&o.window));
         let cp = Checkpoint {
             token: self.token.clone(),
-            open: self.live.snapshot(),
-            next_close: self.next_close,
-            saved_at: Utc::now(),
+            open,
+            next_close: plan.next,
+            saved_at: now,
         };
         let started = Instant::now();
         self.store
@@ -629,27 +572,33 @@ impl Tailer {
         metrics::histogram!(crate::telemetry::CHECKPOINT_SECONDS).record(started.elapsed());
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
-            events = self.unsaved_events,
+            events = self.closer.unsaved_events(),
             "Checkpoint saved."
         );
+        for record in &closed {
+            self.live.windows.remove(&record.window.id());
+            info!(window = %record.window.id(), events = record.events_applied, by = ?plan.by, "Window closed.");
+        }
+        if let CloseBy::Clock { behind } = plan.by {
+            if !closed.is_empty() {
+                warn!(
+                    behind_secs = behind.as_secs(),
+                    "Change stream has not caught up; closed by the clock."
+                );
+            }
+        }
+        self.closer.saved(&plan, Instant::now());
         self.fold.marks = Marks::default();
-        self.unsaved_events = 0;
-        self.last_save = Instant::now();
         self.live.checkpoints.fetch_add(1, Relaxed);
         self.live
             .checkpoint_at_ms
             .store(cp.saved_at.timestamp_millis(), Relaxed);
+        if !closed.is_empty() {
+            crate::failpoint::hit("after_close");
+            self.outbox.notify_one();
+        }
         Ok(())
     }
-}
-
-/// A point the stream must pass before windows ending before `wall` may close.
-#[derive(Debug, Clone, Copy)]
-struct Barrier {
-    /// The server's cluster time, read just after `wall`.
-    at: ClusterTime,
-    wall: DateTime<Utc>,
-    set: Instant,
 }
 
 /// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event says
@@ -667,10 +616,6 @@ async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
         info!(mode = mode.describe(), "Restatement mode.");
         *current = Some(mode);
     }
-}
-
-fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {
-    w.end + TimeDelta::from_std(grace).unwrap_or_default()
 }
 
 fn reconnect_backoff() -> backoff::ExponentialBackoff {

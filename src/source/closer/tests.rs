@@ -186,7 +186,12 @@ fn a_stream_that_does_not_catch_up_closes_by_the_clock_after_the_bound() {
     clock.advance(Duration::from_millis(1));
     let save = saved_close(c.poll(clock.now()));
     assert_eq!(save.close, vec![w]);
-    assert_eq!(save.by, CloseBy::Clock { behind: CADENCE.max_catch_up });
+    assert_eq!(
+        save.by,
+        CloseBy::Clock {
+            behind: CADENCE.max_catch_up
+        }
+    );
 }
 
 #[test]
@@ -195,7 +200,6 @@ fn disconnected_windows_close_by_the_clock_all_that_are_due_oldest_first() {
     let mut c = closer(&clock);
     let first = c.next();
     c.disconnected();
-    assert!(!c.connected());
     // Three windows later, all three are due at once.
     clock.advance(Duration::from_secs(3 * WINDOW_SECS) + GRACE);
     let save = saved_close(c.poll(clock.now()));
