@@ -99,7 +99,7 @@ fn fold(c: &mut Criterion) {
             |live| {
                 let mut fold = Fold::new(fields.clone(), "fulfilled", spec, start);
                 for e in &events {
-                    let outcome = fold.apply(e, live);
+                    let outcome = fold.apply(e, start, live);
                     debug_assert_eq!(outcome, Folded::Counted);
                 }
             },
@@ -121,7 +121,7 @@ fn fold(c: &mut Criterion) {
             |(live, batch)| {
                 let mut fold = Fold::new(fields.clone(), "fulfilled", spec, start);
                 for e in batch.iter() {
-                    let outcome = fold.apply(e, live);
+                    let outcome = fold.apply(e, start, live);
                     debug_assert_eq!(outcome, Folded::Counted);
                 }
             },
@@ -159,7 +159,7 @@ fn fold(c: &mut Criterion) {
                 let cursor = reply.get_document("cursor").unwrap();
                 let batch = cursor.get_array("nextBatch").unwrap().as_bytes();
                 for e in power_revenue::raw::documents(batch) {
-                    let outcome = fold.apply(e.unwrap(), live);
+                    let outcome = fold.apply(e.unwrap(), start, live);
                     debug_assert_eq!(outcome, Folded::Counted);
                 }
                 cursor.get("postBatchResumeToken").unwrap()

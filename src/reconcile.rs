@@ -71,6 +71,28 @@ pub async fn query(
     parse_facet(&result)
 }
 
+/// Runs the window's `$facet` in a snapshot session: the totals as of one cluster time, which
+/// is returned with them (when the server says), so a change stream opened before the read
+/// can skip the events the read already holds.
+pub async fn query_snapshot(
+    coll: &Collection<Document>,
+    config: &Config,
+    window: &Window,
+) -> Result<(Totals, Option<bson::Timestamp>), ReconcileError> {
+    let mut session = coll.client().start_session().snapshot(true).await?;
+    let mut cursor = coll
+        .aggregate(facet_pipeline(config, window))
+        .session(&mut session)
+        .await?;
+    let result = cursor
+        .next(&mut session)
+        .await
+        .transpose()?
+        .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
+    drop(cursor);
+    Ok((parse_facet(&result)?, session.snapshot_time()))
+}
+
 /// Runs the query with backoff until it succeeds, fails for good, or `max_elapsed` passes.
 pub async fn query_with_retry(
     coll: &Collection<Document>,
@@ -78,6 +100,19 @@ pub async fn query_with_retry(
     window: &Window,
     max_elapsed: Duration,
 ) -> Result<Totals, ReconcileError> {
+    with_retry(window, max_elapsed, || query(coll, config, window)).await
+}
+
+/// Runs `attempt` with backoff until it succeeds, fails for good, or `max_elapsed` passes.
+pub async fn with_retry<T, F, Fut>(
+    window: &Window,
+    max_elapsed: Duration,
+    attempt: F,
+) -> Result<T, ReconcileError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ReconcileError>>,
+{
     let policy = backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(500),
         max_interval: Duration::from_secs(10),
@@ -87,7 +122,7 @@ pub async fn query_with_retry(
     backoff::future::retry_notify(
         policy,
         || async {
-            query(coll, config, window).await.map_err(|e| {
+            attempt().await.map_err(|e| {
                 if e.is_retryable() { backoff::Error::transient(e) } else { backoff::Error::permanent(e) }
             })
         },

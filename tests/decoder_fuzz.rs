@@ -115,9 +115,9 @@ fn any_event_folds_into_exactly_one_outcome() {
     };
     let spec = WindowSpec::new(6 * 3600, Tz::UTC).unwrap();
     let open_from = Utc.timestamp_millis_opt(1_750_000_000_000).unwrap();
-    let mut fold = Fold::new(fields, "fulfilled", spec, open_from);
     // Every generated date is within reach: none is skipped as dated too far ahead.
-    fold.max_future = std::time::Duration::from_secs(3650 * 86_400);
+    let fold = Fold::new(fields, "fulfilled", spec, open_from)
+        .with_max_future(std::time::Duration::from_secs(3650 * 86_400));
     let fold = std::cell::RefCell::new(fold);
     let seen = std::cell::RefCell::new([0u32; 4]);
     let mut runner = TestRunner::new(ProptestConfig {
@@ -130,7 +130,7 @@ fn any_event_folds_into_exactly_one_outcome() {
             let live = Live::default();
             let raw = RawDocumentBuf::from_document(&e).unwrap();
             fold.borrow_mut().marks = Default::default();
-            let outcome = fold.borrow_mut().apply(&raw, &live);
+            let outcome = fold.borrow_mut().apply(&raw, open_from, &live);
             let counted: u64 = live.windows.iter().map(|w| w.totals.total().count).sum();
             match outcome {
                 Folded::Counted => {

@@ -6,10 +6,11 @@ use super::live::Live;
 use crate::change::{latest_ms, Effect, Image, Judge, Marks, OldWindow, Op, Parts};
 use crate::config::Fields;
 use crate::rules::{Paths, Sale};
-use crate::window::{OpenWindow, Window, WindowSpec};
+use crate::window::{OpenWindow, Window, WindowId, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What became of one event (the most notable of its effects, for counters and logs).
@@ -77,15 +78,24 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Folds change events into the live totals. Owns what an event's effect depends on besides
+/// the event: which windows are open, since when the stream has no gap, and which windows'
+/// totals were read from the database (fenced).
 pub struct Fold {
-    pub spec: WindowSpec,
+    spec: WindowSpec,
     /// Windows starting before this are closed.
-    pub open_from: DateTime<Utc>,
-    /// When this process began streaming (windows opened later are only partly streamed).
-    pub started_at: DateTime<Utc>,
-    pub now: DateTime<Utc>,
+    open_from: DateTime<Utc>,
+    /// Since when the stream has no gap (windows opened earlier are only partly streamed).
+    started_at: DateTime<Utc>,
+    /// The time of the event being applied, as the caller last read the clock.
+    now: DateTime<Utc>,
     /// Sales dated further ahead of `now` are skipped.
-    pub max_future: std::time::Duration,
+    max_future: std::time::Duration,
+    /// Windows whose totals were read from the database after the stream opened, with the
+    /// cluster time of that read: events up to it are in those totals already.
+    fences: BTreeMap<WindowId, ClusterTime>,
+    /// The cluster time of the event being applied.
+    at: Option<ClusterTime>,
     /// Changes to closed windows, taken by the next checkpoint.
     pub marks: Marks,
     judge: Judge,
@@ -96,6 +106,7 @@ pub struct Fold {
 }
 
 impl Fold {
+    /// A fold whose windows from `open_from` on are open, streamed without a gap since then.
     pub fn new(
         fields: Fields,
         fulfilled: &str,
@@ -113,8 +124,48 @@ impl Fold {
             started_at: open_from,
             now: open_from,
             max_future: std::time::Duration::from_secs(86_400),
+            fences: BTreeMap::new(),
+            at: None,
             marks: Marks::default(),
             recent: None,
+        }
+    }
+
+    /// Sales dated further ahead of the event's `now` than this are skipped.
+    pub fn with_max_future(mut self, max_future: std::time::Duration) -> Fold {
+        self.max_future = max_future;
+        self
+    }
+
+    /// Since when the stream has had no gap.
+    pub fn with_started_at(mut self, started_at: DateTime<Utc>) -> Fold {
+        self.started_at = started_at;
+        self
+    }
+
+    /// Windows starting before `open_from` are closed from now on.
+    pub(crate) fn close_before(&mut self, open_from: DateTime<Utc>) {
+        self.open_from = open_from;
+        if !self.fences.is_empty() {
+            self.fences
+                .retain(|id, _| id.0 >= open_from.timestamp_millis());
+        }
+    }
+
+    /// `window`'s totals were just read from the database at cluster time `read_at`: events
+    /// up to it are in them, and only later ones may change them.
+    pub(crate) fn fence(&mut self, window: WindowId, read_at: ClusterTime) {
+        self.fences.insert(window, read_at);
+    }
+
+    /// Whether the event being applied is already in `window`'s totals (read at a fence).
+    fn fenced(&self, window: WindowId) -> bool {
+        if self.fences.is_empty() {
+            return false;
+        }
+        match (self.fences.get(&window), self.at) {
+            (Some(read_at), Some(at)) => at <= *read_at,
+            _ => false,
         }
     }
 
@@ -130,12 +181,16 @@ impl Fold {
         }
     }
 
-    pub fn apply(&mut self, event: &RawDocument, live: &Live) -> Folded {
-        self.apply_read(&Event::read(event), live)
+    /// Applies one raw change event, `now` being the caller's clock.
+    pub fn apply(&mut self, event: &RawDocument, now: DateTime<Utc>, live: &Live) -> Folded {
+        self.apply_read(&Event::read(event), now, live)
     }
 
-    pub fn apply_read(&mut self, event: &Event<'_>, live: &Live) -> Folded {
-        self.judge.latest_ms = latest_ms(self.now, self.max_future);
+    /// Applies one change event already read.
+    pub fn apply_read(&mut self, event: &Event<'_>, now: DateTime<Utc>, live: &Live) -> Folded {
+        self.now = now;
+        self.at = event.cluster_time;
+        self.judge.latest_ms = latest_ms(now, self.max_future);
         // Inserts (almost every event) straight to their window: what `Effect::Exact` with
         // nothing before would do, without building it.
         if let (Op::Insert, Some(full)) = (event.parts.op, event.parts.full) {
@@ -213,6 +268,9 @@ impl Fold {
                 delta: sale.amount,
             };
         }
+        if self.fenced(window.id()) {
+            return Folded::Ignored;
+        }
         let since = self.started_at.max(window.start);
         let mut open = live
             .windows
@@ -237,6 +295,9 @@ impl Fold {
                 window,
                 delta: -sale.amount,
             };
+        }
+        if self.fenced(window.id()) {
+            return Folded::Ignored;
         }
         if let Some(mut open) = live.windows.get_mut(&window.id()) {
             open.totals.remove(&sale.utility, sale.amount);
@@ -293,9 +354,11 @@ mod tests {
         };
         let spec = WindowSpec::new(3600, Tz::UTC).unwrap();
         let open_from = DateTime::from_timestamp_millis(open_from_ms).unwrap();
-        let mut f = Fold::new(fields, "fulfilled", spec, open_from);
-        f.now = open_from;
-        f
+        Fold::new(fields, "fulfilled", spec, open_from)
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_748_520_000_000).unwrap()
     }
 
     fn doc_at(ms: i64, amount: i32) -> bson::RawDocumentBuf {
@@ -313,7 +376,7 @@ mod tests {
             "fullDocumentBeforeChange": doc_at(base + 1_000, 500),
             "updateDescription": { "updatedFields": { "createdAt": bson::DateTime::from_millis(base + HOUR_MS + 1_000) } },
         };
-        assert!(matches!(f.apply(&event, &live), Folded::Late { .. }));
+        assert!(matches!(f.apply(&event, now(), &live), Folded::Late { .. }));
         let marks: Vec<_> = f
             .marks
             .by_window
@@ -335,13 +398,13 @@ mod tests {
         let mut f = fold(base);
         let live = Live::default();
         let insert = rawdoc! { "operationType": "insert", "fullDocument": doc_at(base + 1, 500) };
-        assert_eq!(f.apply(&insert, &live), Folded::Counted);
+        assert_eq!(f.apply(&insert, now(), &live), Folded::Counted);
         let edit = rawdoc! {
             "operationType": "update",
             "fullDocumentBeforeChange": doc_at(base + 1, 500),
             "updateDescription": { "updatedFields": { "amount": 800 } },
         };
-        assert_eq!(f.apply(&edit, &live), Folded::Counted);
+        assert_eq!(f.apply(&edit, now(), &live), Folded::Counted);
         let total = |live: &Live| {
             live.windows
                 .iter()
@@ -358,16 +421,50 @@ mod tests {
             "fullDocumentBeforeChange": doc_at(base + 1, 800),
             "updateDescription": { "updatedFields": { "status": "refunded" } },
         };
-        assert_eq!(f.apply(&refund, &live), Folded::Counted);
+        assert_eq!(f.apply(&refund, now(), &live), Folded::Counted);
         assert_eq!(total(&live).count, 0);
         // Replaying the same insert twice through a replace with its pre-image changes nothing.
-        f.apply(&insert, &live);
+        f.apply(&insert, now(), &live);
         let replace = rawdoc! { "operationType": "replace", "fullDocument": doc_at(base + 1, 500),
         "fullDocumentBeforeChange": doc_at(base + 1, 500) };
-        assert_eq!(f.apply(&replace, &live), Folded::Ignored);
+        assert_eq!(f.apply(&replace, now(), &live), Folded::Ignored);
         assert_eq!(
             (total(&live).revenue, total(&live).count),
             (Decimal::from(500), 1)
         );
+    }
+
+    /// After history loss the open windows are read from the database while the new stream
+    /// already runs: events up to that read are in the totals and must not count twice.
+    #[test]
+    fn events_up_to_a_fence_are_already_in_the_rebuilt_totals() {
+        let base = 1_748_520_000_000 - 1_748_520_000_000 % HOUR_MS;
+        let mut f = fold(base);
+        let live = Live::default();
+        let at = |t: u32| bson::Timestamp {
+            time: t,
+            increment: 1,
+        };
+        let insert = |t: u32| {
+            rawdoc! { "operationType": "insert", "clusterTime": at(t),
+            "fullDocument": doc_at(base + 1, 500) }
+        };
+        let window = f
+            .spec
+            .window_of(DateTime::from_timestamp_millis(base).unwrap());
+        f.fence(window.id(), cluster_time(at(10)));
+        assert_eq!(f.apply(&insert(9), now(), &live), Folded::Ignored);
+        assert_eq!(f.apply(&insert(10), now(), &live), Folded::Ignored);
+        assert_eq!(f.apply(&insert(11), now(), &live), Folded::Counted);
+        // A refund read before the fence is in the totals too.
+        let refund = rawdoc! { "operationType": "update", "clusterTime": at(10),
+        "fullDocumentBeforeChange": doc_at(base + 1, 500),
+        "updateDescription": { "updatedFields": { "status": "refunded" } } };
+        assert_eq!(f.apply(&refund, now(), &live), Folded::Ignored);
+        let count = live.windows.get(&window.id()).unwrap().totals.total().count;
+        assert_eq!(count, 1);
+        // Another window is not fenced; the fence goes when its window closes.
+        f.close_before(window.end);
+        assert!(f.fences.is_empty());
     }
 }

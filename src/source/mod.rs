@@ -177,13 +177,20 @@ impl Tailer {
             next_close,
             Now::read(),
         );
-        let mut fold = Fold::new(
+        // Resuming from a token, the stream has no gap: every window is fully streamed.
+        let started_at = if resuming {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            now
+        };
+        let fold = Fold::new(
             config.fields.clone(),
             &config.fulfilled_status,
             config.window,
             next_close.start,
-        );
-        fold.max_future = config.max_future;
+        )
+        .with_max_future(config.max_future)
+        .with_started_at(started_at);
         Ok(Tailer {
             coll,
             config,
@@ -193,12 +200,7 @@ impl Tailer {
             alerts,
             token,
             closer,
-            // Resuming from a token, the stream has no gap: every window is fully streamed.
-            started_at: if resuming {
-                DateTime::<Utc>::MIN_UTC
-            } else {
-                now
-            },
+            started_at,
             fold,
             down_since: None,
             batches: 0,
@@ -450,11 +452,7 @@ impl Tailer {
     }
 
     fn apply(&mut self, event: &bson::RawDocument, read: &Event<'_>, now: DateTime<Utc>) {
-        let fold = &mut self.fold;
-        fold.open_from = self.closer.next().start;
-        fold.started_at = self.started_at;
-        fold.now = now;
-        match fold.apply_read(read, &self.live) {
+        match self.fold.apply_read(read, now, &self.live) {
             Folded::Counted | Folded::Ignored => {}
             Folded::Late { window, delta } => {
                 self.live.events_late.fetch_add(1, Relaxed);
@@ -499,9 +497,19 @@ impl Tailer {
         ahead.sort();
         windows.extend(ahead);
         for w in windows {
-            match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
-            {
-                Ok(totals) => {
+            // A snapshot read, fenced: the new stream is already open, so events up to the
+            // read's cluster time are in these totals and must not be applied again.
+            let read = reconcile::with_retry(&w, REBUILD_PATIENCE, || {
+                reconcile::query_snapshot(&self.coll, &self.config, &w)
+            });
+            match read.await {
+                Ok((totals, read_at)) => {
+                    match read_at {
+                        Some(ts) => self.fold.fence(w.id(), cluster_time(ts)),
+                        None => {
+                            warn!(window = %w.id(), "The server did not say when it read the window; live totals may count sales between the stream's start and the read twice (the report is exact).")
+                        }
+                    }
                     let total = totals.total();
                     let mut open = OpenWindow::new(w, w.start);
                     open.events_applied = total.count;
@@ -588,6 +596,7 @@ impl Tailer {
             }
         }
         self.closer.saved(&plan, Instant::now());
+        self.fold.close_before(self.closer.next().start);
         self.fold.marks = Marks::default();
         self.live.checkpoints.fetch_add(1, Relaxed);
         self.live
