@@ -4,7 +4,7 @@
 mod common;
 
 use common::service::run_cli;
-use power_revenue::store::Store;
+use power_revenue::store::{Store, StoreError};
 use std::path::Path;
 
 const URI: &str = "mongodb://ops:hunter2secret@127.0.0.1:1/power";
@@ -52,12 +52,12 @@ fn a_directory_of_other_files_is_refused_and_left_alone() {
 fn sled_data_of_another_program_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled_when_released(dir.path());
         db.insert("their-key", "their-value").unwrap();
         db.flush().unwrap();
     }
     assert_refused(dir.path(), "data of another program");
-    let db = sled::open(dir.path()).unwrap();
+    let db = sled_when_released(dir.path());
     assert_eq!(
         db.get("their-key").unwrap().as_deref(),
         Some(&b"their-value"[..])
@@ -89,5 +89,31 @@ fn a_placeholder_dotfile_is_fine_and_state_reopens() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".gitkeep"), "").unwrap();
     drop(Store::open(dir.path()).unwrap());
-    drop(Store::open(dir.path()).expect("reopens its own state"));
+    // sled releases its lock from a background thread after the last handle is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reopened = loop {
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => break other,
+        }
+    };
+    drop(reopened.expect("reopens its own state"));
+}
+
+/// sled releases its file lock from a background thread some time after the last handle is
+/// dropped: wait for that, up to a bound, instead of racing it.
+fn sled_when_released(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.expect("sled opens once the lock is released"),
+        }
+    }
 }

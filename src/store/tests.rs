@@ -115,15 +115,37 @@ fn a_second_process_is_refused() {
     // sled's lock is per process (flock), so test the message via a child process instead
     // in tests/cli.rs; here only check a foreign tree is refused.
     drop(_first);
-    let db = sled::open(dir.path()).unwrap();
+    let db = sled_when_released(dir.path());
     db.open_tree("state")
         .unwrap()
         .insert(KEY_FORMAT, b"other/9".as_slice())
         .unwrap();
     db.flush().unwrap();
     drop(db);
-    assert!(matches!(
-        Store::open(dir.path()),
-        Err(StoreError::Foreign(_))
-    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let reopened = loop {
+        match Store::open(dir.path()) {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(reopened, Err(StoreError::Foreign(_))));
+}
+
+/// sled releases its file lock from a background thread some time after the last handle is
+/// dropped: wait for that, up to a bound, instead of racing it.
+fn sled_when_released(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.expect("sled opens once the lock is released"),
+        }
+    }
 }
