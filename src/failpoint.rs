@@ -1,22 +1,35 @@
-//! Crash points for fault-injection tests: with `POWER_REVENUE_FAILPOINT=NAME` (or `NAME:N`)
-//! the process aborts, as `kill -9` would, the first (or N-th) time it reaches that point.
-//! Unset, a point costs one relaxed atomic load.
+//! Crash points for fault-injection tests: built with the `failpoints` feature (the tests
+//! enable it; release builds do not), `POWER_REVENUE_FAILPOINT=NAME` (or `NAME:N`) makes the
+//! process abort, as `kill -9` would, the first (or N-th) time it reaches that point. Armed or
+//! not, a point costs one relaxed atomic load; without the feature, nothing.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-use std::sync::LazyLock;
+/// A named crash point.
+#[inline]
+pub(crate) fn hit(name: &str) {
+    #[cfg(feature = "failpoints")]
+    armed::hit(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
 
-static ARMED: LazyLock<Option<(String, u32)>> = LazyLock::new(|| {
-    let spec = std::env::var("POWER_REVENUE_FAILPOINT").ok()?;
-    let (name, n) = spec.split_once(':').unwrap_or((&spec, "1"));
-    Some((name.to_owned(), n.parse().unwrap_or(1)))
-});
-static HITS: AtomicU32 = AtomicU32::new(0);
+#[cfg(feature = "failpoints")]
+mod armed {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    use std::sync::LazyLock;
 
-pub fn hit(name: &str) {
-    if let Some((armed, n)) = &*ARMED {
-        if armed == name && HITS.fetch_add(1, Relaxed) + 1 == *n {
-            eprintln!("failpoint {name}: aborting");
-            std::process::abort();
+    static ARMED: LazyLock<Option<(String, u32)>> = LazyLock::new(|| {
+        let spec = std::env::var("POWER_REVENUE_FAILPOINT").ok()?;
+        let (name, n) = spec.split_once(':').unwrap_or((&spec, "1"));
+        Some((name.to_owned(), n.parse().unwrap_or(1)))
+    });
+    static HITS: AtomicU32 = AtomicU32::new(0);
+
+    pub(super) fn hit(name: &str) {
+        if let Some((armed, n)) = &*ARMED {
+            if armed == name && HITS.fetch_add(1, Relaxed) + 1 == *n {
+                eprintln!("failpoint {name}: aborting");
+                std::process::abort();
+            }
         }
     }
 }

@@ -29,8 +29,11 @@ pub mod change;
 pub mod commands;
 pub mod config;
 pub mod deliver;
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(feature = "demo")]
 pub mod devserver;
-pub mod failpoint;
+pub(crate) mod failpoint;
 pub mod http;
 pub mod money;
 pub mod raw;

@@ -53,12 +53,15 @@ enum Command {
     #[command(alias = "init-indexes")]
     Setup,
     /// Run everything against a local SecantusDB with synthetic sales (20 s windows by default).
+    #[cfg(feature = "demo")]
     Demo,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut settings = cli.settings;
+    #[cfg(feature = "demo")]
     if matches!(cli.command, Command::Demo) {
         settings.window.get_or_insert("20s".into());
         settings.grace.get_or_insert("2s".into());
@@ -109,7 +112,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             dry_run,
         } => commands::report(config, window_start, dry_run).await,
         Command::Status { json } => commands::status(config, json).await,
-        Command::Demo => commands::demo(config, shutdown).await,
+        #[cfg(feature = "demo")]
+        Command::Demo => power_revenue::demo::demo(config, shutdown).await,
         Command::Setup => commands::setup(config).await,
     }
 }

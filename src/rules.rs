@@ -8,10 +8,8 @@ use crate::config::Fields;
 use crate::money::{self, Rejection};
 use bson::{doc, Bson, Document, RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
-use regex::Regex;
 use rust_decimal::Decimal;
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
 /// Accepted amount strings: optional `₦`/`NGN`, digits with well-formed thousands groups,
 /// at most 20 fraction digits (so the server's 34-digit Decimal128 stays exact). ASCII classes
@@ -23,9 +21,6 @@ pub const TRIM_CHARS: &str = " \t\r\n";
 
 /// Utility name for sales with a missing, empty or non-string utility.
 pub const UNKNOWN_UTILITY: &str = "UNKNOWN";
-
-static AMOUNT_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(AMOUNT_PATTERN).expect("AMOUNT_PATTERN is a valid regex"));
 
 /// A sale that counts: when, for which utility, how much. The utility borrows from the
 /// document when it is already in normal form (the common case: no allocation per event).
@@ -208,7 +203,11 @@ pub fn scan_amount(s: &str) -> Option<(&str, &str)> {
 }
 
 /// [`AMOUNT_PATTERN`]'s captures by the regex itself (the reference for [`scan_amount`]).
-pub fn regex_amount(s: &str) -> Option<(&str, &str)> {
+#[cfg(test)]
+fn regex_amount(s: &str) -> Option<(&str, &str)> {
+    static AMOUNT_RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(AMOUNT_PATTERN).expect("AMOUNT_PATTERN is a valid regex")
+    });
     let caps = AMOUNT_RE.captures(s)?;
     let int_part = caps.get(1).map_or("", |m| m.as_str());
     let frac_part = caps.get(2).map_or("", |m| m.as_str());
