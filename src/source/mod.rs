@@ -18,10 +18,10 @@ use crate::change::Marks;
 use crate::config::Config;
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Window};
+use crate::window::{earlier_by, later_by, OpenWindow, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Document};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
@@ -161,7 +161,7 @@ impl Tailer {
         // After long downtime, report at most `max_catchup` worth of missed windows.
         let oldest = config
             .window
-            .window_of(now - TimeDelta::from_std(config.max_catchup).unwrap_or(TimeDelta::MAX));
+            .window_of(earlier_by(now, config.max_catchup));
         if next_close.start < oldest.start {
             let message = format!(
                 "down since {}: windows before {} are beyond POWER_REVENUE_MAX_CATCHUP and will not be reported",
@@ -669,7 +669,7 @@ async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
 }
 
 fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {
-    w.end + TimeDelta::from_std(grace).unwrap_or_default()
+    later_by(w.end, grace)
 }
 
 fn reconnect_backoff() -> backoff::ExponentialBackoff {
