@@ -244,8 +244,7 @@ impl Config {
                             MAX_CONFIG_FILE_BYTES / 1024
                         ))
                     })?;
-                toml::from_str::<Settings>(&text)
-                    .map_err(|e| unreadable(e.message().to_owned()))?
+                toml::from_str::<Settings>(&text).map_err(|e| unreadable(toml_reason(&e, &text)))?
             }
             None => Settings::default(),
         };
@@ -344,6 +343,30 @@ impl Config {
     pub fn with_mongo(mut self, mongo: MongoConfig) -> Self {
         self.mongo = Ok(mongo);
         self
+    }
+}
+
+/// Where and what, without the value: "invalid type: integer `918273645`, expected a string"
+/// would print a token written without quotes.
+fn toml_reason(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message();
+    let message = match message.split_once(": ") {
+        Some((kind @ ("invalid type" | "invalid value"), rest)) => {
+            let what = rest.split('`').next().unwrap_or("").trim();
+            let expected = rest.split_once(", expected").map_or("", |(_, x)| x);
+            format!("{kind}: {what}, expected{expected}")
+        }
+        _ => message.to_owned(),
+    };
+    match e.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map_or(0, |before| before.matches('\n').count())
+                .saturating_add(1);
+            format!("line {line}: {message}")
+        }
+        None => message,
     }
 }
 
