@@ -7,9 +7,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use power_revenue::change::latest_ms;
-use power_revenue::config::{
-    Config, ConfigError, Settings, MAX_ALERT, MAX_HORIZON, MAX_WINDOW,
-};
+use power_revenue::config::{Config, ConfigError, Settings, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
 use power_revenue::window::{earlier_by, later_by, WindowSpec};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -21,9 +19,29 @@ fn duration_text() -> impl Strategy<Value = String> {
     ]);
     prop_oneof![
         prop::sample::select(vec![
-            "0s", "1s", "0", "", " ", "18446744073709551615s", "18446744073709551616s",
-            "300000y", "400000000y", "99999999999999999999d", "366d", "367d", "7d", "8d",
-            "5h59m59s", "6h", "24h", "1d 1ns", "1y", "-1s", "1.5h", "NaN", "1e9s",
+            "0s",
+            "1s",
+            "0",
+            "",
+            " ",
+            "18446744073709551615s",
+            "18446744073709551616s",
+            "300000y",
+            "400000000y",
+            "99999999999999999999d",
+            "366d",
+            "367d",
+            "7d",
+            "8d",
+            "5h59m59s",
+            "6h",
+            "24h",
+            "1d 1ns",
+            "1y",
+            "-1s",
+            "1.5h",
+            "NaN",
+            "1e9s",
         ])
         .prop_map(str::to_owned),
         (any::<u64>(), units.clone()).prop_map(|(n, u)| format!("{n}{u}")),

@@ -18,8 +18,20 @@ use std::time::{Duration, Instant};
 
 /// What sits between the two halves of a password.
 const SEPARATORS: &[&str] = &[
-    "?", "/", "#", "@", ":", "%", "%zz", "?x@y/z#w:v%u", // as written: invalid URIs
-    "%3F", "%2F", "%23", "%40", "%3A", "%25", // percent-encoded: valid URIs
+    "?",
+    "/",
+    "#",
+    "@",
+    ":",
+    "%",
+    "%zz",
+    "?x@y/z#w:v%u", // as written: invalid URIs
+    "%3F",
+    "%2F",
+    "%23",
+    "%40",
+    "%3A",
+    "%25", // percent-encoded: valid URIs
 ];
 
 /// A password built around two marker halves: any piece of it, in any case, as written,
@@ -91,7 +103,12 @@ fn every_command(uri: &str, encoded: bool, serve_until: &str) -> String {
     for (args, until) in [
         (&["serve"][..], serve_until),
         (
-            &["report", "--window-start", "2025-05-29T12:00:00Z", "--dry-run"],
+            &[
+                "report",
+                "--window-start",
+                "2025-05-29T12:00:00Z",
+                "--dry-run",
+            ],
             "Reconciliation query failed; retrying.",
         ),
     ] {
@@ -129,7 +146,13 @@ fn every_command(uri: &str, encoded: bool, serve_until: &str) -> String {
     );
     printed += &(out + &err);
     let (_, out, err) = run_cli(
-        &["--mongodb-uri", uri, "--state-dir", state_dir.to_str().unwrap(), "status"],
+        &[
+            "--mongodb-uri",
+            uri,
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "status",
+        ],
         &[],
     );
     printed += &(out + &err);
@@ -209,7 +232,10 @@ async fn the_webhook_path_token_never_appears() {
         "https://[hooks.slack.com/services/T0/B0/lEfTpw3",
         "lEfTpw4",
     ] {
-        let (code, out, err) = run_cli(&["serve"], &[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL", url)]);
+        let (code, out, err) = run_cli(
+            &["serve"],
+            &[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL", url)],
+        );
         assert_eq!(code, 2, "{url}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert_no_leak(url, &(out + &err));
@@ -217,7 +243,10 @@ async fn the_webhook_path_token_never_appears() {
     // A webhook nobody answers: the report's posts fail and are retried, and logged.
     let db = TestDb::new("hardening_webhook").await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("{}/lEfTpw5/rIgHtpw5", url_on(dead.local_addr().unwrap().port()));
+    let url = format!(
+        "{}/lEfTpw5/rIgHtpw5",
+        url_on(dead.local_addr().unwrap().port())
+    );
     drop(dead);
     let svc = Service::start(&db.name, Some(&url), &[("POWER_REVENUE_WINDOW", "2s")]);
     svc.wait_connected().await;
@@ -225,9 +254,11 @@ async fn the_webhook_path_token_never_appears() {
         .insert_one(doc! { "createdAt": bson::DateTime::from_chrono(Utc::now()), "utility": "IKEDC", "amount": 100, "status": "fulfilled" })
         .await
         .unwrap();
-    wait_for(Duration::from_secs(30), "a failed Slack post in the log", async || {
-        svc.output().contains("Slack post failed").then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "a failed Slack post in the log",
+        async || svc.output().contains("Slack post failed").then_some(()),
+    )
     .await;
     assert_no_leak(&url, &svc.output());
 }
@@ -242,11 +273,29 @@ fn empty_secrets_are_configuration_errors() {
     let newline = newline.to_str().unwrap();
     const URI: &str = "mongodb://ops:lEfTpw0@127.0.0.1:1/power";
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("MONGODB_URI", URI), ("POWER_REVENUE_API_TOKEN", "")], "POWER_REVENUE_API_TOKEN is set but empty"),
-        (&[("MONGODB_URI", URI), ("POWER_REVENUE_API_TOKEN", " ")], "POWER_REVENUE_API_TOKEN is set but empty"),
-        (&[("MONGODB_URI", URI), ("POWER_REVENUE_API_TOKEN_FILE", newline)], "POWER_REVENUE_API_TOKEN_FILE"),
-        (&[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL", "")], "SLACK_WEBHOOK_URL is set but empty"),
-        (&[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL_FILE", newline)], "SLACK_WEBHOOK_URL_FILE"),
+        (
+            &[("MONGODB_URI", URI), ("POWER_REVENUE_API_TOKEN", "")],
+            "POWER_REVENUE_API_TOKEN is set but empty",
+        ),
+        (
+            &[("MONGODB_URI", URI), ("POWER_REVENUE_API_TOKEN", " ")],
+            "POWER_REVENUE_API_TOKEN is set but empty",
+        ),
+        (
+            &[
+                ("MONGODB_URI", URI),
+                ("POWER_REVENUE_API_TOKEN_FILE", newline),
+            ],
+            "POWER_REVENUE_API_TOKEN_FILE",
+        ),
+        (
+            &[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL", "")],
+            "SLACK_WEBHOOK_URL is set but empty",
+        ),
+        (
+            &[("MONGODB_URI", URI), ("SLACK_WEBHOOK_URL_FILE", newline)],
+            "SLACK_WEBHOOK_URL_FILE",
+        ),
         (&[("MONGODB_URI", " ")], "MONGODB_URI is set but empty"),
         (&[("MONGODB_URI_FILE", newline)], "MONGODB_URI_FILE"),
     ];
@@ -270,18 +319,41 @@ fn durations_out_of_bounds_are_refused_with_the_bound() {
     let cases = [
         ("POWER_REVENUE_MAX_CATCHUP", "300000y", "at most 366d"),
         ("POWER_REVENUE_MAX_CATCHUP", "367d", "at most 366d"),
-        ("POWER_REVENUE_RESTATE_HORIZON", "18446744073709551615s", "at most 366d"),
+        (
+            "POWER_REVENUE_RESTATE_HORIZON",
+            "18446744073709551615s",
+            "at most 366d",
+        ),
         ("POWER_REVENUE_MAX_FUTURE", "400000000y", "at most 366d"),
         ("POWER_REVENUE_ALERT_STREAM_DOWN", "8d", "at most 7d"),
-        ("POWER_REVENUE_GRACE", "300000y", "not shorter than the window (6h)"),
-        ("POWER_REVENUE_GRACE", "400000000y", "not shorter than the window (6h)"),
-        ("POWER_REVENUE_GRACE", "6h", "not shorter than the window (6h)"),
-        ("POWER_REVENUE_WINDOW", "99999999999999999999d", "at most 1d"),
+        (
+            "POWER_REVENUE_GRACE",
+            "300000y",
+            "not shorter than the window (6h)",
+        ),
+        (
+            "POWER_REVENUE_GRACE",
+            "400000000y",
+            "not shorter than the window (6h)",
+        ),
+        (
+            "POWER_REVENUE_GRACE",
+            "6h",
+            "not shorter than the window (6h)",
+        ),
+        (
+            "POWER_REVENUE_WINDOW",
+            "99999999999999999999d",
+            "at most 1d",
+        ),
     ];
     for (var, value, expected) in cases {
         let (code, out, err) = run_cli(&["serve"], &[("MONGODB_URI", URI), (var, value)]);
         assert_eq!(code, 2, "{var}={value}: {err}");
-        assert!(err.contains(var) && err.contains(value) && err.contains(expected), "{err}");
+        assert!(
+            err.contains(var) && err.contains(value) && err.contains(expected),
+            "{err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(!(out + &err).contains("panicked"));
     }

@@ -117,7 +117,12 @@ fn assert_private(dir: &Path) {
     assert!(modes.len() > 3, "sled wrote its files: {modes:?}");
     for (path, mode) in &modes {
         let expected = if path.is_dir() { 0o700 } else { 0o600 };
-        assert_eq!(*mode, expected, "{} is {mode:04o}: {modes:?}", path.display());
+        assert_eq!(
+            *mode,
+            expected,
+            "{} is {mode:04o}: {modes:?}",
+            path.display()
+        );
     }
 }
 
@@ -151,15 +156,21 @@ async fn a_fresh_state_directory_is_private_whatever_the_umask() {
         .spawn()
         .unwrap();
     let printed = || std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
-    wait_for(Duration::from_secs(60), "the change stream to open", async || {
-        printed().contains("Change stream open.").then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "the change stream to open",
+        async || printed().contains("Change stream open.").then_some(()),
+    )
     .await;
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     assert!(child.wait().unwrap().success(), "{}", printed());
-    assert!(printed().contains("final checkpoint saved"), "{}", printed());
+    assert!(
+        printed().contains("final checkpoint saved"),
+        "{}",
+        printed()
+    );
     assert_private(&state);
 }
 
@@ -175,7 +186,11 @@ fn a_state_directory_others_can_write_to_is_refused() {
                 && line.contains(&format!("run `chmod 700 {:?}`", dir.path())),
             "{line}"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
         assert_eq!(modes(dir.path())[0].1, mode, "left as it was");
     }
 }

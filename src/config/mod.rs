@@ -7,8 +7,8 @@ mod bounds;
 mod secret;
 
 pub use bounds::{DEFAULT_GRACE, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
-pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
 pub(crate) use secret::scrub;
+pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
 
 use crate::window::WindowSpec;
 use chrono_tz::Tz;
@@ -26,13 +26,13 @@ pub struct Settings {
     /// MongoDB connection string (secret).
     #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
     pub mongodb_uri: Option<String>,
-    /// File holding the MongoDB connection string.
+    /// File holding the MongoDB connection string (one line, at most 64 KiB).
     #[arg(long, env = "MONGODB_URI_FILE", global = true)]
     pub mongodb_uri_file: Option<PathBuf>,
     /// Slack incoming-webhook URL (secret); without it reports print to stdout.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, global = true)]
     pub slack_webhook_url: Option<String>,
-    /// File holding the Slack webhook URL.
+    /// File holding the Slack webhook URL (one line, at most 64 KiB).
     #[arg(long, env = "SLACK_WEBHOOK_URL_FILE", global = true)]
     pub slack_webhook_url_file: Option<PathBuf>,
     /// Database name [default: the connection string's database].
@@ -51,7 +51,7 @@ pub struct Settings {
     /// IANA time zone whose midnight windows align to [default: UTC].
     #[arg(long, env = "POWER_REVENUE_TIMEZONE", global = true)]
     pub timezone: Option<String>,
-    /// sled state directory [default: ./state].
+    /// sled state directory, created 0700; refused if others may write to it [default: ./state].
     #[arg(long, env = "POWER_REVENUE_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// Field holding the sale time (a BSON date) [default: createdAt].
@@ -86,7 +86,7 @@ pub struct Settings {
     /// Address of the HTTP listener (API, metrics, dashboard) [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
-    /// Bearer token required on every HTTP route but /healthz (secret) [default: none].
+    /// Bearer token required on every HTTP route but /healthz (secret; not empty) [default: none].
     #[arg(
         long,
         env = "POWER_REVENUE_API_TOKEN",
@@ -94,7 +94,7 @@ pub struct Settings {
         global = true
     )]
     pub api_token: Option<String>,
-    /// File holding the API token.
+    /// File holding the API token (one line, at most 64 KiB).
     #[arg(long, env = "POWER_REVENUE_API_TOKEN_FILE", global = true)]
     pub api_token_file: Option<PathBuf>,
 }
@@ -175,7 +175,9 @@ pub enum ConfigError {
     EmptySecret { var: SecretVar },
     #[error("{} ({}) holds nothing but whitespace; {}", var.file_env(), path.display(), var.if_empty())]
     EmptySecretFile { var: SecretVar, path: PathBuf },
-    #[error("{from} holds more than one line or a control character; it must hold only the secret")]
+    #[error(
+        "{from} holds more than one line or a control character; it must hold only the secret"
+    )]
     SecretNotOneLine { from: String },
     #[error("MONGODB_URI's user name or password holds characters that must be percent-encoded (: / ? # [ ] @ and a lone %), as must an @ in its options; write e.g. ? as %3F, @ as %40, % as %25")]
     UnencodedUserinfo,
@@ -239,10 +241,7 @@ impl Config {
                 let text = secret::read_bounded(path, MAX_CONFIG_FILE_BYTES)
                     .map_err(|e| unreadable(e.to_string()))?
                     .ok_or_else(|| {
-                        unreadable(format!(
-                            "larger than {} KiB",
-                            MAX_CONFIG_FILE_BYTES / 1024
-                        ))
+                        unreadable(format!("larger than {} KiB", MAX_CONFIG_FILE_BYTES / 1024))
                     })?;
                 toml::from_str::<Settings>(&text).map_err(|e| unreadable(toml_reason(&e, &text)))?
             }

@@ -155,9 +155,15 @@ fn redaction_cuts_the_userinfo_at_the_last_at_whatever_the_password_holds() {
         }
     }
     assert_eq!(redact_uri("mongodb://h/power"), "mongodb://h/power");
-    assert_eq!(redact_uri("mongodb://u@h/power"), "mongodb://u:****@h/power");
+    assert_eq!(
+        redact_uri("mongodb://u@h/power"),
+        "mongodb://u:****@h/power"
+    );
     assert_eq!(redact_uri("not a uri"), "<unparseable URI>");
-    let decoded = scrub("auth failed for p@ss?/#:%", "mongodb://u:p%40ss%3F%2F%23%3A%25@h/");
+    let decoded = scrub(
+        "auth failed for p@ss?/#:%",
+        "mongodb://u:p%40ss%3F%2F%23%3A%25@h/",
+    );
     assert_eq!(decoded, "auth failed for ****");
 }
 
@@ -207,7 +213,10 @@ fn empty_or_multiline_secrets_are_errors() {
             api_token: Some(blank.into()),
             ..base()
         });
-        assert!(e.contains("POWER_REVENUE_API_TOKEN is set but empty"), "{e}");
+        assert!(
+            e.contains("POWER_REVENUE_API_TOKEN is set but empty"),
+            "{e}"
+        );
         let e = err(Settings {
             slack_webhook_url: Some(blank.into()),
             ..base()
@@ -248,26 +257,87 @@ fn empty_or_multiline_secrets_are_errors() {
     assert_eq!(c.api_token.unwrap().expose_secret(), "t0ken");
 }
 
+/// Settings with one value set, the setting's name and its bound.
+type BoundCase = (fn(String) -> Settings, &'static str, &'static str);
+
 #[test]
 fn every_duration_is_bounded_with_the_bound_in_the_message() {
     let err = |s: Settings| Config::from_settings(s).unwrap_err().to_string();
-    let cases: [(fn(String) -> Settings, &str, &str); 6] = [
-        (|v| Settings { max_catchup: Some(v), ..base() }, "POWER_REVENUE_MAX_CATCHUP", "366d"),
-        (|v| Settings { restate_horizon: Some(v), ..base() }, "POWER_REVENUE_RESTATE_HORIZON", "366d"),
-        (|v| Settings { max_future: Some(v), ..base() }, "POWER_REVENUE_MAX_FUTURE", "366d"),
-        (|v| Settings { alert_stream_down: Some(v), ..base() }, "POWER_REVENUE_ALERT_STREAM_DOWN", "7d"),
-        (|v| Settings { grace: Some(v), ..base() }, "POWER_REVENUE_GRACE", "6h"),
-        (|v| Settings { window: Some(v), ..base() }, "POWER_REVENUE_WINDOW", "1d"),
+    let cases: [BoundCase; 6] = [
+        (
+            |v| Settings {
+                max_catchup: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_MAX_CATCHUP",
+            "366d",
+        ),
+        (
+            |v| Settings {
+                restate_horizon: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_RESTATE_HORIZON",
+            "366d",
+        ),
+        (
+            |v| Settings {
+                max_future: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_MAX_FUTURE",
+            "366d",
+        ),
+        (
+            |v| Settings {
+                alert_stream_down: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_ALERT_STREAM_DOWN",
+            "7d",
+        ),
+        (
+            |v| Settings {
+                grace: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_GRACE",
+            "6h",
+        ),
+        (
+            |v| Settings {
+                window: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_WINDOW",
+            "1d",
+        ),
     ];
     for (set, name, max) in cases {
-        for too_big in ["300000y", "400000000y", "18446744073709551615s", "99999999999999999999d"] {
+        for too_big in [
+            "300000y",
+            "400000000y",
+            "18446744073709551615s",
+            "99999999999999999999d",
+        ] {
             let e = err(set(too_big.into()));
-            assert!(e.contains(name) && e.contains(max) && e.contains(too_big), "{e}");
+            assert!(
+                e.contains(name) && e.contains(max) && e.contains(too_big),
+                "{e}"
+            );
         }
         assert!(err(set("soon".into())).contains("not a duration"));
     }
-    assert!(err(Settings { max_catchup: Some("367d".into()), ..base() }).contains("at most 366d"));
-    assert!(err(Settings { alert_stream_down: Some("8d".into()), ..base() }).contains("at most 7d"));
+    assert!(err(Settings {
+        max_catchup: Some("367d".into()),
+        ..base()
+    })
+    .contains("at most 366d"));
+    assert!(err(Settings {
+        alert_stream_down: Some("8d".into()),
+        ..base()
+    })
+    .contains("at most 7d"));
     let ok = Config::from_settings(Settings {
         max_catchup: Some("366d".into()),
         alert_stream_down: Some("7d".into()),

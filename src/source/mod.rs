@@ -159,9 +159,7 @@ impl Tailer {
             }
         };
         // After long downtime, report at most `max_catchup` worth of missed windows.
-        let oldest = config
-            .window
-            .window_of(earlier_by(now, config.max_catchup));
+        let oldest = config.window.window_of(earlier_by(now, config.max_catchup));
         if next_close.start < oldest.start {
             let message = format!(
                 "down since {}: windows before {} are beyond POWER_REVENUE_MAX_CATCHUP and will not be reported",

@@ -37,9 +37,7 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
             match DirBuilder::new().mode(DIR_MODE).create(dir) {
                 Ok(()) => {}
                 // Created by someone else meanwhile: checked like any existing directory.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return prepare_dir(dir)
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return prepare_dir(dir),
                 Err(e) => return Err(open_error(e)),
             }
             // mkdir takes the umask off the mode; set it outright so no umask matters.
@@ -91,7 +89,11 @@ pub(super) fn tighten_contents(dir: &Path) {
 
 fn tighten(path: &Path, from: u32, to: u32) {
     match std::fs::set_permissions(path, Permissions::from_mode(to)) {
-        Ok(()) => info!(path = %path.display(), from = format!("{from:04o}"), to = format!("{to:04o}"), "Tightened state permissions: the state directory is the service user's alone."),
-        Err(error) => warn!(path = %path.display(), mode = format!("{from:04o}"), %error, "State is readable by others and could not be tightened; run chmod -R go-rwx on the state directory."),
+        Ok(()) => {
+            info!(path = %path.display(), from = format!("{from:04o}"), to = format!("{to:04o}"), "Tightened state permissions: the state directory is the service user's alone.")
+        }
+        Err(error) => {
+            warn!(path = %path.display(), mode = format!("{from:04o}"), %error, "State is readable by others and could not be tightened; run chmod -R go-rwx on the state directory.")
+        }
     }
 }
