@@ -2,7 +2,7 @@
 //! outbox worker and the HTTP listener until shutdown.
 
 use crate::alert::Alerter;
-use crate::config::Config;
+use crate::config::{scrub, Config};
 use crate::deliver::{Deliverer, Sink};
 use crate::http::{self, HttpState};
 use crate::source::{Live, Tailer};
@@ -135,12 +135,15 @@ pub async fn collection(config: &Config) -> anyhow::Result<Collection<Document>>
         .map_err(|e| {
             anyhow::anyhow!(
                 "MONGODB_URI could not be resolved ({}); check the host names",
-                e.kind
+                scrub(&e.kind.to_string(), mongo.uri.expose_secret())
             )
         })?;
     options.app_name = Some("power-revenue".into());
-    // Fail a server selection in seconds so "unreachable" shows up in the log quickly.
-    options.server_selection_timeout = Some(Duration::from_secs(10));
+    // Fail a server selection in seconds so "unreachable" shows up in the log quickly (the
+    // driver's default is 30 s), unless the URI asks for its own `serverSelectionTimeoutMS`.
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(10));
     let client = Client::with_options(options)?;
     Ok(client
         .database(&mongo.database)

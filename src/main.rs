@@ -58,6 +58,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything creates a file: the state directory holds every report's revenue, and
+    // sled creates its files (snapshots, blobs) as it runs, with the mode the umask leaves.
+    // Setting the umask is the one way every one of them is born 0600; a chmod after opening
+    // would miss those created later. Nothing this process writes is for other users.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut settings = cli.settings;

@@ -148,6 +148,25 @@ fn secs(offset: &impl Offset) -> i64 {
     i64::from(offset.fix().local_minus_utc())
 }
 
+/// `t` plus a configured span, clamped to chrono's last instant (the span is bounded, but `t`
+/// may be a checkpoint's window anywhere in chrono's range): when a window closes (end +
+/// grace).
+pub fn later_by(t: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(span)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t` minus a configured span, clamped to chrono's first instant: the catch-up and
+/// restatement cut-offs (now − max_catchup, now − horizon).
+pub fn earlier_by(t: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    TimeDelta::from_std(span)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// A bound as a `DateTime`, clamped to chrono's range: the first and last windows end there.
 fn clamped(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(if secs < 0 {

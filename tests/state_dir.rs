@@ -6,6 +6,7 @@ mod common;
 use common::service::run_cli;
 use power_revenue::store::{Store, StoreError};
 use std::path::Path;
+use std::time::Duration;
 
 const URI: &str = "mongodb://ops:hunter2secret@127.0.0.1:1/power";
 
@@ -116,4 +117,129 @@ fn sled_when_released(dir: &std::path::Path) -> sled::Db {
             other => return other.expect("sled opens once the lock is released"),
         }
     }
+}
+
+/// Every directory under `dir` (itself included) and every file, with its mode.
+fn modes(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(
+        dir.to_owned(),
+        std::fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+    )];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(modes(&entry.path()));
+        } else {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            out.push((entry.path(), mode));
+        }
+    }
+    out
+}
+
+fn assert_private(dir: &Path) {
+    let modes = modes(dir);
+    assert!(modes.len() > 3, "sled wrote its files: {modes:?}");
+    for (path, mode) in &modes {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            *mode,
+            expected,
+            "{} is {mode:04o}: {modes:?}",
+            path.display()
+        );
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The state holds every report's revenue: a fresh directory is 0700 and every file sled
+/// writes in it 0600, also under a permissive umask (0002), after a run that opened its
+/// stream and saved its final checkpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_state_directory_is_private_whatever_the_umask() {
+    use common::service::BIN;
+    use common::{server_uri, wait_for, TestDb};
+    let db = TestDb::new("state_perms").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("log");
+    let uri = server_uri();
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "umask 0002 && exec \"$0\" serve", BIN])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MONGODB_URI", &uri)
+        .env("POWER_REVENUE_DATABASE", &db.name)
+        .env("POWER_REVENUE_STATE_DIR", &state)
+        .env("POWER_REVENUE_HTTP_ADDR", "127.0.0.1:0")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let printed = || std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(60),
+        "the change stream to open",
+        async || printed().contains("Change stream open.").then_some(()),
+    )
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success(), "{}", printed());
+    assert!(
+        printed().contains("final checkpoint saved"),
+        "{}",
+        printed()
+    );
+    assert_private(&state);
+}
+
+#[test]
+fn a_state_directory_others_can_write_to_is_refused() {
+    for mode in [0o777, 0o770, 0o702] {
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), mode);
+        let (code, line) = serve_on(dir.path());
+        assert_eq!(code, 1, "{line}");
+        assert!(
+            line.contains(&format!("is writable by group or others (mode {mode:04o})"))
+                && line.contains(&format!("run `chmod 700 {:?}`", dir.path())),
+            "{line}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        assert_eq!(modes(dir.path())[0].1, mode, "left as it was");
+    }
+}
+
+/// A directory only readable by others (the 0755/0644 of earlier versions) is tightened to
+/// 0700/0600, and the log says so.
+#[test]
+fn a_readable_state_directory_is_tightened_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    set_mode(dir.path(), 0o755);
+    for (path, _) in modes(dir.path()).into_iter().skip(1) {
+        set_mode(&path, if path.is_dir() { 0o755 } else { 0o644 });
+    }
+    let (code, stdout, stderr) = run_cli(
+        &["status"],
+        &[("POWER_REVENUE_STATE_DIR", dir.path().to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("not running"), "{stdout}");
+    assert!(
+        stderr.contains("Tightened state permissions") && stderr.contains("from=\"0755\""),
+        "{stderr}"
+    );
+    assert_private(dir.path());
 }

@@ -24,10 +24,10 @@ use crate::store::{
     unsettled, Delivery, Reconciliation, ReportRecord, Settlement, Store, StoreError,
 };
 use crate::telemetry;
-use crate::window::{Totals, WindowId};
+use crate::window::{earlier_by, Totals, WindowId};
 use backoff::backoff::Backoff;
 use bson::Document;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::Utc;
 use late::{correction_line, Change, Known, Ledger, Pending, Step, Unposted};
 use mongodb::Collection;
 use std::collections::BTreeMap;
@@ -165,15 +165,12 @@ impl Deliverer {
             Some(_) => Pending::Changes,
             None => Pending::Nothing,
         };
-        let horizon = TimeDelta::from_std(self.config.restate_horizon).unwrap_or(TimeDelta::MAX);
         let ledger = Ledger {
             seen: &seen,
             settled: &settled,
             anywhere,
             reports: &known,
-            horizon_start: Utc::now()
-                .checked_sub_signed(horizon)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            horizon_start: earlier_by(Utc::now(), self.config.restate_horizon),
         };
         let mut settles = Settlement::default();
         let mut all_rechecked = true;

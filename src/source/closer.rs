@@ -15,8 +15,8 @@
 //! windows again on the next poll and none is lost.
 
 use super::fold::ClusterTime;
-use crate::window::{Window, WindowSpec};
-use chrono::{DateTime, TimeDelta, Utc};
+use crate::window::{later_by, Window, WindowSpec};
+use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -147,7 +147,7 @@ pub(crate) struct Closer {
     /// How windows are cut.
     spec: WindowSpec,
     /// Wait after a window's end before it is due.
-    grace: TimeDelta,
+    grace: Duration,
     /// Checkpoint cadence and catch-up bound.
     cadence: Cadence,
     /// The next window to close.
@@ -172,8 +172,6 @@ impl Closer {
         next: Window,
         now: Now,
     ) -> Closer {
-        // Configuration bounds grace far below this; saturate rather than trust that here.
-        let grace = TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX);
         Closer {
             spec,
             grace,
@@ -320,10 +318,9 @@ pub(crate) enum Step {
     Poll,
 }
 
-fn due_at(w: &Window, grace: TimeDelta) -> DateTime<Utc> {
-    w.end
-        .checked_add_signed(grace)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+/// When `w` is due; saturating, so no configured grace can overflow.
+fn due_at(w: &Window, grace: Duration) -> DateTime<Utc> {
+    later_by(w.end, grace)
 }
 
 #[cfg(test)]

@@ -19,10 +19,10 @@ use crate::change::Marks;
 use crate::config::Config;
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{OpenWindow, Window};
+use crate::window::{earlier_by, OpenWindow, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Document, RawDocument};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use closer::{Action, BarrierAt, Cadence, CloseBy, Closer, Now, Position, Save, Step};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::ErrorKind;
@@ -155,9 +155,7 @@ impl Tailer {
             }
         };
         // After long downtime, report at most `max_catchup` worth of missed windows.
-        let oldest = config
-            .window
-            .window_of(now - TimeDelta::from_std(config.max_catchup).unwrap_or(TimeDelta::MAX));
+        let oldest = config.window.window_of(earlier_by(now, config.max_catchup));
         if next_close.start < oldest.start {
             let message = format!(
                 "down since {}: windows before {} are beyond POWER_REVENUE_MAX_CATCHUP and will not be reported",

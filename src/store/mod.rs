@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod changes;
+mod perms;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
 
@@ -26,6 +27,21 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 const MARKER_FILE: &str = "power-revenue.state";
 /// What sled itself keeps in its directory.
 const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap."];
+
+/// Writes `bytes` to a new file that only the owner can read (0600, whatever the umask) and
+/// syncs it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(perms::FILE_MODE)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
 
 /// The first entry that neither sled nor power-revenue would have put there (dotfiles such as
 /// a `.gitkeep` are allowed).
@@ -66,6 +82,8 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("cannot open state directory {dir}: {reason}; check that it exists, is writable and belongs to power-revenue")]
     Open { dir: PathBuf, reason: String },
+    #[error("state directory {dir:?} is writable by group or others (mode {mode:04o}), so anyone could have changed the revenue it holds; run `chmod 700 {dir:?}` and start again")]
+    Writable { dir: PathBuf, mode: u32 },
     #[error("state directory holds data of another program or version ({0}); point POWER_REVENUE_STATE_DIR at an empty directory")]
     Foreign(String),
     #[error("state write failed: {0}")]
@@ -204,7 +222,7 @@ impl Store {
             dir: dir.into(),
             reason: e.kind().to_string(),
         };
-        std::fs::create_dir_all(dir).map_err(open_error)?;
+        perms::prepare_dir(dir)?;
         if let Some(name) = foreign_entry(dir).map_err(open_error)? {
             return Err(StoreError::Foreign(format!(
                 "{} contains {name:?}, which is not power-revenue state",
@@ -231,6 +249,7 @@ impl Store {
                 dir.display()
             )),
         })?;
+        perms::tighten_contents(dir);
         let tree = db.open_tree("state")?;
         match tree.get(KEY_FORMAT)? {
             Some(v) if v.as_ref() == FORMAT => {}
@@ -256,9 +275,7 @@ impl Store {
         }
         if !claimed {
             // After the format key is durable: a crash in between is a fresh start again.
-            std::fs::write(&marker, FORMAT)
-                .and_then(|()| std::fs::File::open(&marker)?.sync_all())
-                .map_err(open_error)?;
+            write_private(&marker, FORMAT).map_err(open_error)?;
         }
         Ok(Store { tree, db })
     }

@@ -1,7 +1,7 @@
 //! Every transition of the closer, with an injected clock.
 
 use super::*;
-use chrono::TimeZone;
+use chrono::{TimeDelta, TimeZone};
 use chrono_tz::Tz;
 
 const WINDOW_SECS: u64 = 60;

@@ -1,6 +1,14 @@
 //! Configuration: defaults < TOML file < environment < flags, validated into [`Config`]
 //! before anything connects. Every error is one line saying what is wrong and what to do,
-//! and never contains a secret.
+//! and never contains a secret. Secrets and their redaction: [`secret`]; the bounds of every
+//! duration: [`bounds`].
+
+mod bounds;
+mod secret;
+
+pub use bounds::{DEFAULT_GRACE, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
+pub(crate) use secret::scrub;
+pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
 
 use crate::window::WindowSpec;
 use chrono_tz::Tz;
@@ -18,13 +26,13 @@ pub struct Settings {
     /// MongoDB connection string (secret).
     #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
     pub mongodb_uri: Option<String>,
-    /// File holding the MongoDB connection string.
+    /// File holding the MongoDB connection string (one line, at most 64 KiB).
     #[arg(long, env = "MONGODB_URI_FILE", global = true)]
     pub mongodb_uri_file: Option<PathBuf>,
     /// Slack incoming-webhook URL (secret); without it reports print to stdout.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, global = true)]
     pub slack_webhook_url: Option<String>,
-    /// File holding the Slack webhook URL.
+    /// File holding the Slack webhook URL (one line, at most 64 KiB).
     #[arg(long, env = "SLACK_WEBHOOK_URL_FILE", global = true)]
     pub slack_webhook_url_file: Option<PathBuf>,
     /// Database name [default: the connection string's database].
@@ -33,16 +41,17 @@ pub struct Settings {
     /// Collection of sales [default: power_transaction_items].
     #[arg(long, env = "POWER_REVENUE_COLLECTION", global = true)]
     pub collection: Option<String>,
-    /// Window length, dividing 24 h (6h, 1h, 10m, 20s) [default: 6h].
+    /// Window length, dividing 24 h (6h, 1h, 10m, 20s; at most 24h) [default: 6h].
     #[arg(long, env = "POWER_REVENUE_WINDOW", global = true)]
     pub window: Option<String>,
-    /// Wait after a window ends before closing it [default: 1m].
+    /// Wait after a window ends before closing it; shorter than the window [default: 1m, or half
+    /// the window if that is shorter].
     #[arg(long, env = "POWER_REVENUE_GRACE", global = true)]
     pub grace: Option<String>,
     /// IANA time zone whose midnight windows align to [default: UTC].
     #[arg(long, env = "POWER_REVENUE_TIMEZONE", global = true)]
     pub timezone: Option<String>,
-    /// sled state directory [default: ./state].
+    /// sled state directory, created 0700; refused if others may write to it [default: ./state].
     #[arg(long, env = "POWER_REVENUE_STATE_DIR", global = true)]
     pub state_dir: Option<PathBuf>,
     /// Field holding the sale time (a BSON date) [default: createdAt].
@@ -60,22 +69,24 @@ pub struct Settings {
     /// Status value of a completed sale [default: fulfilled].
     #[arg(long, env = "POWER_REVENUE_FULFILLED_STATUS", global = true)]
     pub fulfilled_status: Option<String>,
-    /// Oldest missed window reported after downtime [default: 1d].
+    /// Oldest missed window reported after downtime; at most 366d [default: 1d].
     #[arg(long, env = "POWER_REVENUE_MAX_CATCHUP", global = true)]
     pub max_catchup: Option<String>,
-    /// Reported windows this recent are corrected when their sales change later [default: 7d].
+    /// Reported windows this recent are corrected when their sales change later; at most 366d
+    /// [default: 7d].
     #[arg(long, env = "POWER_REVENUE_RESTATE_HORIZON", global = true)]
     pub restate_horizon: Option<String>,
-    /// Sales dated further ahead than this are skipped as `time_in_future` [default: 1d].
+    /// Sales dated further ahead than this are skipped as `time_in_future`; at most 366d
+    /// [default: 1d].
     #[arg(long, env = "POWER_REVENUE_MAX_FUTURE", global = true)]
     pub max_future: Option<String>,
-    /// Alert in Slack when the change stream has been down this long [default: 5m].
+    /// Alert in Slack when the change stream has been down this long; at most 7d [default: 5m].
     #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
     pub alert_stream_down: Option<String>,
     /// Address of the HTTP listener (API, metrics, dashboard) [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
-    /// Bearer token required on every HTTP route but /healthz (secret) [default: none].
+    /// Bearer token required on every HTTP route but /healthz (secret; not empty) [default: none].
     #[arg(
         long,
         env = "POWER_REVENUE_API_TOKEN",
@@ -83,7 +94,7 @@ pub struct Settings {
         global = true
     )]
     pub api_token: Option<String>,
-    /// File holding the API token.
+    /// File holding the API token (one line, at most 64 KiB).
     #[arg(long, env = "POWER_REVENUE_API_TOKEN_FILE", global = true)]
     pub api_token_file: Option<PathBuf>,
 }
@@ -122,7 +133,7 @@ impl Settings {
 pub enum ConfigError {
     #[error("cannot read config file {path}: {reason}; check --config / POWER_REVENUE_CONFIG")]
     File { path: PathBuf, reason: String },
-    #[error("cannot read {var} ({path}): {reason}; point it at a readable file")]
+    #[error("cannot read {var} ({}): {reason}; point it at a readable file holding only the secret", path.display())]
     SecretFile {
         var: &'static str,
         path: PathBuf,
@@ -158,6 +169,18 @@ pub enum ConfigError {
         value: String,
         max: String,
     },
+    #[error("POWER_REVENUE_GRACE = {value:?} is not shorter than the window ({window}); use less than {window}")]
+    GraceNotBelowWindow { value: String, window: String },
+    #[error("{} is set but empty; {}", var.env(), var.if_empty())]
+    EmptySecret { var: SecretVar },
+    #[error("{} ({}) holds nothing but whitespace; {}", var.file_env(), path.display(), var.if_empty())]
+    EmptySecretFile { var: SecretVar, path: PathBuf },
+    #[error(
+        "{from} holds more than one line or a control character; it must hold only the secret"
+    )]
+    SecretNotOneLine { from: String },
+    #[error("MONGODB_URI's user name or password holds characters that must be percent-encoded (: / ? # [ ] @ and a lone %), as must an @ in its options; write e.g. ? as %3F, @ as %40, % as %25")]
+    UnencodedUserinfo,
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
 }
@@ -211,14 +234,16 @@ impl Config {
     pub fn load(cli: Settings, file: Option<&Path>) -> Result<Config, ConfigError> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                let unreadable = |reason: String| ConfigError::File {
                     path: path.into(),
-                    reason: e.to_string(),
-                })?;
-                toml::from_str::<Settings>(&text).map_err(|e| ConfigError::File {
-                    path: path.into(),
-                    reason: e.message().to_owned(),
-                })?
+                    reason,
+                };
+                let text = secret::read_bounded(path, MAX_CONFIG_FILE_BYTES)
+                    .map_err(|e| unreadable(e.to_string()))?
+                    .ok_or_else(|| {
+                        unreadable(format!("larger than {} KiB", MAX_CONFIG_FILE_BYTES / 1024))
+                    })?;
+                toml::from_str::<Settings>(&text).map_err(|e| unreadable(toml_reason(&e, &text)))?
             }
             None => Settings::default(),
         };
@@ -234,9 +259,12 @@ impl Config {
                 Ok(v)
             }
         };
-        let window_secs =
-            parse_duration("POWER_REVENUE_WINDOW", s.window.as_deref().unwrap_or("6h"))?;
-        if window_secs.subsec_nanos() != 0 {
+        let window_length = bounds::bounded(
+            "POWER_REVENUE_WINDOW",
+            s.window.as_deref().unwrap_or("6h"),
+            MAX_WINDOW,
+        )?;
+        if window_length.subsec_nanos() != 0 {
             return Err(ConfigError::BadWindow(
                 "window length must be whole seconds".into(),
             ));
@@ -245,30 +273,24 @@ impl Config {
         let tz: Tz = tz_name
             .parse()
             .map_err(|_| ConfigError::BadTimezone(tz_name.clone()))?;
-        let window = WindowSpec::new(window_secs.as_secs(), tz).map_err(ConfigError::BadWindow)?;
-        let grace = parse_duration("POWER_REVENUE_GRACE", s.grace.as_deref().unwrap_or("1m"))?;
-        let max_catchup = parse_duration(
-            "POWER_REVENUE_MAX_CATCHUP",
-            s.max_catchup.as_deref().unwrap_or("1d"),
-        )?;
-        let restate_horizon = bounded(
-            "POWER_REVENUE_RESTATE_HORIZON",
-            s.restate_horizon.as_deref().unwrap_or("7d"),
-            MAX_HORIZON,
-        )?;
-        let max_future = bounded(
-            "POWER_REVENUE_MAX_FUTURE",
-            s.max_future.as_deref().unwrap_or("1d"),
-            MAX_HORIZON,
-        )?;
-        let alert_stream_down = parse_duration(
+        let window =
+            WindowSpec::new(window_length.as_secs(), tz).map_err(ConfigError::BadWindow)?;
+        let grace = bounds::grace(s.grace.as_deref(), window_length)?;
+        let horizon = |name, value: Option<String>, default| {
+            bounds::bounded(name, value.as_deref().unwrap_or(default), MAX_HORIZON)
+        };
+        let max_catchup = horizon("POWER_REVENUE_MAX_CATCHUP", s.max_catchup, "1d")?;
+        let restate_horizon = horizon("POWER_REVENUE_RESTATE_HORIZON", s.restate_horizon, "7d")?;
+        let max_future = horizon("POWER_REVENUE_MAX_FUTURE", s.max_future, "1d")?;
+        let alert_stream_down = bounds::bounded(
             "POWER_REVENUE_ALERT_STREAM_DOWN",
             s.alert_stream_down.as_deref().unwrap_or("5m"),
+            MAX_ALERT,
         )?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
-        let uri = secret("MONGODB_URI", s.mongodb_uri, s.mongodb_uri_file)?;
+        let uri = secret::secret(SecretVar::MongoUri, s.mongodb_uri, s.mongodb_uri_file)?;
         let collection = non_empty(
             "POWER_REVENUE_COLLECTION",
             s.collection,
@@ -278,8 +300,8 @@ impl Config {
             None => Err(ConfigError::MissingUri.to_string()),
             Some(uri) => Ok(mongo_config(uri, s.database, collection)?),
         };
-        let slack_webhook = secret(
-            "SLACK_WEBHOOK_URL",
+        let slack_webhook = secret::secret(
+            SecretVar::SlackWebhook,
             s.slack_webhook_url,
             s.slack_webhook_url_file,
         )?;
@@ -304,7 +326,7 @@ impl Config {
             state_dir: s.state_dir.unwrap_or_else(|| PathBuf::from("state")),
             slack_webhook,
             http_addr,
-            api_token: secret("POWER_REVENUE_API_TOKEN", s.api_token, s.api_token_file)?,
+            api_token: secret::secret(SecretVar::ApiToken, s.api_token, s.api_token_file)?,
             max_catchup,
             restate_horizon,
             max_future,
@@ -323,59 +345,39 @@ impl Config {
     }
 }
 
-/// The longest horizon a setting may span: a year.
-const MAX_HORIZON: Duration = Duration::from_secs(366 * 86_400);
-
-/// A duration of at most `max`.
-fn bounded(name: &'static str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
-    let d = parse_duration(name, value)?;
-    if d > max {
-        return Err(ConfigError::OutOfBounds {
-            name,
-            value: value.to_owned(),
-            max: format!("{}d", max.as_secs() / 86_400),
-        });
-    }
-    Ok(d)
-}
-
-fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim()).map_err(|_| ConfigError::BadDuration {
-        name,
-        value: value.to_owned(),
-    })
-}
-
-/// A secret given inline or as a file (Docker/Kubernetes secrets), never both.
-fn secret(
-    var: &'static str,
-    inline: Option<String>,
-    file: Option<PathBuf>,
-) -> Result<Option<SecretString>, ConfigError> {
-    match (inline.filter(|v| !v.is_empty()), file) {
-        (Some(_), Some(_)) => Err(ConfigError::Ambiguous { var }),
-        (Some(v), None) => Ok(Some(SecretString::from(v.trim().to_owned()))),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::SecretFile {
-                var: match var {
-                    "MONGODB_URI" => "MONGODB_URI_FILE",
-                    "SLACK_WEBHOOK_URL" => "SLACK_WEBHOOK_URL_FILE",
-                    _ => "POWER_REVENUE_API_TOKEN_FILE",
-                },
-                path,
-                reason: e.kind().to_string(),
-            })?;
-            Ok(Some(SecretString::from(text.trim().to_owned())))
+/// Where and what, without the value: "invalid type: integer `918273645`, expected a string"
+/// would print a token written without quotes.
+fn toml_reason(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message();
+    let message = match message.split_once(": ") {
+        Some((kind @ ("invalid type" | "invalid value"), rest)) => {
+            let what = rest.split('`').next().unwrap_or("").trim();
+            let expected = rest.split_once(", expected").map_or("", |(_, x)| x);
+            format!("{kind}: {what}, expected{expected}")
         }
-        (None, None) => Ok(None),
+        _ => message.to_owned(),
+    };
+    match e.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map_or(0, |before| before.matches('\n').count())
+                .saturating_add(1);
+            format!("line {line}: {message}")
+        }
+        None => message,
     }
 }
+
+/// A settings file is a page of text; anything bigger is the wrong file.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
 pub fn mongo_config(
     uri: SecretString,
     database: Option<String>,
     collection: String,
 ) -> Result<MongoConfig, ConfigError> {
+    secret::check_userinfo(uri.expose_secret())?;
     let parsed = mongodb::options::ConnectionString::parse(uri.expose_secret()).map_err(|e| {
         ConfigError::BadUri {
             reason: scrub(&e.kind.to_string(), uri.expose_secret()),
@@ -415,155 +417,5 @@ fn check_webhook(url: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// `mongodb://user:****@host/db`: the password never leaves this process.
-pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return "<unparseable URI>".into();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:****@{hosts}{tail}")
-        }
-        None => uri.to_owned(),
-    }
-}
-
-/// Driver messages can quote the URI; cut any password out of them.
-fn scrub(message: &str, uri: &str) -> String {
-    let Some((_, rest)) = uri.split_once("://") else {
-        return message.to_owned();
-    };
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    match authority
-        .rsplit_once('@')
-        .and_then(|(ui, _)| ui.split_once(':'))
-    {
-        Some((_, password)) if !password.is_empty() => message.replace(password, "****"),
-        _ => message.to_owned(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn base() -> Settings {
-        Settings {
-            mongodb_uri: Some("mongodb://u:s3cret@h:27017/power".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn defaults() {
-        let c = Config::from_settings(base()).unwrap();
-        let m = c.mongo().unwrap();
-        assert_eq!(
-            (m.database.as_str(), m.collection.as_str()),
-            ("power", "power_transaction_items")
-        );
-        assert_eq!(m.redacted, "mongodb://u:****@h:27017/power");
-        assert_eq!(c.window.length().num_seconds(), 6 * 3600);
-        assert_eq!(c.grace, Duration::from_secs(60));
-        assert_eq!(c.fields.time, "createdAt");
-        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9464");
-    }
-
-    #[test]
-    fn higher_layers_win() {
-        let file = Settings {
-            window: Some("1h".into()),
-            grace: Some("5s".into()),
-            ..Default::default()
-        };
-        let cli = Settings {
-            window: Some("10m".into()),
-            ..base()
-        };
-        let c = Config::from_settings(cli.over(file)).unwrap();
-        assert_eq!(c.window.length().num_seconds(), 600);
-        assert_eq!(c.grace, Duration::from_secs(5));
-    }
-
-    #[test]
-    fn bad_values_say_what_to_do() {
-        let err = |s: Settings| Config::from_settings(s).unwrap_err().to_string();
-        assert!(err(Settings {
-            window: Some("7h".into()),
-            ..base()
-        })
-        .contains("does not divide 24 h"));
-        assert!(err(Settings {
-            timezone: Some("Mars/Base".into()),
-            ..base()
-        })
-        .contains("IANA"));
-        assert!(err(Settings {
-            mongodb_uri: Some("mongodb://h/".into()),
-            ..base()
-        })
-        .contains("POWER_REVENUE_DATABASE"));
-        let e = err(Settings {
-            mongodb_uri: Some("mongo://u:s3cret@h/db".into()),
-            ..base()
-        });
-        assert!(
-            e.contains("not a valid MongoDB connection string") && !e.contains("s3cret"),
-            "{e}"
-        );
-        let e = err(Settings {
-            slack_webhook_url: Some("http://hooks.slack.com/services/T/B/XYZ".into()),
-            ..base()
-        });
-        assert!(e.contains("must use https") && !e.contains("XYZ"), "{e}");
-        assert!(Config::from_settings(Settings {
-            slack_webhook_url: Some("http://127.0.0.1:9/x".into()),
-            ..base()
-        })
-        .is_ok());
-    }
-
-    #[test]
-    fn horizons_are_bounded_with_the_bound_in_the_message() {
-        let e = Config::from_settings(Settings {
-            restate_horizon: Some("2y".into()),
-            ..base()
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("POWER_REVENUE_RESTATE_HORIZON") && e.contains("366d"),
-            "{e}"
-        );
-        let c = Config::from_settings(Settings {
-            max_future: Some("366d".into()),
-            ..base()
-        })
-        .unwrap();
-        assert_eq!(c.restate_horizon, Duration::from_secs(7 * 86_400));
-    }
-
-    #[test]
-    fn missing_uri_is_reported_only_when_needed() {
-        let c = Config::from_settings(Settings::default()).unwrap();
-        assert!(c
-            .mongo()
-            .unwrap_err()
-            .to_string()
-            .contains("MONGODB_URI is not set"));
-    }
-
-    #[test]
-    fn shipped_example_config_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/power-revenue.toml");
-        let c = Config::load(base(), Some(&path)).unwrap();
-        assert_eq!(c.window.tz(), chrono_tz::Tz::Africa__Lagos);
-        let err = Config::load(base(), Some(Path::new("/nonexistent.toml")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("POWER_REVENUE_CONFIG"), "{err}");
-    }
-}
+mod tests;

@@ -1,0 +1,64 @@
+//! Duration settings: parsing, and the bounds each is checked against at start. With every
+//! span bounded (a day, a week, a year), no later arithmetic on them can overflow: chrono's
+//! range is ±262 000 years, and what is added to an instant is at most 366 days.
+
+use super::ConfigError;
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+/// Catch-up and horizons: a year (and the odd leap day).
+pub const MAX_HORIZON: Duration = Duration::from_secs(366 * 86_400);
+/// Alert thresholds: a week; an alert later than that alerts nobody.
+pub const MAX_ALERT: Duration = Duration::from_secs(7 * 86_400);
+/// Windows divide a day, so none is longer.
+pub const MAX_WINDOW: Duration = DAY;
+/// The grace when none is given, unless the window is too short for it (see [`grace`]).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+
+/// A duration setting, checked against its largest value.
+pub(super) fn bounded(
+    name: &'static str,
+    value: &str,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let out_of_bounds = || ConfigError::OutOfBounds {
+        name,
+        value: value.to_owned(),
+        max: show(max),
+    };
+    match humantime::parse_duration(value.trim()) {
+        Ok(d) if d <= max => Ok(d),
+        // `400000000y` fits no u64 of seconds: too long, not malformed.
+        Ok(_) | Err(humantime::DurationError::NumberOverflow) => Err(out_of_bounds()),
+        Err(_) => Err(ConfigError::BadDuration {
+            name,
+            value: value.to_owned(),
+        }),
+    }
+}
+
+/// The grace: shorter than the window, or the next window would be due before this one closed.
+/// Unset, it is a minute, or half the window where a minute would not fit (20 s windows).
+pub(super) fn grace(value: Option<&str>, window: Duration) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_GRACE.min(window / 2));
+    };
+    let too_long = || ConfigError::GraceNotBelowWindow {
+        value: value.to_owned(),
+        window: show(window),
+    };
+    match bounded("POWER_REVENUE_GRACE", value, MAX_WINDOW) {
+        Ok(d) if d < window => Ok(d),
+        Ok(_) | Err(ConfigError::OutOfBounds { .. }) => Err(too_long()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `366d`, `7d`, `6h`, `20s`: as an operator would write it back.
+pub(super) fn show(d: Duration) -> String {
+    if d >= DAY && d.as_secs() % DAY.as_secs() == 0 && d.subsec_nanos() == 0 {
+        format!("{}d", d.as_secs() / DAY.as_secs())
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
