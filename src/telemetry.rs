@@ -1,7 +1,9 @@
 //! Logs and metrics. Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`); stdout
 //! is kept for reports and command output. Metrics: the `metrics` facade with a Prometheus
-//! recorder, rendered at `/metrics`; every name is `power_revenue_<name>_<unit>[_total]`.
+//! recorder, rendered at `/metrics`; every name is `power_revenue_<name>_<unit>[_total]`, and
+//! every metric is listed once in [`METRICS`] with its `# HELP` text.
 
+use metrics::Unit;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -25,6 +27,67 @@ pub const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
 pub const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
 pub const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
+
+/// What a metric is: its `# TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric, with its `# HELP` text. Described when the recorder is installed, so a metric
+/// has its HELP line from its first sample on; counters and histograms without labels are
+/// also registered then, so they are scraped (at 0) before their first event. Labelled series
+/// (`reason`, `kind`) and the gauges that are only known later (token age, oplog headroom)
+/// appear when first set.
+const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
+    (EVENTS_APPLIED_TOTAL, Kind::Counter, Some(Unit::Count), "Change events applied to a window's totals."),
+    (EVENTS_SKIPPED_TOTAL, Kind::Counter, Some(Unit::Count), "Fulfilled sales not counted, by reason (amount_unparseable, time_not_date, ...)."),
+    (EVENTS_LATE_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to windows already closed (late, refunded, edited, moved or deleted sales)."),
+    (CHECKPOINTS_TOTAL, Kind::Counter, Some(Unit::Count), "Checkpoints (resume token and open windows) written to the state directory."),
+    (CHECKPOINT_SECONDS, Kind::Histogram, Some(Unit::Seconds), "Time to write and flush one checkpoint."),
+    (RECONNECTS_TOTAL, Kind::Counter, Some(Unit::Count), "Times the change stream was reopened after an error."),
+    (STREAM_CONNECTED, Kind::Gauge, None, "1 while the change stream is open, else 0."),
+    (LAG_SECONDS, Kind::Gauge, Some(Unit::Seconds), "How far behind its commit time the last applied sale was applied."),
+    (TOKEN_AGE_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Age of the last durable checkpoint of the resume token."),
+    (OPLOG_HEADROOM_SECONDS, Kind::Gauge, Some(Unit::Seconds), "How much older than the resume position the oldest oplog entry is (where the server exposes its oplog)."),
+    (REPORTS_POSTED_TOTAL, Kind::Counter, Some(Unit::Count), "Reports accepted by Slack (all their parts)."),
+    (REPORTS_FAILED_TOTAL, Kind::Counter, Some(Unit::Count), "Failed Slack posts, by kind (retryable, permanent)."),
+    (MISMATCHES_TOTAL, Kind::Counter, Some(Unit::Count), "Closed windows whose streamed totals differed from the database's."),
+    (RECHECK_QUERIES_TOTAL, Kind::Counter, Some(Unit::Count), "Reconciliation queries re-run for windows already reported, to restate them."),
+    (CORRECTIONS_TOTAL, Kind::Counter, Some(Unit::Count), "Correction lines posted for windows already reported."),
+    (CHANGES_UNREPORTED_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to windows this service never reported (counted, not posted)."),
+    (CHANGES_BEYOND_HORIZON_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to reported windows older than the restatement horizon (counted, not posted)."),
+    (SLACK_SECONDS, Kind::Histogram, Some(Unit::Seconds), "Time of one Slack webhook post."),
+];
+
+/// HELP for every metric, and a first (zero) series for those without labels.
+fn describe_all() {
+    metrics::with_recorder(|recorder| {
+        for &(name, kind, unit, help) in METRICS {
+            let key = || metrics::KeyName::from_const_str(name);
+            match kind {
+                Kind::Counter => recorder.describe_counter(key(), unit, help.into()),
+                Kind::Gauge => recorder.describe_gauge(key(), unit, help.into()),
+                Kind::Histogram => recorder.describe_histogram(key(), unit, help.into()),
+            }
+        }
+    });
+    for &(name, kind, ..) in METRICS {
+        if LABELLED.contains(&name) {
+            continue;
+        }
+        match kind {
+            Kind::Counter => metrics::counter!(name).increment(0),
+            Kind::Histogram => drop(metrics::histogram!(name)),
+            Kind::Gauge => {} // a gauge's 0 would be a claim; set when known
+        }
+    }
+}
+
+/// Metrics whose series carry a label: no series until the first labelled sample.
+const LABELLED: [&str; 2] = [EVENTS_SKIPPED_TOTAL, REPORTS_FAILED_TOTAL];
 
 pub fn init() {
     let filter =
@@ -51,6 +114,39 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Fails only if another recorder was installed first (a test harness); then this
         // handle renders nothing, which the metrics test would notice.
         let _ = metrics::set_global_recorder(recorder);
+        describe_all();
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `power_revenue_<name>_<unit>[_total]`: counters end in `_total`, the rest in a unit.
+    #[test]
+    fn every_metric_is_named_by_the_convention_once() {
+        let mut names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
+        for &(name, kind, _, help) in METRICS {
+            assert!(name.starts_with("power_revenue_"), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            match kind {
+                Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                Kind::Gauge | Kind::Histogram => assert!(
+                    ["_seconds", "_bool"].iter().any(|u| name.ends_with(u)),
+                    "{name}"
+                ),
+            }
+            assert!(help.ends_with('.') && !help.contains('\n'), "{name}");
+        }
+        for name in LABELLED {
+            assert!(names.contains(&name), "{name}");
+        }
+    }
 }
