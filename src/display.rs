@@ -78,18 +78,20 @@ pub fn escaped(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Serialized JSON with every hidden character written as a `\uXXXX` escape. `serde_json`
-/// escapes only C0 controls; DEL, C1 (U+009B is a CSI on some terminals), bidi overrides and
-/// U+2028 would reach a terminal running `curl` or `status --json` as they are. Outside strings
-/// JSON is ASCII, so every such character is inside a string, where the escape means the same
-/// character: the document parses to the same value.
+/// Serialized JSON (from `serde_json`) with every hidden character written as a `\uXXXX`
+/// escape. `serde_json` escapes only C0 controls; DEL, C1 (U+009B is a CSI on some terminals),
+/// bidi overrides and U+2028 would reach a terminal running `curl` or `status --json` as they
+/// are. Between tokens JSON holds only ASCII and its whitespace (space, `\t`, `\n`, `\r`, kept:
+/// `serde_json` writes those escaped inside strings), so every other hidden character is inside
+/// a string, where the escape means the same character: the document parses to the same value.
 pub fn json_escape_hidden(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_hidden) {
+    let escape = |c: char| is_hidden(c) && !matches!(c, '\t' | '\n' | '\r');
+    if !json.chars().any(escape) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_hidden(c) {
+        if escape(c) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 let _ = write!(out, "\\u{unit:04x}");

@@ -112,6 +112,14 @@ fn json_keeps_its_value_and_loses_its_hidden_characters() {
         serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
         value
     );
+    // Pretty-printed: the layout's line breaks stay (they are outside strings).
+    let pretty = serde_json::to_string_pretty(&value).unwrap();
+    let safe = json_escape_hidden(&pretty);
+    assert_eq!(safe.lines().count(), 3, "{safe}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&safe).unwrap(),
+        value
+    );
 }
 
 proptest! {
@@ -166,9 +174,9 @@ proptest! {
     /// Serialized JSON with its hidden characters escaped parses to the same value.
     #[test]
     fn json_escapes_round_trip(raw in hostile_string()) {
-        let json = serde_json::to_string(&serde_json::json!({ "utility": raw, "n": 1 })).unwrap();
+        let json = serde_json::to_string_pretty(&serde_json::json!({ "utility": raw, "n": 1 })).unwrap();
         let safe = json_escape_hidden(&json);
-        prop_assert!(!safe.chars().any(is_hidden));
+        prop_assert!(!safe.chars().any(|c| c != '\n' && is_hidden(c)));
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         prop_assert_eq!(back["utility"].as_str(), Some(raw.as_str()));
     }
