@@ -139,18 +139,25 @@ async fn the_dashboard_swaps_the_url_token_for_a_cookie_and_nothing_else_takes_i
     );
 }
 
-/// Metric families of an exposition text: name → (has HELP, TYPE), and each sample's family.
-fn families(text: &str) -> (BTreeMap<String, (bool, Option<String>)>, BTreeSet<String>) {
-    let mut declared: BTreeMap<String, (bool, Option<String>)> = BTreeMap::new();
+/// What an exposition text says of one metric family.
+#[derive(Debug, Clone, Default)]
+struct Declared {
+    help: bool,
+    kind: Option<String>,
+}
+
+/// Metric families of an exposition text: what each declares, and each sample's family.
+fn families(text: &str) -> (BTreeMap<String, Declared>, BTreeSet<String>) {
+    let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
     let mut samples = BTreeSet::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next(), words.next()) {
             (Some("#"), Some("HELP"), Some(name)) => {
-                declared.entry(name.into()).or_default().0 = true;
+                declared.entry(name.into()).or_default().help = true;
             }
             (Some("#"), Some("TYPE"), Some(name)) => {
-                declared.entry(name.into()).or_default().1 = words.next().map(str::to_owned);
+                declared.entry(name.into()).or_default().kind = words.next().map(str::to_owned);
             }
             (Some("#"), ..) => {}
             _ => {
@@ -165,7 +172,7 @@ fn families(text: &str) -> (BTreeMap<String, (bool, Option<String>)>, BTreeSet<S
             if let Some(base) = sample.strip_suffix(suffix) {
                 if declared
                     .get(base)
-                    .is_some_and(|d| d.1.as_deref() == Some("histogram"))
+                    .is_some_and(|d| d.kind.as_deref() == Some("histogram"))
                 {
                     return base.to_owned();
                 }
@@ -197,7 +204,7 @@ fn check_exposition(text: &str, when: &str) {
     let (declared, sample_families) = families(text);
     assert!(!sample_families.is_empty(), "{when}: no samples:\n{text}");
     for family in &sample_families {
-        let (help, kind) = declared.get(family).cloned().unwrap_or_default();
+        let Declared { help, kind } = declared.get(family).cloned().unwrap_or_default();
         assert!(help, "{when}: {family} has no # HELP:\n{text}");
         assert!(kind.is_some(), "{when}: {family} has no # TYPE:\n{text}");
         assert!(family.starts_with("power_revenue_"), "{family}");

@@ -28,16 +28,6 @@ const COOKIE_LABEL: &[u8] = b"power-revenue dashboard session v1";
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// The credential a request carried, if any.
-enum Credential {
-    /// The configured token was given (header, or `?token=` on the dashboard).
-    Token,
-    /// The dashboard's cookie.
-    Cookie,
-    /// Nothing, or something wrong.
-    Refused,
-}
-
 /// The cookie value for `token`: hex of HMAC-SHA256(key = token, [`COOKIE_LABEL`]).
 fn cookie_value(token: &SecretString) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(token.expose_secret().as_bytes())
@@ -50,14 +40,14 @@ fn equal(given: &str, expected: &str) -> bool {
     bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The `Authorization: Bearer` header or the cookie (never the URL), checked against `token`.
-fn credential(headers: &HeaderMap, token: &SecretString) -> Credential {
+/// Whether the `Authorization: Bearer` header or the cookie (never the URL) carries `token`.
+fn authorized(headers: &HeaderMap, token: &SecretString) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if bearer.is_some_and(|b| equal(b, token.expose_secret())) {
-        return Credential::Token;
+        return true;
     }
     let expected = cookie_value(token);
     // Every cookie of that name counts: another service on the same host (any port) may have
@@ -69,11 +59,7 @@ fn credential(headers: &HeaderMap, token: &SecretString) -> Credential {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == COOKIE);
-    if cookies.any(|(_, value)| equal(value.trim_matches('"'), &expected)) {
-        Credential::Cookie
-    } else {
-        Credential::Refused
-    }
+    cookies.any(|(_, value)| equal(value.trim_matches('"'), &expected))
 }
 
 /// The value of `?token=`, and the query without it (other parameters kept as they were).
@@ -117,9 +103,10 @@ pub(crate) async fn require_token(
             "the API token goes in the Authorization header (or the dashboard's cookie), never in the URL\n",
         );
     }
-    match credential(&headers, token) {
-        Credential::Token | Credential::Cookie => next.run(request).await,
-        Credential::Refused => unauthorized("missing or wrong API token\n"),
+    if authorized(&headers, token) {
+        next.run(request).await
+    } else {
+        unauthorized("missing or wrong API token\n")
     }
 }
 
@@ -166,11 +153,10 @@ pub(crate) async fn dashboard(State(s): State<HttpState>, request: Request) -> R
         )
             .into_response();
     }
-    match credential(headers, token) {
-        Credential::Token | Credential::Cookie => Html(DASHBOARD).into_response(),
-        Credential::Refused => {
-            unauthorized("missing or wrong API token: open /?token=<token> once, or send the Authorization header\n")
-        }
+    if authorized(headers, token) {
+        Html(DASHBOARD).into_response()
+    } else {
+        unauthorized("missing or wrong API token: open /?token=<token> once, or send the Authorization header\n")
     }
 }
 
@@ -206,15 +192,15 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=b; power_revenue_session=wrong"),
         );
-        assert!(matches!(credential(&headers, &token), Credential::Refused));
+        assert!(!authorized(&headers, &token));
         let good = format!("x=1; {COOKIE}={value}");
         headers.append(header::COOKIE, HeaderValue::from_str(&good).unwrap());
-        assert!(matches!(credential(&headers, &token), Credential::Cookie));
+        assert!(authorized(&headers, &token));
         headers.clear();
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cret"),
         );
-        assert!(matches!(credential(&headers, &token), Credential::Token));
+        assert!(authorized(&headers, &token));
     }
 }
