@@ -36,58 +36,168 @@ enum Kind {
     Histogram,
 }
 
-/// Every metric, with its `# HELP` text. Described when the recorder is installed, so a metric
-/// has its HELP line from its first sample on; counters and histograms without labels are
-/// also registered then, so they are scraped (at 0) before their first event. Labelled series
-/// (`reason`, `kind`) and the gauges that are only known later (token age, oplog headroom)
-/// appear when first set.
-const METRICS: &[(&str, Kind, Option<Unit>, &str)] = &[
-    (EVENTS_APPLIED_TOTAL, Kind::Counter, Some(Unit::Count), "Change events applied to a window's totals."),
-    (EVENTS_SKIPPED_TOTAL, Kind::Counter, Some(Unit::Count), "Fulfilled sales not counted, by reason (amount_unparseable, time_not_date, ...)."),
-    (EVENTS_LATE_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to windows already closed (late, refunded, edited, moved or deleted sales)."),
-    (CHECKPOINTS_TOTAL, Kind::Counter, Some(Unit::Count), "Checkpoints (resume token and open windows) written to the state directory."),
-    (CHECKPOINT_SECONDS, Kind::Histogram, Some(Unit::Seconds), "Time to write and flush one checkpoint."),
-    (RECONNECTS_TOTAL, Kind::Counter, Some(Unit::Count), "Times the change stream was reopened after an error."),
-    (STREAM_CONNECTED, Kind::Gauge, None, "1 while the change stream is open, else 0."),
-    (LAG_SECONDS, Kind::Gauge, Some(Unit::Seconds), "How far behind its commit time the last applied sale was applied."),
-    (TOKEN_AGE_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Age of the last durable checkpoint of the resume token."),
-    (OPLOG_HEADROOM_SECONDS, Kind::Gauge, Some(Unit::Seconds), "How much older than the resume position the oldest oplog entry is (where the server exposes its oplog)."),
-    (REPORTS_POSTED_TOTAL, Kind::Counter, Some(Unit::Count), "Reports accepted by Slack (all their parts)."),
-    (REPORTS_FAILED_TOTAL, Kind::Counter, Some(Unit::Count), "Failed Slack posts, by kind (retryable, permanent)."),
-    (MISMATCHES_TOTAL, Kind::Counter, Some(Unit::Count), "Closed windows whose streamed totals differed from the database's."),
-    (RECHECK_QUERIES_TOTAL, Kind::Counter, Some(Unit::Count), "Reconciliation queries re-run for windows already reported, to restate them."),
-    (CORRECTIONS_TOTAL, Kind::Counter, Some(Unit::Count), "Correction lines posted for windows already reported."),
-    (CHANGES_UNREPORTED_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to windows this service never reported (counted, not posted)."),
-    (CHANGES_BEYOND_HORIZON_TOTAL, Kind::Counter, Some(Unit::Count), "Changes to reported windows older than the restatement horizon (counted, not posted)."),
-    (SLACK_SECONDS, Kind::Histogram, Some(Unit::Seconds), "Time of one Slack webhook post."),
+/// One metric: its name, `# TYPE`, unit, label names and `# HELP` text.
+struct Metric {
+    name: &'static str,
+    kind: Kind,
+    unit: Option<Unit>,
+    labels: &'static [&'static str],
+    help: &'static str,
+}
+
+/// Every metric. Described when the recorder is installed, so a metric has its HELP line from
+/// its first sample on; counters and histograms without labels are also registered then, so
+/// they are scraped (at 0) before their first event. Labelled series and the gauges that are
+/// only known later (token age, oplog headroom) appear when first set.
+const METRICS: &[Metric] = &[
+    Metric {
+        name: EVENTS_APPLIED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Change events applied to a window's totals.",
+    },
+    Metric {
+        name: EVENTS_SKIPPED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &["reason"],
+        help: "Fulfilled sales not counted, by reason (amount_unparseable, time_not_date, ...).",
+    },
+    Metric {
+        name: EVENTS_LATE_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to windows already closed (late, refunded, edited, moved or deleted sales).",
+    },
+    Metric {
+        name: CHECKPOINTS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Checkpoints (resume token and open windows) written to the state directory.",
+    },
+    Metric {
+        name: CHECKPOINT_SECONDS,
+        kind: Kind::Histogram,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Time to write and flush one checkpoint.",
+    },
+    Metric {
+        name: RECONNECTS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Times the change stream was reopened after an error.",
+    },
+    Metric {
+        name: STREAM_CONNECTED,
+        kind: Kind::Gauge,
+        unit: None,
+        labels: &[],
+        help: "1 while the change stream is open, else 0.",
+    },
+    Metric {
+        name: LAG_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "How far behind its commit time the last applied sale was applied.",
+    },
+    Metric {
+        name: TOKEN_AGE_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Age of the last durable checkpoint of the resume token.",
+    },
+    Metric {
+        name: OPLOG_HEADROOM_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "How much older than the resume position the oldest oplog entry is (where the server exposes its oplog).",
+    },
+    Metric {
+        name: REPORTS_POSTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Reports accepted by Slack (all their parts).",
+    },
+    Metric {
+        name: REPORTS_FAILED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &["kind"],
+        help: "Failed Slack posts, by kind (retryable, permanent).",
+    },
+    Metric {
+        name: MISMATCHES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Closed windows whose streamed totals differed from the database's.",
+    },
+    Metric {
+        name: RECHECK_QUERIES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Reconciliation queries re-run for windows already reported, to restate them.",
+    },
+    Metric {
+        name: CORRECTIONS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Correction lines posted for windows already reported.",
+    },
+    Metric {
+        name: CHANGES_UNREPORTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to windows this service never reported (counted, not posted).",
+    },
+    Metric {
+        name: CHANGES_BEYOND_HORIZON_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to reported windows older than the restatement horizon (counted, not posted).",
+    },
+    Metric {
+        name: SLACK_SECONDS,
+        kind: Kind::Histogram,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Time of one Slack webhook post.",
+    },
 ];
 
 /// HELP for every metric, and a first (zero) series for those without labels.
 fn describe_all() {
     metrics::with_recorder(|recorder| {
-        for &(name, kind, unit, help) in METRICS {
-            let key = || metrics::KeyName::from_const_str(name);
-            match kind {
-                Kind::Counter => recorder.describe_counter(key(), unit, help.into()),
-                Kind::Gauge => recorder.describe_gauge(key(), unit, help.into()),
-                Kind::Histogram => recorder.describe_histogram(key(), unit, help.into()),
+        for m in METRICS {
+            let (key, help) = (metrics::KeyName::from_const_str(m.name), m.help.into());
+            match m.kind {
+                Kind::Counter => recorder.describe_counter(key, m.unit, help),
+                Kind::Gauge => recorder.describe_gauge(key, m.unit, help),
+                Kind::Histogram => recorder.describe_histogram(key, m.unit, help),
             }
         }
     });
-    for &(name, kind, ..) in METRICS {
-        if LABELLED.contains(&name) {
-            continue;
-        }
-        match kind {
-            Kind::Counter => metrics::counter!(name).increment(0),
-            Kind::Histogram => drop(metrics::histogram!(name)),
+    for m in METRICS.iter().filter(|m| m.labels.is_empty()) {
+        match m.kind {
+            Kind::Counter => metrics::counter!(m.name).increment(0),
+            Kind::Histogram => drop(metrics::histogram!(m.name)),
             Kind::Gauge => {} // a gauge's 0 would be a claim; set when known
         }
     }
 }
-
-/// Metrics whose series carry a label: no series until the first labelled sample.
-const LABELLED: [&str; 2] = [EVENTS_SKIPPED_TOTAL, REPORTS_FAILED_TOTAL];
 
 pub fn init() {
     let filter =
@@ -126,27 +236,25 @@ mod tests {
     /// `power_revenue_<name>_<unit>[_total]`: counters end in `_total`, the rest in a unit.
     #[test]
     fn every_metric_is_named_by_the_convention_once() {
-        let mut names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+        let mut names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
-        for &(name, kind, _, help) in METRICS {
+        for m in METRICS {
+            let name = m.name;
             assert!(name.starts_with("power_revenue_"), "{name}");
             assert!(
                 name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
                 "{name}"
             );
-            match kind {
+            match m.kind {
                 Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
                 Kind::Gauge | Kind::Histogram => assert!(
                     ["_seconds", "_bool"].iter().any(|u| name.ends_with(u)),
                     "{name}"
                 ),
             }
-            assert!(help.ends_with('.') && !help.contains('\n'), "{name}");
-        }
-        for name in LABELLED {
-            assert!(names.contains(&name), "{name}");
+            assert!(m.help.ends_with('.') && !m.help.contains('\n'), "{name}");
         }
     }
 }
