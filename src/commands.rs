@@ -96,7 +96,8 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        let json = serde_json::to_string_pretty(&view)?;
+        println!("{}", crate::display::json_escape_hidden(&json));
     } else {
         print!("{}", view.to_text());
     }

@@ -18,7 +18,8 @@
 //!                          report::slack (2xx) ──► store: marked sent, never posted twice
 //! ```
 //!
-//! `config` validates settings before anything connects; `app` wires the tasks; `http` and
+//! `config` validates settings before anything connects; `display` makes names from the
+//! database safe to show; `app` wires the tasks; `http` and
 //! `status` show the live state; `raw` walks a batch and an event's few fields fast for
 //! `source` and `rules`; `commands` holds the one-shot commands; `devserver` runs a local
 //! SecantusDB for the demo and the tests.
@@ -33,6 +34,7 @@ pub mod deliver;
 pub mod demo;
 #[cfg(feature = "demo")]
 pub mod devserver;
+pub mod display;
 pub(crate) mod failpoint;
 pub mod http;
 pub mod money;

@@ -1,7 +1,10 @@
 //! The status view: checkpoint age, open windows with running totals, last report, pending
 //! reports. Built from the store (and the live state when the service runs); printed by
-//! `power-revenue status`, served as JSON at `/api/v1/status`. Never contains a secret.
+//! `power-revenue status`, served as JSON at `/api/v1/status`. Never contains a secret. The
+//! JSON carries utility names as stored (data); the text shows them through
+//! [`crate::display`], so no name can steer the operator's terminal.
 
+use crate::display;
 use crate::money::format_naira;
 use crate::report::transactions;
 use crate::setup::RestatementMode;
@@ -231,7 +234,8 @@ impl StatusView {
             for (u, t) in &w.by_utility {
                 let _ = writeln!(
                     s,
-                    "    • {u}: {} ({})",
+                    "    • {}: {} ({})",
+                    display::utility_name(u),
                     format_naira(t.revenue),
                     transactions(t.count)
                 );
@@ -252,10 +256,11 @@ impl StatusView {
         }
         let _ = writeln!(s, "Pending reports: {}", self.pending_reports.len());
         for r in &self.pending_reports {
+            // Error texts can quote a server's answer: escaped, like the names.
             let err = r
                 .last_error
                 .as_deref()
-                .map(|e| format!(", last error: {e}"))
+                .map(|e| format!(", last error: {}", display::escaped(e)))
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
@@ -306,7 +311,7 @@ impl StatusView {
                     s,
                     "  {}: {}",
                     r.window.start.to_rfc3339(),
-                    r.last_error.as_deref().unwrap_or("?")
+                    display::escaped(r.last_error.as_deref().unwrap_or("?"))
                 );
             }
         }

@@ -1,7 +1,9 @@
 //! Logs and metrics. Logs: `tracing` to stderr, filtered by `RUST_LOG` (default `info`); stdout
 //! is kept for reports and command output. Metrics: the `metrics` facade with a Prometheus
-//! recorder, rendered at `/metrics`; every name is `power_revenue_<name>_<unit>[_total]`.
+//! recorder, rendered at `/metrics`; every name is `power_revenue_<name>_<unit>[_total]`, and
+//! every metric is listed once in [`METRICS`] with its `# HELP` text.
 
+use metrics::Unit;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -25,6 +27,177 @@ pub const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
 pub const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
 pub const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
+
+/// What a metric is: its `# TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: its name, `# TYPE`, unit, label names and `# HELP` text.
+struct Metric {
+    name: &'static str,
+    kind: Kind,
+    unit: Option<Unit>,
+    labels: &'static [&'static str],
+    help: &'static str,
+}
+
+/// Every metric. Described when the recorder is installed, so a metric has its HELP line from
+/// its first sample on; counters and histograms without labels are also registered then, so
+/// they are scraped (at 0) before their first event. Labelled series and the gauges that are
+/// only known later (token age, oplog headroom) appear when first set.
+const METRICS: &[Metric] = &[
+    Metric {
+        name: EVENTS_APPLIED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Change events applied to a window's totals.",
+    },
+    Metric {
+        name: EVENTS_SKIPPED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &["reason"],
+        help: "Fulfilled sales not counted, by reason (amount_unparseable, time_not_date, ...).",
+    },
+    Metric {
+        name: EVENTS_LATE_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to windows already closed (late, refunded, edited, moved or deleted sales).",
+    },
+    Metric {
+        name: CHECKPOINTS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Checkpoints (resume token and open windows) written to the state directory.",
+    },
+    Metric {
+        name: CHECKPOINT_SECONDS,
+        kind: Kind::Histogram,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Time to write and flush one checkpoint.",
+    },
+    Metric {
+        name: RECONNECTS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Times the change stream was reopened after an error.",
+    },
+    Metric {
+        name: STREAM_CONNECTED,
+        kind: Kind::Gauge,
+        unit: None,
+        labels: &[],
+        help: "1 while the change stream is open, else 0.",
+    },
+    Metric {
+        name: LAG_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "How far behind its commit time the last applied sale was applied.",
+    },
+    Metric {
+        name: TOKEN_AGE_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Age of the last durable checkpoint of the resume token.",
+    },
+    Metric {
+        name: OPLOG_HEADROOM_SECONDS,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "How much older than the resume position the oldest oplog entry is (where the server exposes its oplog).",
+    },
+    Metric {
+        name: REPORTS_POSTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Reports accepted by Slack (all their parts).",
+    },
+    Metric {
+        name: REPORTS_FAILED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &["kind"],
+        help: "Failed Slack posts, by kind (retryable, permanent).",
+    },
+    Metric {
+        name: MISMATCHES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Closed windows whose streamed totals differed from the database's.",
+    },
+    Metric {
+        name: RECHECK_QUERIES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Reconciliation queries re-run for windows already reported, to restate them.",
+    },
+    Metric {
+        name: CORRECTIONS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Correction lines posted for windows already reported.",
+    },
+    Metric {
+        name: CHANGES_UNREPORTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to windows this service never reported (counted, not posted).",
+    },
+    Metric {
+        name: CHANGES_BEYOND_HORIZON_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Changes to reported windows older than the restatement horizon (counted, not posted).",
+    },
+    Metric {
+        name: SLACK_SECONDS,
+        kind: Kind::Histogram,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Time of one Slack webhook post.",
+    },
+];
+
+/// HELP for every metric, and a first (zero) series for those without labels.
+fn describe_all() {
+    metrics::with_recorder(|recorder| {
+        for m in METRICS {
+            let (key, help) = (metrics::KeyName::from_const_str(m.name), m.help.into());
+            match m.kind {
+                Kind::Counter => recorder.describe_counter(key, m.unit, help),
+                Kind::Gauge => recorder.describe_gauge(key, m.unit, help),
+                Kind::Histogram => recorder.describe_histogram(key, m.unit, help),
+            }
+        }
+    });
+    for m in METRICS.iter().filter(|m| m.labels.is_empty()) {
+        match m.kind {
+            Kind::Counter => metrics::counter!(m.name).increment(0),
+            Kind::Histogram => drop(metrics::histogram!(m.name)),
+            Kind::Gauge => {} // a gauge's 0 would be a claim; set when known
+        }
+    }
+}
 
 pub fn init() {
     let filter =
@@ -51,6 +224,37 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Fails only if another recorder was installed first (a test harness); then this
         // handle renders nothing, which the metrics test would notice.
         let _ = metrics::set_global_recorder(recorder);
+        describe_all();
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `power_revenue_<name>_<unit>[_total]`: counters end in `_total`, the rest in a unit.
+    #[test]
+    fn every_metric_is_named_by_the_convention_once() {
+        let mut names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "a metric is listed twice");
+        for m in METRICS {
+            let name = m.name;
+            assert!(name.starts_with("power_revenue_"), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            match m.kind {
+                Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                Kind::Gauge | Kind::Histogram => assert!(
+                    ["_seconds", "_bool"].iter().any(|u| name.ends_with(u)),
+                    "{name}"
+                ),
+            }
+            assert!(m.help.ends_with('.') && !m.help.contains('\n'), "{name}");
+        }
+    }
 }

@@ -192,6 +192,13 @@ async fn the_dashboard_shows_a_new_sale_within_seconds() {
         t.as_str().filter(|t| t.contains("live")).map(str::to_owned)
     })
     .await;
+    // The token was swapped for a cookie the page's script cannot read, and left the URL.
+    let (url, cookies) = (
+        browser.eval("return location.href").await,
+        browser.eval("return document.cookie").await,
+    );
+    assert_eq!(url, format!("{}/", svc.http), "the token left the URL");
+    assert_eq!(cookies, "", "the session cookie is HttpOnly");
 
     let inserted = std::time::Instant::now();
     db.coll
@@ -234,4 +241,22 @@ async fn the_dashboard_shows_a_new_sale_within_seconds() {
         "screenshots: {}/dashboard-{{laptop,phone}}.png",
         out.display()
     );
+
+    // A name with a line break, a bidi override and markup is printed as inert text.
+    db.coll
+        .insert_one(doc! { "createdAt": bson::DateTime::now(), "utility": "<b>x</b>\n• FORGED\u{202e}", "amount": 1, "status": "fulfilled" })
+        .await
+        .unwrap();
+    let names = wait_for(Duration::from_secs(10), "the hostile name on the page", async || {
+        let t = browser
+            .eval("return [...document.querySelectorAll('#bars strong')].map((s) => s.textContent).join('|')")
+            .await;
+        t.as_str().filter(|t| t.contains("FORGED")).map(str::to_owned)
+    })
+    .await;
+    assert_eq!(names, "EKEDC|<B>X</B>�• FORGED�");
+    let bold = browser
+        .eval("return document.querySelectorAll('#bars b').length")
+        .await;
+    assert_eq!(bold, 0, "no markup from a name");
 }

@@ -19,7 +19,10 @@ pub const MIN_OPLOG_HEADROOM_SECS: i64 = 3600;
 
 #[derive(Debug, Serialize)]
 pub struct UtilityView {
+    /// The name as stored (the totals key): data, exact.
     pub utility: String,
+    /// The name as shown ([`crate::display::utility_name`]): what the dashboard prints.
+    pub display: String,
     /// Naira, as a decimal string with 2 places ("1500.50").
     pub revenue: String,
     pub count: u64,
@@ -44,6 +47,7 @@ impl TotalsView {
                 .into_iter()
                 .map(|(u, t): (&str, Tally)| UtilityView {
                     utility: u.to_owned(),
+                    display: crate::display::utility_name(u).into_owned(),
                     revenue: t.revenue.to_string(),
                     count: t.count,
                 })

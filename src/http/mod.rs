@@ -1,24 +1,24 @@
 //! The HTTP listener: the live totals API, Prometheus metrics, health probes and the dashboard
-//! page. Everything but `/healthz` requires `Authorization: Bearer <POWER_REVENUE_API_TOKEN>`
-//! when a token is configured (the dashboard passes `?token=` on to its API calls).
+//! page. Everything but `/healthz` requires the API token when one is configured ([`auth`]:
+//! the `Authorization` header, or the cookie the dashboard sets).
 
 mod api;
+mod auth;
 
 use crate::config::Config;
 use crate::source::Live;
 use crate::status::StatusView;
 use crate::store::Store;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use chrono::Utc;
-use secrecy::ExposeSecret;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 pub use api::{ClosedWindowView, CurrentView, Readiness, MIN_OPLOG_HEADROOM_SECS};
 
@@ -29,50 +29,39 @@ pub struct HttpState {
     pub config: Arc<Config>,
 }
 
-const DASHBOARD: &str = include_str!("dashboard.html");
-
 pub fn router(state: HttpState) -> Router {
     let protected = Router::new()
-        .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/windows/current", get(current))
         .route("/api/v1/windows", get(closed))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(auth::dashboard))
         .merge(protected)
         .with_state(state)
 }
 
-/// Bearer token in the header, or `?token=` (for the dashboard page itself), compared in
-/// constant time. No token configured: open, as on the default loopback address.
-async fn require_token(
-    State(s): State<HttpState>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(expected) = &s.config.api_token else {
-        return next.run(request).await;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or(q.get("token").map(String::as_str))
-        .unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong API token\n",
-        )
-            .into_response()
+/// A JSON body as `axum::Json` writes it, but with every character that could act on a
+/// terminal escaped ([`crate::display::json_escape_hidden`]): names are data, and `curl` prints
+/// them. The value a client parses is the same.
+pub(crate) struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_string(&self.0) {
+            Ok(body) => (
+                [(header::CONTENT_TYPE, "application/json")],
+                crate::display::json_escape_hidden(&body).into_owned(),
+            )
+                .into_response(),
+            Err(e) => internal(e).into_response(),
+        }
     }
 }
 

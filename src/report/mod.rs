@@ -5,6 +5,7 @@
 pub mod blocks;
 pub mod slack;
 
+use crate::display;
 use crate::money::format_naira;
 use crate::window::{Tally, Totals, Window};
 use blocks::Head;
@@ -18,7 +19,7 @@ const RULE: &str = "━━━━━━━━━━━━━━━━━━━━
 /// breakdown section well under Slack's 3000-character limit.
 pub const MAX_UTILITIES_SHOWN: usize = 20;
 /// Characters of a utility name as shown: escaped, "…" included.
-const MAX_NAME_CHARS: usize = 60;
+const MAX_NAME_CHARS: usize = display::MAX_NAME_CHARS;
 
 /// Everything a report says, as plain values.
 #[derive(Debug, Clone)]
@@ -123,12 +124,15 @@ pub fn transactions(n: u64) -> String {
     }
 }
 
-/// Utility names come from the data: escape Slack's control characters so a name can neither
-/// break the layout nor ping `<!channel>`, then cut to [`MAX_NAME_CHARS`]. Escaping first and
-/// cutting whole characters or entities keeps the shown name within the limit (a name of `&`s
-/// grows fivefold when escaped) and never leaves half an entity.
+/// Utility names come from the data: made inert first ([`display::utility_name`]: no line
+/// breaks, terminal or bidi controls, so a name cannot forge a breakdown line), then Slack's
+/// control characters escaped so it cannot ping `<!channel>` or `<@U…>` or open a link, then
+/// cut to [`MAX_NAME_CHARS`]. Escaping before cutting, by whole characters or entities, keeps
+/// the name within the limit (a name of `&`s grows fivefold when escaped) and never leaves
+/// half an entity. Emphasis (`*bold*`, `_x_`) has no escape in Slack's mrkdwn and may render;
+/// it can style a name but not add a line.
 fn display_name(name: &str) -> String {
-    let pieces: Vec<String> = name
+    let pieces: Vec<String> = display::utility_name(name)
         .chars()
         .map(|c| match c {
             '&' => "&amp;".to_owned(),

@@ -390,3 +390,4 @@ fn ampersand_names_are_escaped_then_cut_within_the_limit() {
 }
 
 mod dst;
+mod names;

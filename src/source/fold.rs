@@ -327,14 +327,18 @@ impl Folded {
     }
 }
 
-/// The document id of an event, for logs.
+/// The document id of an event, for logs: exact, with anything in a string id that would act
+/// on a terminal or forge a log line escaped ([`crate::display::escaped`]).
 pub fn document_id(event: &RawDocument) -> String {
     event
         .get_document("documentKey")
         .ok()
         .and_then(|k| k.get("_id").ok().flatten())
         .and_then(|v| bson::Bson::try_from(v).ok())
-        .map_or_else(|| "?".to_owned(), |b| b.to_string())
+        .map_or_else(
+            || "?".to_owned(),
+            |b| crate::display::escaped(&b.to_string()).into_owned(),
+        )
 }
 
 #[cfg(test)]
