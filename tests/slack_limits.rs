@@ -241,9 +241,28 @@ async fn progress_is_kept_when_a_later_part_is_refused() {
     assert_eq!(slack.messages(), parts[..2]);
 }
 
-/// The log lines written while the guard lives, on this thread (use a current-thread runtime).
+/// Every log line of this test binary. Installed once as the *global* subscriber: a
+/// thread-local one (`set_default`) goes blind whenever a sibling test on another thread
+/// reaches a callsite first, since tracing caches each callsite's interest process-wide.
 #[derive(Clone, Default)]
 struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+fn global_log() -> Log {
+    static LOG: std::sync::OnceLock<Log> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Log::default();
+        let writer = log.clone();
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        )
+        .expect("no other global subscriber in this test binary");
+        log
+    })
+    .clone()
+}
 
 impl std::io::Write for Log {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -263,14 +282,7 @@ impl Log {
 
 #[tokio::test]
 async fn refused_blocks_are_posted_once_as_text_only() {
-    let log = Log::default();
-    let writer = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let log = global_log();
     let slack = FakeSlack::start().await;
     let outbox = Outbox::new(&slack);
     // What an earlier build stored for twelve corrections: one context element per note.
@@ -295,12 +307,9 @@ async fn refused_blocks_are_posted_once_as_text_only() {
     let log = log.text();
     let warning = log
         .lines()
-        .find(|l| l.contains("posting it as text only"))
+        .find(|l| l.contains("posting it as text only") && l.contains(ID))
         .unwrap_or_else(|| panic!("no fallback warning in {log}"));
-    assert!(
-        warning.contains("WARN") && warning.contains(ID),
-        "{warning}"
-    );
+    assert!(warning.contains("WARN"), "{warning}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
