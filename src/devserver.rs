@@ -1,9 +1,9 @@
 //! A local SecantusDB (MongoDB-wire-compatible, GPL-2.0) for the demo and the test suite.
 //! It always runs as a separate process from a cached Python venv; nothing of it is linked.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Pinned so every machine tests against the same server.
@@ -84,9 +84,10 @@ pub struct DevServer {
 
 impl DevServer {
     /// Starts a server on a free loopback port, in memory or on `storage`, with extra flags.
+    /// The server binds port 0 itself and says which port it got: a port picked here and
+    /// released could be taken by another process in between.
     pub fn start(storage: Option<&Path>, extra_args: &[&str]) -> std::io::Result<DevServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        Self::start_on(port, storage, extra_args)
+        Self::launch(0, storage, extra_args)
     }
 
     /// Starts on a given port (used to bring a stopped server back at the same address).
@@ -95,10 +96,18 @@ impl DevServer {
         storage: Option<&Path>,
         extra_args: &[&str],
     ) -> std::io::Result<DevServer> {
+        Self::launch(port, storage, extra_args)
+    }
+
+    fn launch(
+        port: u16,
+        storage: Option<&Path>,
+        extra_args: &[&str],
+    ) -> std::io::Result<DevServer> {
         let exe = ensure_installed()?;
         let storage_arg =
             storage.map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string());
-        let child = Command::new(exe)
+        let mut child = Command::new(exe)
             .args([
                 "-c",
                 WATCHDOG,
@@ -110,15 +119,22 @@ impl DevServer {
             .args(extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
-        let server = DevServer {
+        let stderr = child.stderr.take().expect("piped");
+        let port = match listening_port(stderr, Duration::from_secs(60)) {
+            Ok(port) => port,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        Ok(DevServer {
             child,
             port,
             storage: storage.map(Path::to_path_buf),
-        };
-        server.wait_ready(Duration::from_secs(60))?;
-        Ok(server)
+        })
     }
 
     pub fn uri(&self) -> String {
@@ -148,20 +164,33 @@ impl DevServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
 
-    fn wait_ready(&self, timeout: Duration) -> std::io::Result<()> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+/// Reads the server's log until it says where it listens ("… listening on 127.0.0.1:PORT"),
+/// then keeps draining it on a thread of its own so the server never blocks on a full pipe.
+fn listening_port(stderr: ChildStderr, timeout: Duration) -> std::io::Result<u16> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut told = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !told {
+                let port = line
+                    .split_once(" listening on ")
+                    .and_then(|(_, addr)| addr.trim().rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse::<u16>().ok());
+                if let Some(port) = port {
+                    told = true;
+                    let _ = tx.send(port);
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        Err(std::io::Error::other(format!(
-            "SecantusDB did not listen on port {} within {timeout:?}",
-            self.port
-        )))
-    }
+    });
+    rx.recv_timeout(timeout).map_err(|_| {
+        std::io::Error::other(format!(
+            "SecantusDB did not say it was listening within {timeout:?}"
+        ))
+    })
 }
 
 impl Drop for DevServer {

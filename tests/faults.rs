@@ -6,7 +6,7 @@ use bson::{doc, Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use common::service::Service;
-use common::slack::{url_on, FakeSlack};
+use common::slack::FakeSlack;
 use common::{report_of, spec, upcoming, wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use power_revenue::report::time_line;
@@ -323,12 +323,8 @@ async fn the_database_dies_and_comes_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_down_for_a_while_then_every_report_arrives_once() {
     let db = TestDb::new("slackdown").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut svc = Service::start(&db.name, Some(&url_on(port)), &[]);
+    let reserved = FakeSlack::reserve();
+    let mut svc = Service::start(&db.name, Some(&reserved.url), &[]);
     svc.wait_connected().await;
     let w = upcoming(5, 1);
     db.coll
@@ -354,7 +350,7 @@ async fn slack_down_for_a_while_then_every_report_arrives_once() {
     svc.restart();
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    let slack = FakeSlack::start_on(port).await;
+    let slack = reserved.open();
     let text = report_of(&slack, &w, 60).await;
     assert!(text.contains("• IKEDC: ₦777.00 (1 transaction)"), "{text}");
     // Every window that closed meanwhile arrives once, in order.

@@ -91,7 +91,7 @@ async fn hostile_names_are_shown_inert_everywhere_and_counted_apart() {
             "one shown char each"
         );
     }
-    let raw_body = reqwest::get(format!("{}/api/v1/windows/current", svc.http))
+    let raw_body = reqwest::get(format!("{}/api/v1/windows/current", svc.http()))
         .await
         .unwrap()
         .text()
@@ -99,7 +99,7 @@ async fn hostile_names_are_shown_inert_everywhere_and_counted_apart() {
         .unwrap();
     assert_eq!(hidden_in(&raw_body), None, "raw bytes of the API answer");
     // The dashboard sets names as text, in their shown form, never as markup.
-    let page = reqwest::get(format!("{}/", svc.http))
+    let page = reqwest::get(format!("{}/", svc.http()))
         .await
         .unwrap()
         .text()

@@ -34,7 +34,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn get(svc: &Service, path: &str, headers: &[(&str, &str)]) -> (u16, HeaderMap, String) {
-    let mut req = client().get(format!("{}{path}", svc.http));
+    let mut req = client().get(format!("{}{path}", svc.http()));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -47,7 +47,7 @@ async fn ready(svc: &Service) {
     let bearer = format!("Bearer {TOKEN}");
     wait_for(Duration::from_secs(60), "readiness", async || {
         let resp = client()
-            .get(format!("{}/readyz", svc.http))
+            .get(format!("{}/readyz", svc.http()))
             .header("authorization", &bearer)
             .send()
             .await

@@ -15,7 +15,7 @@ use std::time::Duration;
 const TOKEN: &str = "api-token-for-tests";
 
 async fn get(svc: &Service, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = reqwest::Client::new().get(format!("{}{path}", svc.http));
+    let mut req = reqwest::Client::new().get(format!("{}{path}", svc.http()));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -186,7 +186,9 @@ async fn the_dashboard_shows_a_new_sale_within_seconds() {
     );
     svc.wait_connected().await;
     let browser = Browser::start(1280, 800).await;
-    browser.goto(&format!("{}/?token={TOKEN}", svc.http)).await;
+    browser
+        .goto(&format!("{}/?token={TOKEN}", svc.http()))
+        .await;
     wait_for(Duration::from_secs(20), "the page to report health", async || {
         let t = browser.eval("return document.getElementById('health').textContent + ' | ' + document.getElementById('error').textContent").await;
         t.as_str().filter(|t| t.contains("live")).map(str::to_owned)
@@ -197,7 +199,7 @@ async fn the_dashboard_shows_a_new_sale_within_seconds() {
         browser.eval("return location.href").await,
         browser.eval("return document.cookie").await,
     );
-    assert_eq!(url, format!("{}/", svc.http), "the token left the URL");
+    assert_eq!(url, format!("{}/", svc.http()), "the token left the URL");
     assert_eq!(cookies, "", "the session cookie is HttpOnly");
 
     let inserted = std::time::Instant::now();

@@ -237,11 +237,10 @@ async fn a_refused_report_is_marked_undeliverable_and_later_ones_still_go() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound but not listening until the server takes it: connections are refused meanwhile.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let mut svc = Service::start("late_server", None, &[("MONGODB_URI", &uri)]);
     wait_for(
@@ -259,7 +258,8 @@ async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
         "an unreachable server must not stop the service"
     );
 
-    // The same process connects once the server appears.
+    // The same process connects once the server appears (on the port this test held so far).
+    drop(reserved);
     let _server = power_revenue::devserver::DevServer::start_on(port, None, &[]).unwrap();
     svc.wait_connected().await;
     assert!(svc.is_running());

@@ -385,7 +385,7 @@ async fn changes_to_unreported_and_old_windows_are_counted_not_posted() {
     )
     .await;
     assert_eq!(status["restatements"]["horizon_secs"], 8, "{status}");
-    let metrics = reqwest::get(format!("{}/metrics", svc.http))
+    let metrics = reqwest::get(format!("{}/metrics", svc.http()))
         .await
         .unwrap()
         .text()

@@ -11,7 +11,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_power-revenue");
 pub struct Service {
     child: Option<Child>,
     env: Vec<(String, String)>,
-    pub http: String,
     pub dir: tempfile::TempDir,
     runs: u32,
 }
@@ -19,11 +18,6 @@ pub struct Service {
 impl Service {
     /// Starts `serve` on `database` with short windows; `extra` env overrides the defaults.
     pub fn start(database: &str, slack_url: Option<&str>, extra: &[(&str, &str)]) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = tempfile::tempdir().unwrap();
         let mut env: Vec<(String, String)> = vec![
             ("MONGODB_URI".into(), super::server_uri()),
@@ -34,10 +28,9 @@ impl Service {
                 "POWER_REVENUE_STATE_DIR".into(),
                 dir.path().join("state").display().to_string(),
             ),
-            (
-                "POWER_REVENUE_HTTP_ADDR".into(),
-                format!("127.0.0.1:{port}"),
-            ),
+            // The service binds a free port itself and logs it: never picked here and
+            // released (another process could take it in between).
+            ("POWER_REVENUE_HTTP_ADDR".into(), "127.0.0.1:0".into()),
             ("RUST_LOG".into(), "info,mongodb=warn".into()),
         ];
         if let Some(url) = slack_url {
@@ -50,7 +43,6 @@ impl Service {
         let mut s = Service {
             child: None,
             env,
-            http: format!("http://127.0.0.1:{port}"),
             dir,
             runs: 0,
         };
@@ -101,13 +93,37 @@ impl Service {
         all
     }
 
+    /// The HTTP address of the current run, once it has logged it.
+    pub fn try_http(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.log_path("err")).ok()?;
+        let line = log.lines().find(|l| l.contains("power-revenue running."))?;
+        let addr = line.split("http=").nth(1)?.split_whitespace().next()?;
+        Some(format!("http://{addr}"))
+    }
+
+    /// The HTTP address of the current run: waits (up to a minute) until it is logged.
+    pub fn http(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(http) = self.try_http() {
+                return http;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service did not start listening within a minute:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub async fn status(&self) -> Option<Value> {
         self.get_json("/api/v1/status").await
     }
 
     /// A JSON endpoint of the running service (with its API token, if it has one).
     pub async fn get_json(&self, path: &str) -> Option<Value> {
-        let mut req = reqwest::Client::new().get(format!("{}{path}", self.http));
+        let mut req = reqwest::Client::new().get(format!("{}{path}", self.try_http()?));
         if let Some((_, token)) = self
             .env
             .iter()

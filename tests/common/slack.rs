@@ -33,21 +33,36 @@ pub fn url_on(port: u16) -> String {
     format!("http://127.0.0.1:{port}/services/T000/B000/SECRETWEBHOOKTOKEN")
 }
 
+/// See [`FakeSlack::reserve`].
+pub struct Reserved {
+    socket: tokio::net::TcpSocket,
+    pub url: String,
+}
+
+impl Reserved {
+    /// Slack comes up on the reserved port.
+    pub fn open(self) -> FakeSlack {
+        FakeSlack::serve(self.socket.listen(64).unwrap())
+    }
+}
+
 impl FakeSlack {
     pub async fn start() -> FakeSlack {
-        Self::start_on(0).await
+        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
     }
 
-    /// On a given port: a webhook URL can be handed out before Slack is "up".
-    pub async fn start_on(port: u16) -> FakeSlack {
+    /// A port bound for Slack but not yet listening (connections are refused), so its webhook
+    /// URL can be handed out before Slack is "up"; [`Reserved::open`] starts answering there.
+    pub fn reserve() -> Reserved {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = url_on(socket.local_addr().unwrap().port());
+        Reserved { socket, url }
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> FakeSlack {
         let mut slack = FakeSlack::default();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        slack.url = format!(
-            "http://{}/services/T000/B000/SECRETWEBHOOKTOKEN",
-            listener.local_addr().unwrap()
-        );
+        slack.url = url_on(listener.local_addr().unwrap().port());
         let app = Router::new()
             .route("/services/T000/B000/SECRETWEBHOOKTOKEN", post(hook))
             .with_state(slack.inner.clone());
