@@ -1,7 +1,11 @@
-//! Headless Chromium driven over the WebDriver protocol (chromedriver), installed from Debian's
-//! packages on first use like the test database, so a fresh clone needs no manual step.
+//! Headless Chromium driven over the WebDriver protocol (chromedriver). Provisioned by this
+//! fixture, once per machine, from Debian's packages (like the test database from PyPI), so a
+//! fresh clone needs no manual step and no test body installs anything. The driver and every
+//! browser process it starts run in a process group of their own, killed as a whole on drop:
+//! no headless browser outlives the suite.
 
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,18 +16,22 @@ pub struct Browser {
     http: reqwest::Client,
 }
 
+/// Once per process (and a no-op once the packages are there).
 fn ensure_installed() {
-    if std::path::Path::new("/usr/bin/chromedriver").exists() {
-        return;
-    }
-    let status = Command::new("sh")
-        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null"])
-        .status()
-        .expect("apt-get runs");
-    assert!(
-        status.success(),
-        "installing chromium and chromium-driver failed"
-    );
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        if std::path::Path::new("/usr/bin/chromedriver").exists() {
+            return;
+        }
+        let status = Command::new("sh")
+            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null"])
+            .status()
+            .expect("apt-get runs");
+        assert!(
+            status.success(),
+            "installing chromium and chromium-driver failed"
+        );
+    });
 }
 
 impl Browser {
@@ -36,6 +44,7 @@ impl Browser {
             .port();
         let driver = Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -125,7 +134,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // The whole group: chromedriver and the browser processes it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.wait();
     }
 }
