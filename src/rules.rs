@@ -46,6 +46,8 @@ pub enum SkipReason {
     /// Dated further ahead than `POWER_REVENUE_MAX_FUTURE`.
     TimeInFuture,
     NoDocument,
+    /// Adding it would overflow its window's total (no real sale can).
+    TotalOverflow,
 }
 
 impl SkipReason {
@@ -55,6 +57,7 @@ impl SkipReason {
             Self::TimeNotDate => "time_not_date",
             Self::TimeInFuture => "time_in_future",
             Self::NoDocument => "document_gone",
+            Self::TotalOverflow => "total_overflow",
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::live::Live;
 use crate::change::{latest_ms, Effect, Image, Judge, Marks, OldWindow, Op, Parts};
 use crate::config::Fields;
-use crate::rules::{Paths, Sale};
+use crate::rules::{Paths, Sale, SkipReason};
 use crate::window::{OpenWindow, Window, WindowId, WindowSpec};
 use bson::{RawBsonRef, RawDocument};
 use chrono::{DateTime, Utc};
@@ -26,7 +26,7 @@ pub enum Folded {
     /// A sale changed whose old window cannot be told (no pre-image): every reported window
     /// within the horizon is re-checked.
     ChangedSomewhere,
-    Skipped(&'static str),
+    Skipped(SkipReason),
     /// Nothing that counts changed (another status, or the same sale before and after).
     Ignored,
 }
@@ -199,7 +199,7 @@ impl Fold {
                 .judge(crate::rules::lookup4(full, &self.judge.paths))
             {
                 Image::Sale(sale) => self.add(&sale, live),
-                Image::Skipped(reason) => Folded::Skipped(reason.as_str()),
+                Image::Skipped(reason) => Folded::Skipped(reason),
                 Image::NotASale => Folded::Ignored,
             };
         }
@@ -253,7 +253,7 @@ impl Fold {
         };
         match after {
             Image::Sale(sale) => self.add(&sale, live).max_with(out),
-            Image::Skipped(reason) => Folded::Skipped(reason.as_str()),
+            Image::Skipped(reason) => Folded::Skipped(reason),
             Image::NotASale => out,
         }
     }
@@ -277,7 +277,7 @@ impl Fold {
             .entry(window.id())
             .or_insert_with(|| OpenWindow::new(window, since));
         if open.totals.add(&sale.utility, sale.amount).is_err() {
-            return Folded::Skipped("total_overflow");
+            return Folded::Skipped(SkipReason::TotalOverflow);
         }
         open.events_applied += 1;
         open.last_event_at = Some(self.now);

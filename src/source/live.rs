@@ -1,6 +1,7 @@
 //! The live, readable state: open windows with their running totals, and counters. Written
 //! only by the tailer; read by `status`, the HTTP API and tests.
 
+use crate::rules::SkipReason;
 use crate::window::{OpenWindow, WindowId};
 use dashmap::DashMap;
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ pub struct Live {
     pub windows: DashMap<WindowId, OpenWindow, rustc_hash::FxBuildHasher>,
     pub events_applied: AtomicU64,
     pub events_skipped: AtomicU64,
-    pub skipped_by_reason: DashMap<&'static str, u64>,
+    pub skipped_by_reason: DashMap<SkipReason, u64>,
     pub events_late: AtomicU64,
     pub reconnects: AtomicU64,
     pub checkpoints: AtomicU64,
@@ -42,7 +43,7 @@ impl Live {
         v
     }
 
-    pub fn count_skip(&self, reason: &'static str) {
+    pub fn count_skip(&self, reason: SkipReason) {
         self.events_skipped.fetch_add(1, Relaxed);
         *self.skipped_by_reason.entry(reason).or_default() += 1;
     }
@@ -50,7 +51,7 @@ impl Live {
     pub fn skipped_by_reason(&self) -> BTreeMap<String, u64> {
         self.skipped_by_reason
             .iter()
-            .map(|e| (e.key().to_string(), *e.value()))
+            .map(|e| (e.key().as_str().to_owned(), *e.value()))
             .collect()
     }
 }

@@ -467,7 +467,7 @@ impl Tailer {
             Folded::Skipped(reason) => {
                 self.live.count_skip(reason);
                 if self.skip_log.allow() {
-                    warn!(document_id = %document_id(event), reason, "Sale skipped.");
+                    warn!(document_id = %document_id(event), reason = reason.as_str(), "Sale skipped.");
                 }
             }
         }
