@@ -13,9 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Readiness fails when the last checkpoint is older than this (an idle stream saves every
 /// second, so this means the tailer is stuck or the disk is).
 pub const MAX_CHECKPOINT_AGE_SECS: i64 = 60;
-/// Readiness fails, and a warning is logged, when the resume position is closer than this to
-/// falling out of the oplog.
-pub const MIN_OPLOG_HEADROOM_SECS: i64 = 3600;
+pub use crate::source::oplog::MIN_OPLOG_HEADROOM_SECS;
 
 #[derive(Debug, Serialize)]
 pub struct UtilityView {

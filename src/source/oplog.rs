@@ -12,6 +12,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+/// Readiness fails, and a warning is logged, when the resume position is closer than this to
+/// falling out of the oplog.
+pub const MIN_OPLOG_HEADROOM_SECS: i64 = 3600;
+
 const INTERVAL: Duration = Duration::from_secs(60);
 /// The first reading waits this long: headroom matters over hours, a process that has just
 /// started is busy catching up, and on some servers (the Python SecantusDB) finding the oldest
@@ -46,7 +50,7 @@ pub async fn watch_headroom(
                 };
                 let headroom = position - oldest;
                 *live.oplog_headroom_secs.lock().expect("not poisoned") = Some(headroom);
-                let low = rolling && headroom < crate::http::MIN_OPLOG_HEADROOM_SECS;
+                let low = rolling && headroom < MIN_OPLOG_HEADROOM_SECS;
                 live.oplog_headroom_low.store(low, Relaxed);
                 if low {
                     warn!(headroom_secs = headroom, "The resume position is close to falling out of the oplog; a restart after more downtime would have to rebuild from the database.");
