@@ -25,7 +25,7 @@
 //! service under the same harness.
 
 #[allow(dead_code)]
-#[path = "../tests/common/slack.rs"]
+#[path = "../tests/it/common/slack.rs"]
 mod slack;
 mod support;
 

@@ -41,6 +41,13 @@ impl App {
                 config.http_addr
             )
         })?;
+        let bound = listener.local_addr()?;
+        crate::store::record_http_addr(&config.state_dir, bound).with_context(|| {
+            format!(
+                "cannot write to the state directory {}",
+                config.state_dir.display()
+            )
+        })?;
         info!(mongodb = %mongo.redacted, database = %mongo.database, collection = %mongo.collection, "Configured.");
         let sink = Sink::from_config(&config);
         crate::telemetry::prometheus(); // install the recorder before anything is counted

@@ -79,7 +79,10 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
             ..StatusView::build(&store, None, config.restate_horizon, Utc::now())?
         },
         Err(StoreError::Locked(_)) => {
-            let url = format!("http://{}/api/v1/status", config.http_addr);
+            // Where the running service says it listens (the setting may be port 0).
+            let addr =
+                crate::store::recorded_http_addr(&config.state_dir).unwrap_or(config.http_addr);
+            let url = format!("http://{addr}/api/v1/status");
             let mut request = reqwest::Client::new().get(&url);
             if let Some(token) = &config.api_token {
                 request = request.bearer_auth(token.expose_secret());

@@ -25,6 +25,9 @@ const FORMAT: &[u8] = b"power-revenue/1";
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Beside sled's files: says this directory once held our state (see [`Store::open`]).
 const MARKER_FILE: &str = "power-revenue.state";
+/// Where the running service listens for HTTP, for `status` run beside it (the configured
+/// address may be port 0).
+const HTTP_ADDR_FILE: &str = "power-revenue.http";
 /// What sled itself keeps in its directory.
 const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap."];
 
@@ -50,6 +53,7 @@ fn foreign_entry(dir: &Path) -> std::io::Result<Option<String>> {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let ours = name.starts_with('.')
             || name == MARKER_FILE
+            || name == HTTP_ADDR_FILE
             || SLED_FILES
                 .iter()
                 .any(|f| name == *f || (f.ends_with('.') && name.starts_with(f)));
@@ -211,6 +215,23 @@ impl ReportRecord {
 pub struct Store {
     tree: sled::Tree,
     db: sled::Db,
+}
+
+/// Records the address the running service's HTTP listener is bound to.
+pub fn record_http_addr(dir: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    // Written aside and renamed, so a reader never sees half an address.
+    let aside = dir.join(format!(".{HTTP_ADDR_FILE}.new"));
+    std::fs::write(&aside, addr.to_string())?;
+    std::fs::rename(aside, dir.join(HTTP_ADDR_FILE))
+}
+
+/// The address [`record_http_addr`] recorded, if any.
+pub fn recorded_http_addr(dir: &Path) -> Option<std::net::SocketAddr> {
+    std::fs::read_to_string(dir.join(HTTP_ADDR_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Store {

@@ -3,13 +3,11 @@
 //! `/metrics` is valid Prometheus exposition (HELP and TYPE for every series; `promtool check
 //! metrics` clean where promtool is installed).
 
-mod common;
-
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{wait_for, TestDb};
 use bson::doc;
 use chrono::Utc;
-use common::service::Service;
-use common::slack::FakeSlack;
-use common::{wait_for, TestDb};
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

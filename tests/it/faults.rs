@@ -1,13 +1,11 @@
 //! Faults against the real binary and a real server; each checks the money afterwards.
 
-mod common;
-
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use common::service::Service;
-use common::slack::FakeSlack;
-use common::{report_of, spec, upcoming, wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use power_revenue::report::time_line;
 use power_revenue::window::Window;

@@ -1,10 +1,8 @@
 //! The binary as an operator meets it: configuration errors, `report`, `status`, `init-indexes`.
 
-mod common;
-
+use crate::common::service::{run_cli, Service};
+use crate::common::{server_uri, wait_for, TestDb};
 use bson::doc;
-use common::service::{run_cli, Service};
-use common::{server_uri, wait_for, TestDb};
 use futures::TryStreamExt;
 use std::time::Duration;
 

@@ -1,9 +1,7 @@
 //! Bad state directories: the binary refuses with one clear line before connecting, never
 //! panics and never overwrites what it found. (Two processes on one directory: `tests/cli.rs`.)
 
-mod common;
-
-use common::service::run_cli;
+use crate::common::service::run_cli;
 use power_revenue::store::{Store, StoreError};
 use std::path::Path;
 use std::time::Duration;
@@ -162,8 +160,8 @@ fn set_mode(path: &Path, mode: u32) {
 /// stream and saved its final checkpoint.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_state_directory_is_private_whatever_the_umask() {
-    use common::service::BIN;
-    use common::{server_uri, wait_for, TestDb};
+    use crate::common::service::BIN;
+    use crate::common::{server_uri, wait_for, TestDb};
     let db = TestDb::new("state_perms").await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

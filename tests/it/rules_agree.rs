@@ -1,11 +1,9 @@
 //! One rule set, two implementations: random documents go into the real server; the change
 //! stream folded by the Rust rules must equal the `$facet` pipeline's result, to the kobo.
 
-mod common;
-
+use crate::common::TestDb;
 use bson::{doc, Bson, Document, RawDocumentBuf};
 use chrono::{TimeZone, Utc};
-use common::TestDb;
 use futures::StreamExt;
 use mongodb::options::FullDocumentType;
 use power_revenue::config::{Config, Settings};

@@ -1,13 +1,11 @@
 //! End to end: the real binary against the real test server, reports to a loopback Slack.
 
-mod common;
-
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, upcoming, wait_for, TestDb};
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use common::service::Service;
-use common::slack::FakeSlack;
-use common::{report_of, upcoming, wait_for, TestDb};
 use power_revenue::report::time_line;
 use power_revenue::window::{Window, WindowSpec};
 use std::time::Duration;

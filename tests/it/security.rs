@@ -2,13 +2,11 @@
 //! the URI, verified by rustls), a recognisable password and webhook token, and every byte
 //! the binary printed searched for them.
 
-mod common;
-
+use crate::common::service::{run_cli, Service};
+use crate::common::slack::FakeSlack;
+use crate::common::wait_for;
 use bson::doc;
 use chrono::Utc;
-use common::service::{run_cli, Service};
-use common::slack::FakeSlack;
-use common::wait_for;
 use mongodb::Client;
 use power_revenue::devserver::DevServer;
 use std::path::Path;

@@ -4,12 +4,10 @@
 //! passing a terminal escape or bidi override; and names that differ only in such characters
 //! keep their own totals.
 
-mod common;
-
+use crate::common::service::{run_cli, Service};
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, upcoming, wait_for, TestDb};
 use bson::{doc, Document};
-use common::service::{run_cli, Service};
-use common::slack::FakeSlack;
-use common::{report_of, upcoming, wait_for, TestDb};
 use power_revenue::display::is_hidden;
 use serde_json::Value;
 use std::time::Duration;

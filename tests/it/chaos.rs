@@ -1,14 +1,12 @@
 //! kill -9 at random points while sales stream in: afterwards every window is reported once,
 //! with the totals computed here, independently, from what was inserted, to the kobo.
 
-mod common;
-
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{wait_for, TestDb};
 use bson::{doc, Bson, Decimal128, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use common::service::Service;
-use common::slack::FakeSlack;
-use common::{wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use power_revenue::money::format_naira;
 use power_revenue::report::{time_line, transactions, window_label};

@@ -1,14 +1,12 @@
 //! The live view through the real binary against the real server: the totals API, readiness,
 //! Prometheus metrics, the bearer token, and the dashboard in headless Chromium.
 
-mod common;
-
+use crate::common::browser::Browser;
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{wait_for, TestDb};
 use bson::doc;
 use chrono::Utc;
-use common::browser::Browser;
-use common::service::Service;
-use common::slack::FakeSlack;
-use common::{wait_for, TestDb};
 use serde_json::Value;
 use std::time::Duration;
 

@@ -3,13 +3,11 @@
 //! percent-encoded) fed through every command and error path that prints something, and
 //! durations far out of bounds. Every byte of every run's output is searched.
 
-mod common;
-
+use crate::common::service::{run_cli, Service, BIN};
+use crate::common::slack::url_on;
+use crate::common::{wait_for, TestDb};
 use bson::doc;
 use chrono::Utc;
-use common::service::{run_cli, Service, BIN};
-use common::slack::url_on;
-use common::{wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use std::fs::File;
 use std::path::Path;

@@ -3,14 +3,12 @@
 //! replace) reach later reports as signed corrections, with and without pre-images, so that
 //! for every window report + corrections = what the database holds now.
 
-mod common;
-
+use crate::common::service::{run_cli, Service};
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
 use bson::{doc, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use common::service::{run_cli, Service};
-use common::slack::FakeSlack;
-use common::{report_of, spec, upcoming, wait_for, TestDb};
 use futures::TryStreamExt;
 use power_revenue::report::{time_line, window_label};
 use power_revenue::window::Window;
@@ -150,7 +148,7 @@ async fn mutate_after_report(db: &TestDb, slack: &FakeSlack) -> Vec<Window> {
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_after_a_report_are_restated_with_pre_images() {
     let db = TestDb::new("restate_pre").await;
-    let uri = common::server_uri();
+    let uri = crate::common::server_uri();
     let (code, out, err) = run_cli(
         &["setup"],
         &[

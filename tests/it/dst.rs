@@ -1,11 +1,9 @@
 //! Daylight-saving days through the real binary: `report --window-start` in New York on the
 //! 25-hour 2025-11-02, whose windows follow the wall clock (00:00 EDT, 06:00 EST, …).
 
-mod common;
-
+use crate::common::service::run_cli;
+use crate::common::{server_uri, TestDb};
 use bson::doc;
-use common::service::run_cli;
-use common::{server_uri, TestDb};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn report_names_and_times_new_york_fall_back_windows() {

@@ -3,12 +3,10 @@
 //! resuming mid-way, and falling back to text when Slack refuses the blocks. Records are put in
 //! the outbox ready to post, so the worker never queries.
 
-mod common;
-
+use crate::common::slack::FakeSlack;
+use crate::common::wait_for;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use common::slack::FakeSlack;
-use common::wait_for;
 use power_revenue::alert::Alerter;
 use power_revenue::config::{Config, Settings};
 use power_revenue::deliver::{Deliverer, Sink};

@@ -1,0 +1,26 @@
+//! The integration suite, one binary: its tests run side by side (`.cargo/config.toml` sets
+//! the thread count), most of them waiting on wall-clock windows rather than working, and the
+//! library and its dependencies are linked once instead of once per file.
+//!
+//! `common` is the test support: the test server (SecantusDB, or `MONGODB_URI`), the loopback
+//! Slack, the service launcher and the browser, each provisioned once per run.
+
+mod common;
+
+mod chaos;
+mod cli;
+mod config_bounds;
+mod decoder_fuzz;
+mod dst;
+mod faults;
+mod hardening_config;
+mod hostile_names;
+mod http_surface;
+mod live_view;
+mod pipeline;
+mod restatements;
+mod rules_agree;
+mod security;
+mod slack_limits;
+mod state_dir;
+mod supply_chain;
