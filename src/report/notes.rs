@@ -28,7 +28,8 @@ pub enum Note {
 
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let figures = |t: &Tally| format!("{} ({})", format_naira(t.revenue), transactions(t.count));
+        let figures =
+            |t: &Tally| format!("{} ({})", format_naira(t.revenue), transactions(t.count));
         match self {
             Self::NotReconciled { streamed } => write!(
                 f,

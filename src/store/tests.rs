@@ -16,7 +16,8 @@ fn tally2(t: Tally) -> Tally {
 fn ready(r: &mut ReportRecord, settles: Settlement) {
     let messages = Messages::new(serde_json::json!({ "text": "report" }), vec![]);
     let reconciled = Reconciled::Database(r.streamed.clone());
-    r.ready(reconciled, messages, settles, r.window.end).unwrap();
+    r.ready(reconciled, messages, settles, r.window.end)
+        .unwrap();
 }
 
 fn window() -> Window {
@@ -183,7 +184,8 @@ async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
         let store = Store::open(dir.path()).unwrap();
         // As the release before typed outbox states left it: its format, a ready report.
         store.tree.insert(KEY_FORMAT, FORMAT_V1).unwrap();
-        let mut old = serde_json::to_value(ReportRecord::closed(OpenWindow::new(w, w.start), w.end)).unwrap();
+        let mut old =
+            serde_json::to_value(ReportRecord::closed(OpenWindow::new(w, w.start), w.end)).unwrap();
         let fields = old.as_object_mut().unwrap();
         fields.remove("outbox");
         fields.insert("delivery".into(), serde_json::json!({ "state": "ready" }));
@@ -199,7 +201,10 @@ async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
         store.db.flush().unwrap();
     }
     let store = reopen(dir.path()).await;
-    assert_eq!(store.tree.get(KEY_FORMAT).unwrap().unwrap().as_ref(), FORMAT);
+    assert_eq!(
+        store.tree.get(KEY_FORMAT).unwrap().unwrap().as_ref(),
+        FORMAT
+    );
     let r = store.report(w.id()).unwrap().unwrap();
     assert_eq!(r.next_part(), Some(&serde_json::json!({ "text": "old" })));
     assert_eq!(

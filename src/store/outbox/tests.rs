@@ -45,7 +45,14 @@ fn database() -> Totals {
 fn settles() -> Settlement {
     let earlier = WindowId(window().id().0 - 3600);
     Settlement {
-        marks: [(earlier, Tally { revenue: Decimal::from(5), count: 1 })].into(),
+        marks: [(
+            earlier,
+            Tally {
+                revenue: Decimal::from(5),
+                count: 1,
+            },
+        )]
+        .into(),
         rechecked: [(earlier, database())].into(),
         corrections: 1,
         ..Settlement::default()
@@ -68,8 +75,13 @@ fn closed() -> ReportRecord {
 
 fn ready() -> ReportRecord {
     let mut r = closed();
-    r.ready(Reconciled::Database(database()), messages(), settles(), at("2025-05-29T13:00:30Z"))
-        .unwrap();
+    r.ready(
+        Reconciled::Database(database()),
+        messages(),
+        settles(),
+        at("2025-05-29T13:00:30Z"),
+    )
+    .unwrap();
     r
 }
 
@@ -83,17 +95,24 @@ fn format_1_records_read_in_every_state() {
     assert_eq!(r, closed());
 
     let r = decode(V1_READY);
-    let Delivery::Ready(ready) = r.delivery() else { panic!("{r:?}") };
+    let Delivery::Ready(ready) = r.delivery() else {
+        panic!("{r:?}")
+    };
     assert_eq!(ready.reconciled, Reconciled::Database(database()));
     assert_eq!(ready.settles, settles());
     assert_eq!((ready.messages.len(), ready.messages.accepted()), (3, 1));
     assert_eq!(r.next_part(), Some(&json!({ "text": "part 2" })));
-    assert_eq!((r.attempts, r.last_error.as_deref()), (3, Some("Slack answered 500 rollup_error")));
+    assert_eq!(
+        (r.attempts, r.last_error.as_deref()),
+        (3, Some("Slack answered 500 rollup_error"))
+    );
     assert_eq!(r.updated_at, at("2025-05-29T13:01:10Z"));
     assert!(r.is_pending());
 
     let r = decode(V1_SENT);
-    let Delivery::Sent(sent) = r.delivery() else { panic!("{r:?}") };
+    let Delivery::Sent(sent) = r.delivery() else {
+        panic!("{r:?}")
+    };
     assert_eq!(sent.at, at("2025-05-29T13:01:30Z"));
     assert_eq!(sent.reconciled, Reconciled::Database(database()));
     assert_eq!((sent.parts, &sent.settled), (3, &settles()));
@@ -103,7 +122,9 @@ fn format_1_records_read_in_every_state() {
     assert_eq!(r.status(), DeliveryStatus::Sent { at: sent.at });
 
     let r = decode(V1_UNDELIVERABLE);
-    let Delivery::Undeliverable(u) = r.delivery() else { panic!("{r:?}") };
+    let Delivery::Undeliverable(u) = r.delivery() else {
+        panic!("{r:?}")
+    };
     assert_eq!(u.reason, "Slack refused the message: 404 no_service");
     assert_eq!((u.messages.len(), u.messages.accepted()), (3, 2));
     assert_eq!(r.last_error.as_deref(), Some(u.reason.as_str()));
@@ -111,10 +132,14 @@ fn format_1_records_read_in_every_state() {
     assert!(!r.is_pending());
 
     let r = decode(V1_FAILED);
-    let Delivery::Ready(ready) = r.delivery() else { panic!("{r:?}") };
+    let Delivery::Ready(ready) = r.delivery() else {
+        panic!("{r:?}")
+    };
     assert_eq!(
         ready.reconciled,
-        Reconciled::Failed { error: "query timed out after 120 s".into() }
+        Reconciled::Failed {
+            error: "query timed out after 120 s".into()
+        }
     );
     assert_eq!(ready.messages.len(), 1);
     assert_eq!(r.next_part(), Some(&json!({ "text": "stream totals" })));
@@ -126,7 +151,14 @@ fn format_1_records_become_the_current_shape_when_saved() {
     for old in [V1_CLOSED, V1_READY, V1_SENT, V1_UNDELIVERABLE, V1_FAILED] {
         let r = decode(old);
         let saved = serde_json::to_value(&r).unwrap();
-        for gone in ["delivery", "reconciliation", "payload", "follow_ups", "parts_sent", "settles"] {
+        for gone in [
+            "delivery",
+            "reconciliation",
+            "payload",
+            "follow_ups",
+            "parts_sent",
+            "settles",
+        ] {
             assert!(saved.get(gone).is_none(), "{gone} in {saved}");
         }
         let state = match &saved["outbox"] {
@@ -147,7 +179,13 @@ fn format_1_oddities_read_safely() {
     fields.remove("follow_ups");
     fields.remove("parts_sent");
     let r: ReportRecord = serde_json::from_value(old.clone()).unwrap();
-    assert_eq!((r.next_part(), r.parts_accepted()), (Some(&json!({ "text": "part 1", "blocks": [{ "type": "divider" }] })), 0));
+    assert_eq!(
+        (r.next_part(), r.parts_accepted()),
+        (
+            Some(&json!({ "text": "part 1", "blocks": [{ "type": "divider" }] })),
+            0
+        )
+    );
     // Ready with nothing to post (format 1 skipped it as if delivered; nothing of it was
     // posted): closed again, so it is prepared and posted.
     old["payload"] = serde_json::Value::Null;
@@ -157,7 +195,10 @@ fn format_1_oddities_read_safely() {
     old["delivery"] = json!({ "state": "sent", "at": "2025-05-29T13:01:30Z" });
     old["reconciliation"] = serde_json::Value::Null;
     let error = serde_json::from_value::<ReportRecord>(old).unwrap_err();
-    assert!(error.to_string().contains("sent without a reconciliation"), "{error}");
+    assert!(
+        error.to_string().contains("sent without a reconciliation"),
+        "{error}"
+    );
     // Neither shape.
     let error = serde_json::from_str::<ReportRecord>(r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{}},"streamed_partial":false,"events_applied":0,"attempts":0,"last_error":null,"updated_at":"2025-05-29T13:00:00Z"}"#).unwrap_err();
     assert!(error.to_string().contains("outbox"), "{error}");
@@ -168,29 +209,61 @@ fn messages_on_disk_cannot_claim_more_accepted_than_they_hold() {
     let stored = json!({ "first": { "text": "a" }, "follow_ups": [], "accepted": 2 });
     assert!(serde_json::from_value::<Messages>(stored).is_err());
     let stored = json!({ "first": { "text": "a" }, "follow_ups": [], "accepted": 1 });
-    assert_eq!(serde_json::from_value::<Messages>(stored).unwrap().accepted(), 1);
+    assert_eq!(
+        serde_json::from_value::<Messages>(stored)
+            .unwrap()
+            .accepted(),
+        1
+    );
 }
 
 #[test]
 fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
     let mut r = closed();
     let id = r.window.id();
-    let wrong = |stage, step| Transition::Wrong { window: id, stage, step };
+    let wrong = |stage, step| Transition::Wrong {
+        window: id,
+        stage,
+        step,
+    };
     assert!(r.is_pending());
-    assert_eq!((r.next_part(), r.reconciled(), r.parts_accepted()), (None, None, 0));
-    assert_eq!(r.part_accepted(r.updated_at), Err(wrong(Stage::Closed, Step::PartAccepted)));
-    assert_eq!(r.sent(r.updated_at), Err(wrong(Stage::Closed, Step::MarkedSent)));
-    assert_eq!(r.refused("x".into(), r.updated_at), Err(wrong(Stage::Closed, Step::Refused)));
+    assert_eq!(
+        (r.next_part(), r.reconciled(), r.parts_accepted()),
+        (None, None, 0)
+    );
+    assert_eq!(
+        r.part_accepted(r.updated_at),
+        Err(wrong(Stage::Closed, Step::PartAccepted))
+    );
+    assert_eq!(
+        r.sent(r.updated_at),
+        Err(wrong(Stage::Closed, Step::MarkedSent))
+    );
+    assert_eq!(
+        r.refused("x".into(), r.updated_at),
+        Err(wrong(Stage::Closed, Step::Refused))
+    );
     assert_eq!(r, closed(), "a refused move leaves the record as it was");
 
     let mut r = ready();
     assert_eq!(r.stage(), Stage::Ready);
     assert_eq!(r.updated_at, at("2025-05-29T13:00:30Z"));
-    let again = r.ready(Reconciled::Database(database()), messages(), settles(), r.updated_at);
+    let again = r.ready(
+        Reconciled::Database(database()),
+        messages(),
+        settles(),
+        r.updated_at,
+    );
     assert_eq!(again, Err(wrong(Stage::Ready, Step::MadeReady)));
     r.last_error = Some("Slack answered 500".into());
     let before = r.clone();
-    assert_eq!(r.sent(r.updated_at), Err(Transition::PartsLeft { window: id, left: 3 }));
+    assert_eq!(
+        r.sent(r.updated_at),
+        Err(Transition::PartsLeft {
+            window: id,
+            left: 3
+        })
+    );
     assert_eq!(r, before);
     let mut posted = vec![];
     let mut progress = vec![];
@@ -200,8 +273,18 @@ fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
         assert_eq!(r.last_error, None, "an accepted part ends the error");
     }
     assert_eq!(posted, messages().iter().cloned().collect::<Vec<_>>());
-    assert_eq!(progress, [Progress::PartsLeft, Progress::PartsLeft, Progress::AllAccepted]);
-    assert_eq!(r.part_accepted(r.updated_at), Err(Transition::NoPartLeft { window: id }));
+    assert_eq!(
+        progress,
+        [
+            Progress::PartsLeft,
+            Progress::PartsLeft,
+            Progress::AllAccepted
+        ]
+    );
+    assert_eq!(
+        r.part_accepted(r.updated_at),
+        Err(Transition::NoPartLeft { window: id })
+    );
     assert!(r.is_pending(), "pending until marked sent");
 
     let sent_at = at("2025-05-29T13:01:05Z");
@@ -215,27 +298,48 @@ fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
             settled: settles(),
         })
     );
-    assert_eq!((r.updated_at, r.parts_accepted(), r.is_pending()), (sent_at, 3, false));
+    assert_eq!(
+        (r.updated_at, r.parts_accepted(), r.is_pending()),
+        (sent_at, 3, false)
+    );
     assert_eq!(r.sent(sent_at), Err(wrong(Stage::Sent, Step::MarkedSent)));
-    assert_eq!(r.refused("x".into(), sent_at), Err(wrong(Stage::Sent, Step::Refused)));
-    assert_eq!(r.part_accepted(sent_at), Err(wrong(Stage::Sent, Step::PartAccepted)));
+    assert_eq!(
+        r.refused("x".into(), sent_at),
+        Err(wrong(Stage::Sent, Step::Refused))
+    );
+    assert_eq!(
+        r.part_accepted(sent_at),
+        Err(wrong(Stage::Sent, Step::PartAccepted))
+    );
 }
 
 #[test]
 fn a_refused_report_keeps_what_slack_took_and_settles_nothing() {
     let mut r = ready();
     r.part_accepted(r.updated_at).unwrap();
-    r.refused("400 invalid_payload".into(), at("2025-05-29T13:02:00Z")).unwrap();
-    let Delivery::Undeliverable(u) = r.delivery() else { panic!("{r:?}") };
+    r.refused("400 invalid_payload".into(), at("2025-05-29T13:02:00Z"))
+        .unwrap();
+    let Delivery::Undeliverable(u) = r.delivery() else {
+        panic!("{r:?}")
+    };
     assert_eq!(u.reason, "400 invalid_payload");
     assert_eq!((u.messages.accepted(), r.parts_accepted()), (1, 1));
-    assert_eq!(r.status(), DeliveryStatus::Undeliverable { reason: u.reason.clone() });
+    assert_eq!(
+        r.status(),
+        DeliveryStatus::Undeliverable {
+            reason: u.reason.clone()
+        }
+    );
     assert!(!r.is_pending());
     assert_eq!(r.next_part(), None);
     let id = r.window.id();
     assert_eq!(
         r.sent(r.updated_at),
-        Err(Transition::Wrong { window: id, stage: Stage::Undeliverable, step: Step::MarkedSent })
+        Err(Transition::Wrong {
+            window: id,
+            stage: Stage::Undeliverable,
+            step: Step::MarkedSent
+        })
     );
 }
 
@@ -244,7 +348,9 @@ fn what_a_report_says_is_the_latest_database_reading() {
     let mut r = closed();
     assert_eq!(r.reported(), &streamed());
     r.ready(
-        Reconciled::Failed { error: "timed out".into() },
+        Reconciled::Failed {
+            error: "timed out".into(),
+        },
         messages(),
         Settlement::default(),
         r.updated_at,
@@ -262,13 +368,23 @@ fn what_a_report_says_is_the_latest_database_reading() {
 
 #[test]
 fn status_and_the_api_name_states_as_before() {
-    let names: Vec<_> = [Stage::Closed, Stage::Ready, Stage::Sent, Stage::Undeliverable]
-        .map(Stage::as_str)
-        .into();
+    let names: Vec<_> = [
+        Stage::Closed,
+        Stage::Ready,
+        Stage::Sent,
+        Stage::Undeliverable,
+    ]
+    .map(Stage::as_str)
+    .into();
     assert_eq!(names, ["closed", "ready", "sent", "undeliverable"]);
     let json = |s: &DeliveryStatus| serde_json::to_value(s).unwrap();
     assert_eq!(json(&closed().status()), json!({ "state": "closed" }));
     assert_eq!(json(&ready().status()), json!({ "state": "ready" }));
-    let sent = DeliveryStatus::Sent { at: at("2025-05-29T13:01:30Z") };
-    assert_eq!(json(&sent), json!({ "state": "sent", "at": "2025-05-29T13:01:30Z" }));
+    let sent = DeliveryStatus::Sent {
+        at: at("2025-05-29T13:01:30Z"),
+    };
+    assert_eq!(
+        json(&sent),
+        json!({ "state": "sent", "at": "2025-05-29T13:01:30Z" })
+    );
 }
