@@ -1,8 +1,10 @@
 //! Error alerts to Slack (the Lambda had them): stream down, reconciliation failed, history
 //! lost, report undeliverable. At most one per kind per 30 minutes; best effort, never
-//! blocking the caller; the text is built by us and never contains a secret.
+//! blocking the caller. Worded in [`crate::report::alerts`], from our own values: never a
+//! secret.
 
 use crate::deliver::Sink;
+pub use crate::report::alerts::{Alert, AlertKind};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,15 +12,6 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 const MIN_INTERVAL: Duration = Duration::from_secs(30 * 60);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AlertKind {
-    StreamDown,
-    ReconcileFailed,
-    HistoryLost,
-    Undeliverable,
-    CatchUpLimited,
-}
 
 #[derive(Clone)]
 pub struct Alerter {
@@ -34,8 +27,9 @@ impl Alerter {
         }
     }
 
-    /// Sends `message` unless an alert of this kind went out in the last 30 minutes.
-    pub fn raise(&self, kind: AlertKind, message: String) {
+    /// Sends `alert` unless one of its kind went out in the last 30 minutes.
+    pub fn raise(&self, alert: Alert) {
+        let kind = alert.kind();
         {
             let mut last = self.last.lock().expect("alert lock");
             if last.get(&kind).is_some_and(|t| t.elapsed() < MIN_INTERVAL) {
@@ -45,7 +39,7 @@ impl Alerter {
         }
         let sink = self.sink.clone();
         tokio::spawn(async move {
-            let payload = json!({ "text": format!("🚨 power-revenue: {message}") });
+            let payload = json!({ "text": alert.to_string() });
             if let Err(error) = sink.send(&payload, Duration::from_secs(60)).await {
                 warn!(%error, ?kind, "Alert could not be sent.");
             }

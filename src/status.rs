@@ -9,7 +9,7 @@ use crate::money::format_naira;
 use crate::report::transactions;
 use crate::setup::RestatementMode;
 use crate::source::Live;
-use crate::store::{Delivery, ReportRecord, Store, StoreError};
+use crate::store::{DeliveryStatus, ReportRecord, Stage, Store, StoreError};
 use crate::window::{OpenWindow, Tally, Window, WindowId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,7 @@ pub struct WindowView {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportView {
     pub window: Window,
-    pub delivery: Delivery,
+    pub delivery: DeliveryStatus,
     /// What its posts add up to: the database's figures (as last re-checked after late
     /// sales), else the stream's.
     pub total: Option<Tally>,
@@ -107,7 +107,7 @@ impl StatusView {
         let unsettled = store.unsettled_late()?;
         let view = |r: &ReportRecord| ReportView {
             window: r.window,
-            delivery: r.delivery.clone(),
+            delivery: r.status(),
             total: Some(r.reported().total()),
             attempts: r.attempts,
             last_error: r.last_error.clone(),
@@ -126,7 +126,7 @@ impl StatusView {
             last_reported: reports
                 .iter()
                 .rev()
-                .find(|r| matches!(r.delivery, Delivery::Sent { .. }))
+                .find(|r| r.stage() == Stage::Sent)
                 .map(view),
             pending_reports: reports
                 .iter()
@@ -135,7 +135,7 @@ impl StatusView {
                 .collect(),
             undeliverable_reports: reports
                 .iter()
-                .filter(|r| matches!(r.delivery, Delivery::Undeliverable { .. }))
+                .filter(|r| r.stage() == Stage::Undeliverable)
                 .map(view)
                 .collect(),
             late_awaiting_report: unsettled.clone().into_iter().collect(),

@@ -5,15 +5,12 @@
 //! State is one running tally of changes per window (seen by the stream, settled by delivered
 //! reports), plus one for changes whose window the stream could not tell, never one entry per
 //! sale. What changed is decided by the database, not by bookkeeping: a report re-runs an
-//! earlier window's query and posts the difference from what the reports so far said (see
-//! [`correction_line`]); a stream tally is never posted.
+//! earlier window's query and posts the difference from what the reports so far said (worded
+//! by [`crate::report::notes`]); a stream tally is never posted.
 
-use crate::money::format_naira;
-use crate::report::transactions;
 use crate::store::unsettled;
-use crate::window::{Tally, Totals, Window, WindowId};
+use crate::window::{Tally, Window, WindowId};
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -123,70 +120,10 @@ pub fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
     steps.into_values().collect()
 }
 
-/// A signed difference in revenue and count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Change {
-    pub revenue: Decimal,
-    pub count: i64,
-}
-
-impl Change {
-    /// From what the reports so far said to what the database holds now.
-    pub fn between(reported: &Totals, now: &Totals) -> Change {
-        let (before, after) = (reported.total(), now.total());
-        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        Change {
-            revenue: after
-                .revenue
-                .checked_sub(before.revenue)
-                .unwrap_or_default(),
-            count: count(after.count).saturating_sub(count(before.count)),
-        }
-    }
-}
-
-impl From<Tally> for Change {
-    fn from(t: Tally) -> Change {
-        Change {
-            revenue: t.revenue,
-            count: t.count as i64,
-        }
-    }
-}
-
-/// The report line for a change to window `label`, if there is one. Sales only added read as
-/// "Late for …: +₦…, N transactions"; anything else (a refund, delete, edit or move) is a
-/// correction with a sign on both figures: "Correction for …: -₦1,500.00, -1 transaction".
-pub fn correction_line(label: &str, change: Change) -> Option<String> {
-    if change == Change::default() {
-        return None;
-    }
-    let revenue_sign = if change.revenue >= Decimal::ZERO {
-        "+"
-    } else {
-        ""
-    };
-    let revenue = format!("{revenue_sign}{}", format_naira(change.revenue));
-    if change.revenue >= Decimal::ZERO && change.count > 0 {
-        return Some(format!(
-            "Late for {label}: {revenue}, {}",
-            transactions(change.count.unsigned_abs())
-        ));
-    }
-    let count_sign = match change.count.cmp(&0) {
-        Ordering::Less => "-",
-        Ordering::Equal => "",
-        Ordering::Greater => "+",
-    };
-    Some(format!(
-        "Correction for {label}: {revenue}, {count_sign}{}",
-        transactions(change.count.unsigned_abs())
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     fn tally(naira: i64, count: u64) -> Tally {
         Tally {
@@ -271,52 +208,6 @@ mod tests {
         assert_eq!(
             rechecked,
             vec![WindowId(50_000), WindowId(150_000), earlier]
-        );
-    }
-
-    #[test]
-    fn corrections_read_as_late_sales_or_signed_changes() {
-        let totals = |naira: i64, n: u64| {
-            let mut t = Totals::default();
-            for _ in 0..n {
-                t.add("IKEDC", Decimal::from(naira) / Decimal::from(n))
-                    .unwrap();
-            }
-            t
-        };
-        let added = Change::between(&totals(100, 1), &totals(1600, 3));
-        assert_eq!(
-            correction_line("Mon 06:00", added).unwrap(),
-            "Late for Mon 06:00: +₦1,500.00, 2 transactions"
-        );
-        assert_eq!(
-            correction_line("x", Change::between(&totals(100, 1), &totals(100, 1))),
-            None
-        );
-        let gone = Change::between(&totals(1600, 3), &totals(100, 1));
-        assert_eq!(
-            correction_line("Mon 06:00", gone).unwrap(),
-            "Correction for Mon 06:00: -₦1,500.00, -2 transactions"
-        );
-        assert_eq!(
-            correction_line("x", tally(7, 1).into()).unwrap(),
-            "Late for x: +₦7.00, 1 transaction"
-        );
-        let refund = Change {
-            revenue: Decimal::from(-1500),
-            count: -1,
-        };
-        assert_eq!(
-            correction_line("Morning 2025-05-29", refund).unwrap(),
-            "Correction for Morning 2025-05-29: -₦1,500.00, -1 transaction"
-        );
-        let edit = Change {
-            revenue: Decimal::from(250),
-            count: 0,
-        };
-        assert_eq!(
-            correction_line("x", edit).unwrap(),
-            "Correction for x: +₦250.00, 0 transactions"
         );
     }
 }

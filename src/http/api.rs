@@ -125,7 +125,7 @@ pub struct ClosedWindowView {
 
 impl ClosedWindowView {
     pub fn from_record(r: &ReportRecord) -> ClosedWindowView {
-        let db = r.reconciliation.as_ref().and_then(|x| x.database.as_ref());
+        let db = r.reconciled().and_then(|x| x.database());
         ClosedWindowView {
             start: r.window.start,
             end: r.window.end,
@@ -134,14 +134,9 @@ impl ClosedWindowView {
             streamed: TotalsView::of(&r.streamed),
             matched_stream: db.map(|d| *d == r.streamed),
             recomputed: r.recomputed,
-            delivery: match r.delivery {
-                Delivery::Closed => "closed",
-                Delivery::Ready => "ready",
-                Delivery::Sent { .. } => "sent",
-                Delivery::Undeliverable { .. } => "undeliverable",
-            },
-            sent_at: match r.delivery {
-                Delivery::Sent { at } => Some(at),
+            delivery: r.stage().as_str(),
+            sent_at: match r.delivery() {
+                Delivery::Sent(sent) => Some(sent.at),
                 _ => None,
             },
             attempts: r.attempts,

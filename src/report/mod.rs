@@ -1,8 +1,12 @@
 //! Reports: the Slack message for a closed window, rendered from plain values (pure), and the
-//! webhook client ([`slack`]). `text` keeps the Lambda's plain-text layout line for line (phones
-//! and scripts read it); `blocks` carry the same content for Slack's richer view.
+//! webhook client ([`slack`]). `text` keeps the Lambda's plain-text layout line for line
+//! (phones and scripts read it); `blocks` carry the same content for Slack's richer view.
+//! Every word the service posts is worded here: the report, its notes and corrections
+//! ([`notes`]) and the error alerts ([`alerts`]).
 
+pub mod alerts;
 pub mod blocks;
+pub mod notes;
 pub mod slack;
 
 use crate::display;

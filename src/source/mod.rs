@@ -14,7 +14,7 @@ pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded};
 pub use live::{Live, LogLimiter};
 pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 
-use crate::alert::{AlertKind, Alerter};
+use crate::alert::{Alert, Alerter};
 use crate::change::Marks;
 use crate::config::Config;
 use crate::reconcile;
@@ -157,13 +157,11 @@ impl Tailer {
         // After long downtime, report at most `max_catchup` worth of missed windows.
         let oldest = config.window.window_of(earlier_by(now, config.max_catchup));
         if next_close.start < oldest.start {
-            let message = format!(
-                "down since {}: windows before {} are beyond POWER_REVENUE_MAX_CATCHUP and will not be reported",
-                next_close.start.to_rfc3339(),
-                oldest.start.to_rfc3339()
-            );
             warn!(skipped_from = %next_close.id(), resume_at = %oldest.id(), "Missed windows beyond the catch-up limit are not reported.");
-            alerts.raise(AlertKind::CatchUpLimited, message);
+            alerts.raise(Alert::CatchUpLimited {
+                down_since: next_close.start,
+                resume_at: oldest.start,
+            });
             live.windows.retain(|id, _| *id >= oldest.id());
             next_close = oldest;
         }
@@ -241,10 +239,7 @@ impl Tailer {
                         code,
                         "Change-stream history lost; rebuilding open windows from the database."
                     );
-                    self.alerts.raise(
-                        AlertKind::HistoryLost,
-                        format!("the change stream could not resume (code {code}, history lost); open windows are being recomputed from the database"),
-                    );
+                    self.alerts.raise(Alert::HistoryLost { code });
                     self.token = None;
                     rebuild = true;
                     continue;
@@ -290,13 +285,9 @@ impl Tailer {
         self.live.connected.store(false, Relaxed);
         let since = *self.down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.config.alert_stream_down {
-            self.alerts.raise(
-                AlertKind::StreamDown,
-                format!(
-                    "the change stream has been down for {} s; retrying",
-                    since.elapsed().as_secs()
-                ),
-            );
+            self.alerts.raise(Alert::StreamDown {
+                down_secs: since.elapsed().as_secs(),
+            });
         }
     }
 

@@ -2,7 +2,7 @@
 //! window, and those whose window is unknown), the marks delivered reports settle, and the
 //! counters of changes no report carries. One key per window, never per sale.
 
-use super::{decode, encode, report_key, ReportRecord, Store, StoreError};
+use super::{decode, encode, report_key, Delivery, ReportRecord, Store, StoreError};
 use crate::change::Marks;
 use crate::window::{Tally, Totals, WindowId};
 use serde::{Deserialize, Serialize};
@@ -99,13 +99,17 @@ impl Store {
         })
     }
 
-    /// Marks a report sent and applies what it settles, in one flushed batch: a correction is
-    /// posted from exactly one delivered report, and an earlier window's new baseline is
-    /// written exactly when the report saying so was delivered.
+    /// Saves a report moved to `Sent` ([`ReportRecord::sent`]) and applies what it settled, in
+    /// one flushed batch: a correction is posted from exactly one delivered report, and an
+    /// earlier window's new baseline is written exactly when the report saying so was
+    /// delivered.
     pub async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
+        let Delivery::Sent(sent) = r.delivery() else {
+            return Err(StoreError::NotSent(r.window.id()));
+        };
         let mut batch = sled::Batch::default();
         batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
-        let settles = &r.settles;
+        let settles = &sent.settled;
         for (id, totals) in &settles.rechecked {
             if let Some(mut earlier) = self.report(*id)? {
                 earlier.rechecked = Some(totals.clone());

@@ -4,22 +4,31 @@
 //! Changes to closed windows and what reports settle of them live in [`changes`].
 
 use crate::change::Marks;
-use crate::window::{OpenWindow, Totals, Window, WindowId};
+use crate::window::{OpenWindow, Window, WindowId};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod changes;
+mod outbox;
 mod perms;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
+pub use outbox::{
+    Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
+    Step, Transition, Undeliverable,
+};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
-const FORMAT: &[u8] = b"power-revenue/1";
+/// Format 2 stores outbox records as typed states ([`outbox`]); a format-1 directory is
+/// taken over as it opens (its records read as they are), so an older build refuses it
+/// rather than misreading the new records.
+const FORMAT: &[u8] = b"power-revenue/2";
+const FORMAT_V1: &[u8] = b"power-revenue/1";
 /// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
 /// fits many times over.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -96,6 +105,9 @@ pub enum StoreError {
     Damaged(String),
     #[error("state record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    /// [`Store::mark_delivered`] with a record not yet moved to `Sent` (a bug in the caller).
+    #[error("the report for window {0} is not marked sent, so it settles nothing yet")]
+    NotSent(WindowId),
 }
 
 impl StoreError {
@@ -114,101 +126,6 @@ pub struct Checkpoint {
     /// The oldest window not yet handed to the outbox.
     pub next_close: Window,
     pub saved_at: DateTime<Utc>,
-}
-
-/// Delivery state of one window's report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Delivery {
-    /// Closed; waiting for reconciliation and rendering.
-    Closed,
-    /// Rendered; waiting for Slack's 2xx.
-    Ready,
-    Sent {
-        at: DateTime<Utc>,
-    },
-    /// Slack refused it for good (e.g. `no_service`); a human must act.
-    Undeliverable {
-        reason: String,
-    },
-}
-
-/// What the database said about a closed window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reconciliation {
-    /// `None` when the query failed after retries: the report carries the streamed totals.
-    pub database: Option<Totals>,
-    pub error: Option<String>,
-}
-
-/// One window's report in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportRecord {
-    pub window: Window,
-    pub streamed: Totals,
-    pub streamed_partial: bool,
-    pub events_applied: u64,
-    /// The live totals were rebuilt from the database (change-stream history was lost).
-    #[serde(default)]
-    pub recomputed: bool,
-    pub reconciliation: Option<Reconciliation>,
-    /// The database's totals when a later report last re-checked this window for late sales;
-    /// what the reports so far add up to, so the next correction is measured from here.
-    #[serde(default)]
-    pub rechecked: Option<Totals>,
-    /// What this report settles once Slack has taken it (applied with the `Sent` mark; a
-    /// report that is never delivered settles nothing, so its corrections come again).
-    #[serde(default)]
-    pub settles: Settlement,
-    /// The exact Slack payload, fixed before the first attempt so retries send the same bytes.
-    pub payload: Option<serde_json::Value>,
-    /// The further messages of a report too long for one (see
-    /// [`crate::report::render_parts`]), posted after `payload` in order.
-    #[serde(default)]
-    pub follow_ups: Vec<serde_json::Value>,
-    /// How many of the messages (`payload`, then `follow_ups`) Slack has accepted: a restart
-    /// continues with the next one and never reposts one.
-    #[serde(default)]
-    pub parts_sent: usize,
-    pub delivery: Delivery,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl ReportRecord {
-    pub fn closed(open: OpenWindow, now: DateTime<Utc>) -> Self {
-        Self {
-            window: open.window,
-            streamed_partial: open.is_partial(),
-            streamed: open.totals,
-            events_applied: open.events_applied,
-            recomputed: open.recomputed,
-            reconciliation: None,
-            rechecked: None,
-            settles: Settlement::default(),
-            payload: None,
-            follow_ups: Vec::new(),
-            parts_sent: 0,
-            delivery: Delivery::Closed,
-            attempts: 0,
-            last_error: None,
-            updated_at: now,
-        }
-    }
-
-    pub fn is_pending(&self) -> bool {
-        matches!(self.delivery, Delivery::Closed | Delivery::Ready)
-    }
-
-    /// What the posts so far say this window holds: the latest database reading, else the
-    /// stream's totals (when its own reconciliation failed).
-    pub fn reported(&self) -> &Totals {
-        self.rechecked
-            .as_ref()
-            .or_else(|| self.reconciliation.as_ref()?.database.as_ref())
-            .unwrap_or(&self.streamed)
-    }
 }
 
 #[derive(Clone)]
@@ -274,6 +191,10 @@ impl Store {
         let tree = db.open_tree("state")?;
         match tree.get(KEY_FORMAT)? {
             Some(v) if v.as_ref() == FORMAT => {}
+            Some(v) if v.as_ref() == FORMAT_V1 => {
+                tree.insert(KEY_FORMAT, FORMAT)?;
+                db.flush()?;
+            }
             Some(v) => {
                 return Err(StoreError::Foreign(format!(
                     "format {}",

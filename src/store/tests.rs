@@ -12,6 +12,14 @@ fn tally2(t: Tally) -> Tally {
     }
 }
 
+/// Closed → Ready with one message and `settles`.
+fn ready(r: &mut ReportRecord, settles: Settlement) {
+    let messages = Messages::new(serde_json::json!({ "text": "report" }), vec![]);
+    let reconciled = Reconciled::Database(r.streamed.clone());
+    r.ready(reconciled, messages, settles, r.window.end)
+        .unwrap();
+}
+
 fn window() -> Window {
     WindowSpec::new(3600, Tz::UTC)
         .unwrap()
@@ -64,11 +72,22 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
         assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
         assert_eq!(store.changes_anywhere().unwrap().0.count, 2);
         // Undelivered, a report settles nothing; delivered, it settles what it says.
-        closed.settles.marks = late.by_window.clone();
-        closed.settles.anywhere = Some(five);
-        closed.settles.unreported = five;
+        let settles = Settlement {
+            marks: late.by_window.clone(),
+            anywhere: Some(five),
+            unreported: five,
+            ..Settlement::default()
+        };
+        ready(&mut closed, settles);
         store.put_report(&closed).await.unwrap();
         assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+        assert!(matches!(
+            store.mark_delivered(&closed).await,
+            Err(StoreError::NotSent(id)) if id == w.id()
+        ));
+        assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+        closed.part_accepted(w.end).unwrap();
+        closed.sent(w.end).unwrap();
         store.mark_delivered(&closed).await.unwrap();
     }
     let store = reopen(dir.path()).await;
@@ -77,7 +96,7 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
     let reports = store.reports().unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
-    assert!(reports[0].is_pending());
+    assert_eq!(reports[0].stage(), Stage::Sent);
     assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
     assert_eq!(store.late().unwrap()[&w.id()].count, 2);
     assert_eq!(store.changes_anywhere().unwrap(), (tally2(five), five));
@@ -102,7 +121,13 @@ async fn per_sale_late_keys_of_earlier_builds_add_up_and_are_superseded() {
     assert_eq!(store.late().unwrap()[&w.id()].count, 2);
     assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
     let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
-    r.settles.marks = store.late().unwrap();
+    let settles = Settlement {
+        marks: store.late().unwrap(),
+        ..Settlement::default()
+    };
+    ready(&mut r, settles);
+    r.part_accepted(w.end).unwrap();
+    r.sent(w.end).unwrap();
     store.mark_delivered(&r).await.unwrap();
     assert!(store.unsettled_late().unwrap().is_empty());
     assert_eq!(store.settled_late().unwrap()[&w.id()].count, 2);
@@ -148,4 +173,44 @@ fn sled_when_released(dir: &std::path::Path) -> sled::Db {
             other => return other.expect("sled opens once the lock is released"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = window();
+    let key = report_key(w.id());
+    {
+        let store = Store::open(dir.path()).unwrap();
+        // As the release before typed outbox states left it: its format, a ready report.
+        store.tree.insert(KEY_FORMAT, FORMAT_V1).unwrap();
+        let mut old =
+            serde_json::to_value(ReportRecord::closed(OpenWindow::new(w, w.start), w.end)).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("outbox");
+        fields.insert("delivery".into(), serde_json::json!({ "state": "ready" }));
+        fields.insert(
+            "reconciliation".into(),
+            serde_json::json!({ "database": null, "error": "timed out" }),
+        );
+        fields.insert("payload".into(), serde_json::json!({ "text": "old" }));
+        store
+            .tree
+            .insert(key.as_bytes(), serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        store.db.flush().unwrap();
+    }
+    let store = reopen(dir.path()).await;
+    assert_eq!(
+        store.tree.get(KEY_FORMAT).unwrap().unwrap().as_ref(),
+        FORMAT
+    );
+    let r = store.report(w.id()).unwrap().unwrap();
+    assert_eq!(r.next_part(), Some(&serde_json::json!({ "text": "old" })));
+    assert_eq!(
+        r.reconciled(),
+        Some(&Reconciled::Failed {
+            error: "timed out".into()
+        })
+    );
 }

@@ -12,7 +12,9 @@ use power_revenue::config::{Config, Settings};
 use power_revenue::deliver::{Deliverer, Sink};
 use power_revenue::report::slack::SlackClient;
 use power_revenue::report::{render_parts, ReportView};
-use power_revenue::store::{Delivery, ReportRecord, Store};
+use power_revenue::store::{
+    Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
+};
 use power_revenue::window::{OpenWindow, Totals, Window, WindowSpec};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -71,9 +73,13 @@ impl Outbox {
     async fn put(&self, parts: Vec<Value>, sent: usize) {
         let w = window();
         let mut record = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
-        record.set_parts(parts);
-        record.parts_sent = sent;
-        record.delivery = Delivery::Ready;
+        let mut parts = parts.into_iter();
+        let messages = Messages::new(parts.next().unwrap(), parts.collect());
+        let (reconciled, settles) = (Reconciled::Database(totals()), Settlement::default());
+        record.ready(reconciled, messages, settles, w.end).unwrap();
+        for _ in 0..sent {
+            record.part_accepted(w.end).unwrap();
+        }
         self.store.put_report(&record).await.unwrap();
     }
 
@@ -196,11 +202,8 @@ async fn a_long_report_goes_in_parts_in_order_and_is_sent_after_the_last() {
     assert!(n >= 3, "{n} parts");
     outbox.put(parts.clone(), 0).await;
     let record = outbox.deliver().await;
-    assert!(
-        matches!(record.delivery, Delivery::Sent { .. }),
-        "{record:?}"
-    );
-    assert_eq!((record.parts_sent, record.attempts), (n, n as u32));
+    assert_eq!(record.stage(), Stage::Sent, "{record:?}");
+    assert_eq!((record.parts_accepted(), record.attempts), (n, n as u32));
     assert_eq!(slack.messages(), parts);
     assert_eq!(slack.continuations_of(ID).len(), n - 1);
 }
@@ -214,11 +217,8 @@ async fn a_restart_mid_way_posts_only_the_parts_not_yet_sent() {
     outbox.put(parts.clone(), 1).await;
     slack.fail_next(500, "rollup_error", None);
     let record = outbox.deliver().await;
-    assert!(
-        matches!(record.delivery, Delivery::Sent { .. }),
-        "{record:?}"
-    );
-    assert_eq!(record.parts_sent, parts.len());
+    assert_eq!(record.stage(), Stage::Sent, "{record:?}");
+    assert_eq!(record.parts_accepted(), parts.len());
     assert_eq!(slack.messages(), parts[1..]);
 }
 
@@ -232,10 +232,10 @@ async fn progress_is_kept_when_a_later_part_is_refused() {
     outbox.put(parts.clone(), 0).await;
     let record = outbox.deliver().await;
     assert!(
-        matches!(&record.delivery, Delivery::Undeliverable { reason } if reason.contains("msg_too_long")),
+        matches!(record.delivery(), Delivery::Undeliverable(u) if u.reason.contains("msg_too_long")),
         "{record:?}"
     );
-    assert_eq!(record.parts_sent, 2);
+    assert_eq!(record.parts_accepted(), 2);
     assert_eq!(slack.messages(), parts[..2]);
 }
 
@@ -293,10 +293,7 @@ async fn refused_blocks_are_posted_once_as_text_only() {
     let stored = json!({ "text": text, "blocks": [{ "type": "context", "elements": elements }] });
     outbox.put(vec![stored.clone()], 0).await;
     let record = outbox.deliver().await;
-    assert!(
-        matches!(record.delivery, Delivery::Sent { .. }),
-        "{record:?}"
-    );
+    assert_eq!(record.stage(), Stage::Sent, "{record:?}");
     assert_eq!(record.attempts, 2);
     assert_eq!(slack.messages(), vec![json!({ "text": text })]);
     let refusals = slack.refusals();
@@ -319,7 +316,7 @@ async fn text_refused_after_the_blocks_makes_the_report_undeliverable() {
     slack.fail_next(400, "invalid_payload", None);
     let record = outbox.deliver().await;
     assert!(
-        matches!(&record.delivery, Delivery::Undeliverable { reason } if reason.contains("invalid_payload")),
+        matches!(record.delivery(), Delivery::Undeliverable(u) if u.reason.contains("invalid_payload")),
         "{record:?}"
     );
     assert_eq!(record.attempts, 2, "blocks, then text once");

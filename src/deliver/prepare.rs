@@ -1,0 +1,200 @@
+//! Preparing a closed window's report: reconcile it, decide its notes (how the stream compared
+//! with the database, corrections for earlier windows whose sales changed), render its
+//! messages and fix what it settles. The record then moves to `Ready`; nothing of it is
+//! applied before it is delivered.
+
+use super::late::{self, Known, Ledger, Pending, Step, Unposted};
+use super::{DeliverError, Deliverer};
+use crate::alert::Alert;
+use crate::reconcile;
+use crate::report::notes::{Change, Note};
+use crate::report::{self, ReportView};
+use crate::store::{unsettled, Messages, Reconciled, ReportRecord, Settlement};
+use crate::telemetry;
+use crate::window::{earlier_by, Totals, WindowId};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tracing::{error, warn};
+
+/// How long one round keeps retrying the reconciliation query before posting stream totals.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(120);
+
+impl Deliverer {
+    /// Reconciles and fixes the messages (the database's numbers; the stream's if it failed),
+    /// with corrections for earlier windows whose sales changed. What it settles is kept on
+    /// the record and applied only once the report is delivered.
+    pub(super) async fn prepare(&self, record: &mut ReportRecord) -> Result<(), DeliverError> {
+        let id = record.window.id();
+        // Read before any query below begins: every change seen so far was committed before,
+        // so each query counts those of its window.
+        let seen = self.store.late()?;
+        let settled = self.store.settled_late()?;
+        let (any_seen, any_settled) = self.store.changes_anywhere()?;
+        let records: BTreeMap<WindowId, ReportRecord> = self
+            .store
+            .reports()?
+            .into_iter()
+            .filter(|r| r.window.id() < id)
+            .map(|r| (r.window.id(), r))
+            .collect();
+        let reconciled = match reconcile::query_with_retry(
+            &self.coll,
+            &self.config,
+            &record.window,
+            RECONCILE_PATIENCE,
+        )
+        .await
+        {
+            Ok(totals) => Reconciled::Database(totals),
+            Err(e) => {
+                error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
+                self.alerts.raise(Alert::ReconcileFailed {
+                    window: id,
+                    error: e.to_string(),
+                });
+                Reconciled::Failed {
+                    error: e.to_string(),
+                }
+            }
+        };
+        if let Some(db) = reconciled.database().filter(|db| **db != record.streamed) {
+            let (streamed, database) = (record.streamed.total(), db.total());
+            warn!(
+                window = %id,
+                streamed_revenue = %streamed.revenue,
+                streamed_count = streamed.count,
+                database_revenue = %database.revenue,
+                database_count = database.count,
+                partial_stream = record.streamed_partial,
+                "Streamed totals differ from the database; posting the database's."
+            );
+            metrics::counter!(telemetry::MISMATCHES_TOTAL).increment(1);
+        }
+        let mut notes = reconciliation_notes(record, &reconciled);
+        let known: BTreeMap<WindowId, Known> = records
+            .iter()
+            .map(|(&w, r)| {
+                let k = match r.reconciled() {
+                    Some(_) => Known::Reported(r.window),
+                    None => Known::Pending,
+                };
+                (w, k)
+            })
+            .collect();
+        let anywhere = match unsettled(any_seen, Some(&any_settled)) {
+            Some(_) => Pending::Changes,
+            None => Pending::Nothing,
+        };
+        let ledger = Ledger {
+            seen: &seen,
+            settled: &settled,
+            anywhere,
+            reports: &known,
+            horizon_start: earlier_by(Utc::now(), self.config.restate_horizon),
+        };
+        let mut settles = Settlement::default();
+        let mut all_rechecked = true;
+        for step in late::plan(id, reconciled.database().is_some(), &ledger) {
+            match step {
+                Step::CountedByOwnQuery { seen } => {
+                    settles.marks.insert(id, seen);
+                }
+                Step::Unposted {
+                    window,
+                    seen,
+                    unsettled,
+                    why,
+                } => {
+                    warn!(%window, changes = unsettled.count, why = why.as_str(), "Changes to a closed window counted, not posted.");
+                    settles.marks.insert(window, seen);
+                    let tally = match why {
+                        Unposted::NeverReported => &mut settles.unreported,
+                        Unposted::BeyondHorizon => &mut settles.beyond_horizon,
+                    };
+                    tally.merge_changes(&unsettled);
+                }
+                Step::Recheck { window } => {
+                    let Some(earlier) = records.get(&window) else {
+                        continue;
+                    };
+                    match self.recheck(earlier).await {
+                        Ok((note, now)) => {
+                            settles.corrections = settles
+                                .corrections
+                                .saturating_add(u64::from(note.is_some()));
+                            notes.extend(note);
+                            settles.rechecked.insert(window, now);
+                            if let Some(seen) = seen.get(&window) {
+                                settles.marks.insert(window, *seen);
+                            }
+                        }
+                        Err(note) => {
+                            all_rechecked = false;
+                            notes.push(note);
+                        }
+                    }
+                }
+            }
+        }
+        if anywhere == Pending::Changes && all_rechecked {
+            settles.anywhere = Some(any_seen);
+        }
+        let view = ReportView {
+            window: record.window,
+            tz: self.config.window.tz(),
+            totals: reconciled.database().unwrap_or(&record.streamed),
+            notes: notes.iter().map(Note::to_string).collect(),
+        };
+        let mut parts = report::render_parts(&view).into_iter();
+        // `render_parts` always gives one message at least; the whole report is the fallback.
+        let first = parts.next().unwrap_or_else(|| report::render(&view));
+        let messages = Messages::new(first, parts.collect());
+        record.ready(reconciled, messages, settles, Utc::now())?;
+        Ok(())
+    }
+
+    /// An earlier window against the database now: the correction (none if nothing changed)
+    /// and the new figures; or, if the database cannot say now, the note saying so.
+    async fn recheck(&self, earlier: &ReportRecord) -> Result<(Option<Note>, Totals), Note> {
+        let label = report::window_label(&earlier.window, self.config.window.tz());
+        metrics::counter!(telemetry::RECHECK_QUERIES_TOTAL).increment(1);
+        match reconcile::query_with_retry(
+            &self.coll,
+            &self.config,
+            &earlier.window,
+            RECONCILE_PATIENCE,
+        )
+        .await
+        {
+            Ok(now) => {
+                let change = Change::between(earlier.reported(), &now);
+                let note = (!change.is_none()).then_some(Note::Correction { label, change });
+                Ok((note, now))
+            }
+            Err(error) => {
+                warn!(%error, window = %earlier.window.id(), "Re-checking a window for changes failed; the next report tries again.");
+                Err(Note::NotYetChecked { label })
+            }
+        }
+    }
+}
+
+/// Which notes say how the stream compared with the database: none when they agreed, or when
+/// a rebuilt stream differed (the rebuild is noted instead); the reason otherwise.
+fn reconciliation_notes(record: &ReportRecord, reconciled: &Reconciled) -> Vec<Note> {
+    let streamed = record.streamed.total();
+    let mut notes = match reconciled {
+        Reconciled::Failed { .. } => vec![Note::NotReconciled { streamed }],
+        Reconciled::Database(db) if *db == record.streamed => vec![],
+        Reconciled::Database(_) if record.streamed_partial => {
+            vec![Note::BeganMidWindow { streamed }]
+        }
+        Reconciled::Database(_) if record.recomputed => vec![],
+        Reconciled::Database(_) => vec![Note::StreamDiffered { streamed }],
+    };
+    if record.recomputed {
+        notes.push(Note::Recomputed);
+    }
+    notes
+}
