@@ -311,6 +311,20 @@ impl Totals {
     }
 }
 
+/// How a window's live totals stood when it closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedBy {
+    /// The stream had passed the window's end (+ grace): its totals hold every sale
+    /// committed in time.
+    #[default]
+    Stream,
+    /// The stream had not caught up within its bound; sales still behind were not counted.
+    Clock { behind_secs: u64 },
+    /// The stream was down.
+    Disconnected,
+}
+
 /// The live state of one open window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenWindow {

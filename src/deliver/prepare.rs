@@ -11,7 +11,7 @@ use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
 use crate::store::{unsettled, Messages, Reconciled, ReportRecord, Settlement};
 use crate::telemetry;
-use crate::window::{earlier_by, Totals, WindowId};
+use crate::window::{earlier_by, ClosedBy, Totals, WindowId};
 use chrono::Utc;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -191,6 +191,12 @@ fn reconciliation_notes(record: &ReportRecord, reconciled: &Reconciled) -> Vec<N
             vec![Note::BeganMidWindow { streamed }]
         }
         Reconciled::Database(_) if record.recomputed => vec![],
+        Reconciled::Database(_) if record.closed_by != ClosedBy::Stream => {
+            vec![Note::ClosedEarly {
+                streamed,
+                closed_by: record.closed_by,
+            }]
+        }
         Reconciled::Database(_) => vec![Note::StreamDiffered { streamed }],
     };
     if record.recomputed {

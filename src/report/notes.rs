@@ -4,7 +4,7 @@
 
 use super::transactions;
 use crate::money::format_naira;
-use crate::window::{Tally, Totals};
+use crate::window::{ClosedBy, Tally, Totals};
 use rust_decimal::Decimal;
 use std::cmp::Ordering;
 use std::fmt;
@@ -16,6 +16,12 @@ pub enum Note {
     NotReconciled { streamed: Tally },
     /// The stream saw only part of the window: the database's figures are posted.
     BeganMidWindow { streamed: Tally },
+    /// The window closed before the stream had caught up (or while it was down): the
+    /// database's figures are posted.
+    ClosedEarly {
+        streamed: Tally,
+        closed_by: ClosedBy,
+    },
     /// The stream's totals differed from the database's, which are posted.
     StreamDiffered { streamed: Tally },
     /// The live totals were rebuilt from the database after the stream's history was lost.
@@ -39,6 +45,19 @@ impl fmt::Display for Note {
             Self::BeganMidWindow { streamed } => write!(
                 f,
                 "ℹ️ Live totals began mid-window ({}); database figures shown.",
+                figures(streamed)
+            ),
+            Self::ClosedEarly {
+                streamed,
+                closed_by: ClosedBy::Clock { behind_secs },
+            } => write!(
+                f,
+                "ℹ️ Closed before the live stream caught up ({behind_secs} s behind; live totals {}); database figures shown.",
+                figures(streamed)
+            ),
+            Self::ClosedEarly { streamed, .. } => write!(
+                f,
+                "ℹ️ Closed while the change stream was down (live totals {}); database figures shown.",
                 figures(streamed)
             ),
             Self::StreamDiffered { streamed } => write!(
@@ -193,6 +212,14 @@ mod tests {
         assert_eq!(
             Note::BeganMidWindow { streamed }.to_string(),
             "ℹ️ Live totals began mid-window (₦1,500.00 (2 transactions)); database figures shown."
+        );
+        assert_eq!(
+            Note::ClosedEarly { streamed, closed_by: ClosedBy::Clock { behind_secs: 31 } }.to_string(),
+            "ℹ️ Closed before the live stream caught up (31 s behind; live totals ₦1,500.00 (2 transactions)); database figures shown."
+        );
+        assert_eq!(
+            Note::ClosedEarly { streamed, closed_by: ClosedBy::Disconnected }.to_string(),
+            "ℹ️ Closed while the change stream was down (live totals ₦1,500.00 (2 transactions)); database figures shown."
         );
         assert_eq!(
             Note::StreamDiffered { streamed }.to_string(),

@@ -15,7 +15,7 @@
 //! windows again on the next poll and none is lost.
 
 use super::fold::ClusterTime;
-use crate::window::{later_by, Window, WindowSpec};
+use crate::window::{later_by, ClosedBy, Window, WindowSpec};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use std::time::Duration;
@@ -72,18 +72,7 @@ pub(crate) struct Save {
     /// The next window to close once this write is done.
     pub next: Window,
     /// Why these windows close now (meaningful when `close` is not empty).
-    pub by: CloseBy,
-}
-
-/// How the live totals of the closing windows stand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseBy {
-    /// The stream passed the barrier: the totals hold every sale committed before it.
-    Stream,
-    /// The stream did not catch up within `max_catch_up`.
-    Clock { behind: Duration },
-    /// The stream is down.
-    Disconnected,
+    pub by: ClosedBy,
 }
 
 /// The server's cluster time when a window fell due, if the server said.
@@ -259,25 +248,29 @@ impl Closer {
     /// What to do now.
     pub(crate) fn poll(&mut self, now: Now) -> Action {
         let close_until = match (&self.phase, self.link) {
-            (_, Link::Down) => Some((now.wall, CloseBy::Disconnected)),
+            (_, Link::Down) => Some((now.wall, ClosedBy::Disconnected)),
             (Phase::Tailing, Link::Up) if now.wall >= self.due_at => {
                 self.phase = Phase::AwaitingBarrier;
                 return Action::ReadClusterTime;
             }
             (Phase::Tailing | Phase::AwaitingBarrier, Link::Up) => None,
             (Phase::CatchingUp { wall, tail, .. }, Link::Up) if *tail == Tail::Passed => {
-                Some((*wall, CloseBy::Stream))
+                Some((*wall, ClosedBy::Stream))
             }
             (Phase::CatchingUp { set, .. }, Link::Up) => {
                 let behind = now.mono.saturating_duration_since(*set);
-                (behind >= self.cadence.max_catch_up)
-                    .then_some((now.wall, CloseBy::Clock { behind }))
+                (behind >= self.cadence.max_catch_up).then_some((
+                    now.wall,
+                    ClosedBy::Clock {
+                        behind_secs: behind.as_secs(),
+                    },
+                ))
             }
         };
         let mut save = Save {
             close: Vec::new(),
             next: self.next,
-            by: close_until.map_or(CloseBy::Stream, |(_, by)| by),
+            by: close_until.map_or(ClosedBy::Stream, |(_, by)| by),
         };
         if let Some((until, _)) = close_until {
             while until >= due_at(&save.next, self.grace) {

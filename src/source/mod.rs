@@ -19,11 +19,11 @@ use crate::change::Marks;
 use crate::config::Config;
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{earlier_by, OpenWindow, Window};
+use crate::window::{earlier_by, ClosedBy, OpenWindow, Window};
 use backoff::backoff::Backoff;
 use bson::{doc, Document, RawDocument};
 use chrono::{DateTime, Utc};
-use closer::{Action, BarrierAt, Cadence, CloseBy, Closer, Now, Position, Save, Step};
+use closer::{Action, BarrierAt, Cadence, Closer, Now, Position, Save, Step};
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::ErrorKind;
 use mongodb::Collection;
@@ -524,7 +524,7 @@ impl Tailer {
         self.save(Save {
             close: Vec::new(),
             next,
-            by: CloseBy::Stream,
+            by: ClosedBy::Stream,
         })
         .await
     }
@@ -542,7 +542,7 @@ impl Tailer {
                     Some(open) => open.clone(),
                     None => OpenWindow::new(*w, self.started_at.clamp(w.start, w.end)),
                 };
-                ReportRecord::closed(open, now)
+                ReportRecord::closed(open, plan.by, now)
             })
             .collect();
         // Keep the current window visible (and known to be fully streamed) even before a sale.
@@ -576,10 +576,10 @@ impl Tailer {
             self.live.windows.remove(&record.window.id());
             info!(window = %record.window.id(), events = record.events_applied, by = ?plan.by, "Window closed.");
         }
-        if let CloseBy::Clock { behind } = plan.by {
+        if let ClosedBy::Clock { behind_secs } = plan.by {
             if !closed.is_empty() {
                 warn!(
-                    behind_secs = behind.as_secs(),
+                    behind_secs,
                     "Change stream has not caught up; closed by the clock."
                 );
             }

@@ -5,7 +5,7 @@
 //! an impossible one ([`Transition`]). Records written by format 1 are read through [`v1`].
 
 use super::Settlement;
-use crate::window::{OpenWindow, Totals, Window, WindowId};
+use crate::window::{ClosedBy, OpenWindow, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +23,8 @@ pub struct ReportRecord {
     pub window: Window,
     pub streamed: Totals,
     pub streamed_partial: bool,
+    /// Whether the stream had caught up when the window closed.
+    pub closed_by: ClosedBy,
     pub events_applied: u64,
     /// The live totals were rebuilt from the database (change-stream history was lost).
     pub recomputed: bool,
@@ -180,10 +182,11 @@ pub enum Progress {
 }
 
 impl ReportRecord {
-    pub fn closed(open: OpenWindow, now: DateTime<Utc>) -> Self {
+    pub fn closed(open: OpenWindow, closed_by: ClosedBy, now: DateTime<Utc>) -> Self {
         Self {
             window: open.window,
             streamed_partial: open.is_partial(),
+            closed_by,
             streamed: open.totals,
             events_applied: open.events_applied,
             recomputed: open.recomputed,

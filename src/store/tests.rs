@@ -1,5 +1,6 @@
 use super::changes::*;
 use super::*;
+use crate::window::ClosedBy;
 use crate::window::{Tally, WindowSpec};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -59,7 +60,7 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
             next_close: w,
             saved_at: w.start,
         };
-        let mut closed = ReportRecord::closed(open.clone(), w.end);
+        let mut closed = ReportRecord::closed(open.clone(), ClosedBy::Stream, w.end);
         let late = Marks {
             by_window: BTreeMap::from([(w.id(), five)]),
             anywhere: five,
@@ -120,7 +121,7 @@ async fn per_sale_late_keys_of_earlier_builds_add_up_and_are_superseded() {
     }
     assert_eq!(store.late().unwrap()[&w.id()].count, 2);
     assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
-    let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
+    let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), ClosedBy::Stream, w.end);
     let settles = Settlement {
         marks: store.late().unwrap(),
         ..Settlement::default()
@@ -184,8 +185,12 @@ async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
         let store = Store::open(dir.path()).unwrap();
         // As the release before typed outbox states left it: its format, a ready report.
         store.tree.insert(KEY_FORMAT, FORMAT_V1).unwrap();
-        let mut old =
-            serde_json::to_value(ReportRecord::closed(OpenWindow::new(w, w.start), w.end)).unwrap();
+        let mut old = serde_json::to_value(ReportRecord::closed(
+            OpenWindow::new(w, w.start),
+            ClosedBy::Stream,
+            w.end,
+        ))
+        .unwrap();
         let fields = old.as_object_mut().unwrap();
         fields.remove("outbox");
         fields.insert("delivery".into(), serde_json::json!({ "state": "ready" }));

@@ -15,7 +15,7 @@ use power_revenue::report::{render_parts, ReportView};
 use power_revenue::store::{
     Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
 };
-use power_revenue::window::{OpenWindow, Totals, Window, WindowSpec};
+use power_revenue::window::{ClosedBy, OpenWindow, Totals, Window, WindowSpec};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -72,7 +72,7 @@ impl Outbox {
     /// Puts a rendered report in the outbox, `sent` of its parts already accepted.
     async fn put(&self, parts: Vec<Value>, sent: usize) {
         let w = window();
-        let mut record = ReportRecord::closed(OpenWindow::new(w, w.start), w.end);
+        let mut record = ReportRecord::closed(OpenWindow::new(w, w.start), ClosedBy::Stream, w.end);
         let mut parts = parts.into_iter();
         let messages = Messages::new(parts.next().unwrap(), parts.collect());
         let (reconciled, settles) = (Reconciled::Database(totals()), Settlement::default());

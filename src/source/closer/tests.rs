@@ -123,7 +123,7 @@ fn a_due_window_asks_for_the_barrier_once_and_closes_when_an_event_passes_it() {
     assert_eq!(c.event(Some(100)), Step::Poll);
     let save = saved_close(c.poll(clock.now()));
     assert_eq!(save.close, vec![w]);
-    assert_eq!(save.by, CloseBy::Stream);
+    assert_eq!(save.by, ClosedBy::Stream);
     assert_eq!(save.next, spec().next(&w));
     c.saved(&save, clock.mono);
     assert_eq!(c.next(), spec().next(&w));
@@ -150,7 +150,7 @@ fn two_empty_batches_at_the_same_position_pass_the_barrier_one_does_not() {
     assert!(closes_nothing(c.poll(clock.now())));
     c.empty_batch(token(2));
     let save = saved_close(c.poll(clock.now()));
-    assert_eq!((save.close, save.by), (vec![w], CloseBy::Stream));
+    assert_eq!((save.close, save.by), (vec![w], ClosedBy::Stream));
 }
 
 #[test]
@@ -188,8 +188,8 @@ fn a_stream_that_does_not_catch_up_closes_by_the_clock_after_the_bound() {
     assert_eq!(save.close, vec![w]);
     assert_eq!(
         save.by,
-        CloseBy::Clock {
-            behind: CADENCE.max_catch_up
+        ClosedBy::Clock {
+            behind_secs: CADENCE.max_catch_up.as_secs()
         }
     );
 }
@@ -206,7 +206,7 @@ fn disconnected_windows_close_by_the_clock_all_that_are_due_oldest_first() {
     let second = spec().next(&first);
     let third = spec().next(&second);
     assert_eq!(save.close, vec![first, second, third]);
-    assert_eq!(save.by, CloseBy::Disconnected);
+    assert_eq!(save.by, ClosedBy::Disconnected);
     c.saved(&save, clock.mono);
     assert_eq!(c.next(), spec().next(&third));
 }

@@ -70,7 +70,7 @@ fn closed() -> ReportRecord {
     let w = window();
     let mut open = OpenWindow::new(w, w.start);
     open.totals = streamed();
-    ReportRecord::closed(open, w.end)
+    ReportRecord::closed(open, ClosedBy::Stream, w.end)
 }
 
 fn ready() -> ReportRecord {

@@ -8,7 +8,7 @@ use super::{
     Delivery, DeliveryStatus, Messages, Ready, Reconciled, ReportRecord, Sent, Undeliverable,
 };
 use crate::store::Settlement;
-use crate::window::{Totals, Window};
+use crate::window::{ClosedBy, Totals, Window};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -19,6 +19,9 @@ pub(super) struct Stored {
     window: Window,
     streamed: Totals,
     streamed_partial: bool,
+    /// Not in format 1, nor in format 2 before it was added.
+    #[serde(default)]
+    closed_by: ClosedBy,
     events_applied: u64,
     #[serde(default)]
     recomputed: bool,
@@ -79,6 +82,7 @@ impl TryFrom<Stored> for ReportRecord {
             window: s.window,
             streamed: s.streamed,
             streamed_partial: s.streamed_partial,
+            closed_by: s.closed_by,
             events_applied: s.events_applied,
             recomputed: s.recomputed,
             rechecked: s.rechecked,
