@@ -72,6 +72,10 @@ pub struct Settings {
     /// Alert in Slack when the change stream has been down this long [default: 5m].
     #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
     pub alert_stream_down: Option<String>,
+    /// Longest a window's `$facet` may run on the server before it stops it (`maxTimeMS`);
+    /// the query is then retried [default: 5m, at least 1s, at most 1d].
+    #[arg(long, env = "POWER_REVENUE_QUERY_TIMEOUT", global = true)]
+    pub query_timeout: Option<String>,
     /// Address of the HTTP listener (API, metrics, dashboard) [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
@@ -111,6 +115,7 @@ impl Settings {
             restate_horizon: self.restate_horizon.or(lower.restate_horizon),
             max_future: self.max_future.or(lower.max_future),
             alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
+            query_timeout: self.query_timeout.or(lower.query_timeout),
             http_addr: self.http_addr.or(lower.http_addr),
             api_token: self.api_token.or(lower.api_token),
             api_token_file: self.api_token_file.or(lower.api_token_file),
@@ -158,6 +163,12 @@ pub enum ConfigError {
         value: String,
         max: String,
     },
+    #[error("{name} = {value:?} is too short; use at least {min}")]
+    TooShort {
+        name: &'static str,
+        value: String,
+        min: &'static str,
+    },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
 }
@@ -204,6 +215,8 @@ pub struct Config {
     /// Sales dated more than this ahead of now are skipped.
     pub max_future: Duration,
     pub alert_stream_down: Duration,
+    /// Server-side limit (`maxTimeMS`) on each window query.
+    pub query_timeout: Duration,
 }
 
 impl Config {
@@ -265,6 +278,7 @@ impl Config {
             "POWER_REVENUE_ALERT_STREAM_DOWN",
             s.alert_stream_down.as_deref().unwrap_or("5m"),
         )?;
+        let query_timeout = query_timeout(s.query_timeout.as_deref())?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
@@ -309,6 +323,7 @@ impl Config {
             restate_horizon,
             max_future,
             alert_stream_down,
+            query_timeout,
         })
     }
 
@@ -334,6 +349,22 @@ fn bounded(name: &'static str, value: &str, max: Duration) -> Result<Duration, C
             name,
             value: value.to_owned(),
             max: format!("{}d", max.as_secs() / 86_400),
+        });
+    }
+    Ok(d)
+}
+
+/// `POWER_REVENUE_QUERY_TIMEOUT`: at least a second (to the server, 0 means no limit at all), at
+/// most a day.
+fn query_timeout(value: Option<&str>) -> Result<Duration, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_QUERY_TIMEOUT";
+    let value = value.unwrap_or("5m");
+    let d = bounded(NAME, value, Duration::from_secs(86_400))?;
+    if d < Duration::from_secs(1) {
+        return Err(ConfigError::TooShort {
+            name: NAME,
+            value: value.to_owned(),
+            min: "1s",
         });
     }
     Ok(d)
@@ -544,6 +575,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.restate_horizon, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn query_timeout_is_five_minutes_unless_set_within_a_second_and_a_day() {
+        let with = |v: &str| {
+            Config::from_settings(Settings {
+                query_timeout: Some(v.into()),
+                ..base()
+            })
+        };
+        let c = Config::from_settings(base()).unwrap();
+        assert_eq!(c.query_timeout, Duration::from_secs(300));
+        assert_eq!(with("90s").unwrap().query_timeout, Duration::from_secs(90));
+        for (value, bound) in [
+            ("0s", "at least 1s"),
+            ("500ms", "at least 1s"),
+            ("2d", "1d"),
+        ] {
+            let e = with(value).unwrap_err().to_string();
+            assert!(
+                e.contains("POWER_REVENUE_QUERY_TIMEOUT") && e.contains(bound),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! ```
 //!
 //! `config` validates settings before anything connects; `app` wires the tasks; `http` and
-//! `status` show the live state; `raw` walks a batch and an event's few fields fast for
+//! `status` show the live state; `limits` bounds every command sent to the server; `raw` walks a batch and an event's few fields fast for
 //! `source` and `rules`; `commands` holds the one-shot commands; `devserver` runs a local
 //! SecantusDB for the demo and the tests.
 
@@ -32,6 +32,7 @@ pub mod deliver;
 pub mod devserver;
 pub mod failpoint;
 pub mod http;
+pub(crate) mod limits;
 pub mod money;
 pub mod raw;
 pub mod reconcile;

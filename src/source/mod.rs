@@ -16,6 +16,7 @@ pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 use crate::alert::{AlertKind, Alerter};
 use crate::change::Marks;
 use crate::config::Config;
+use crate::limits;
 use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
 use crate::window::{OpenWindow, Window};
@@ -51,8 +52,9 @@ const BATCH_SIZE: u32 = 1000;
 /// not wait on a stream that may never catch up).
 const MAX_CATCH_UP: Duration = Duration::from_secs(30);
 /// Opening (or resuming) the stream that takes longer counts as a failed attempt: an overloaded
-/// server must not keep windows from closing by the clock meanwhile.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// server must not keep windows from closing by the clock meanwhile. Also the server's limit
+/// (`maxTimeMS`) on the opening `aggregate`, so it gives up when we do.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one immediate resume (without backoff) in this long.
 const QUICK_RESUME_EVERY: Duration = Duration::from_secs(10);
 /// How long a rebuild keeps retrying each window's query.
@@ -101,8 +103,19 @@ impl SourceError {
     }
 }
 
+/// The sales collection through two clients: the stream has its own, so that it never waits
+/// behind a query (nor for a connection a query holds), and operators can tell the two apart
+/// by application name (`currentOp`, the server's slow-query log).
+#[derive(Debug, Clone)]
+pub struct Sales {
+    pub stream: Collection<Document>,
+    /// `$facet`s, the restatement mode, the oplog headroom.
+    pub queries: Collection<Document>,
+}
+
 pub struct Tailer {
     coll: Collection<Document>,
+    queries: Collection<Document>,
     config: Arc<Config>,
     store: Store,
     live: Arc<Live>,
@@ -137,7 +150,7 @@ pub struct Tailer {
 impl Tailer {
     /// Restores the checkpoint (token, open windows, next window to close) into `live`.
     pub fn restore(
-        coll: Collection<Document>,
+        sales: Sales,
         config: Arc<Config>,
         store: Store,
         live: Arc<Live>,
@@ -183,7 +196,8 @@ impl Tailer {
         );
         fold.max_future = config.max_future;
         Ok(Tailer {
-            coll,
+            coll: sales.stream,
+            queries: sales.queries,
             config,
             store,
             live,
@@ -218,11 +232,14 @@ impl Tailer {
         let mut quick_resumed: Option<Instant> = None;
         while !shutdown.is_cancelled() {
             self.batches = 0;
-            let outcome = match self.open_stream().await {
+            let opened = self.open_stream().await;
+            // Whatever the outcome: queries held back for the first attempt may go now.
+            self.live.open_attempted.send_replace(true);
+            let outcome = match opened {
                 Ok(mut stream) => {
                     self.on_connected(&mut backoff);
                     // Off the stream's path: a slow server must not delay tailing.
-                    tokio::spawn(read_mode(self.coll.clone(), self.live.clone()));
+                    tokio::spawn(read_mode(self.queries.clone(), self.live.clone()));
                     if self.token.is_none() {
                         // A fresh stream's starting point, saved at once: a crash before the
                         // first event must not restart at a later "now" and miss sales.
@@ -323,13 +340,10 @@ impl Tailer {
 
     /// The server's cluster time now, if it says (errors only delay closing, up to a bound).
     async fn cluster_time_now(&self) -> Option<ClusterTime> {
-        let reply = self
-            .coll
-            .client()
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .ok()?;
+        let admin = self.coll.client().database("admin");
+        let ping = admin
+            .run_command(doc! { "ping": 1, "maxTimeMS": limits::max_time_ms(limits::COMMAND) });
+        let reply = limits::answer(limits::COMMAND, ping).await.ok()?.ok()?;
         // The last write's time; replica-set members put it on every reply.
         let ts = reply.get_timestamp("operationTime").ok().or_else(|| {
             reply
@@ -347,6 +361,7 @@ impl Tailer {
             &self.config.fields,
             &self.config.fulfilled_status,
             self.token.as_ref(),
+            OPEN_TIMEOUT,
             MAX_AWAIT,
             BATCH_SIZE,
         );
@@ -524,7 +539,8 @@ impl Tailer {
         ahead.sort();
         windows.extend(ahead);
         for w in windows {
-            match reconcile::query_with_retry(&self.coll, &self.config, &w, REBUILD_PATIENCE).await
+            match reconcile::query_with_retry(&self.queries, &self.config, &w, REBUILD_PATIENCE)
+                .await
             {
                 Ok(totals) => {
                     let total = totals.total();
@@ -654,7 +670,7 @@ struct Barrier {
 /// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event says
 /// for itself whether it carries one; this is what `status` and the log report.
 async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
-    let read = tokio::time::timeout(OPEN_TIMEOUT, crate::setup::mode(&coll)).await;
+    let read = limits::answer(limits::COMMAND, crate::setup::mode(&coll)).await;
     let Ok(Ok(mode)) = read else {
         return;
     };
