@@ -7,7 +7,7 @@ use bson::{doc, Document};
 use chrono::{DateTime, Utc};
 use common::service::Service;
 use common::slack::FakeSlack;
-use common::TestDb;
+use common::{wait_for, TestDb};
 use power_revenue::devserver::DevServer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -98,8 +98,12 @@ async fn measure_restart_after_a_kill_storm_under_load() {
         storm.elapsed()
     );
     let spawned = Utc::now();
-    svc.wait_connected().await;
-    let connected = Utc::now();
+    let connected = wait_for(Duration::from_secs(240), "the stream", async || {
+        let s = svc.status().await?;
+        s["counters"]["stream_connected"].as_bool().filter(|c| *c)?;
+        Some(Utc::now())
+    })
+    .await;
     eprintln!(
         "fresh process: stream_connected after {} ms",
         (connected - spawned).num_milliseconds()
@@ -149,7 +153,7 @@ fn watch_ops(client: mongodb::Client, stop: Arc<AtomicBool>) -> tokio::task::Joi
                         .get_document("clientMetadata")
                         .and_then(|m| m.get_document("application"))
                         .and_then(|a| a.get_str("name"))
-                        == Ok("power-revenue");
+                        .is_ok_and(|name| name.starts_with("power-revenue"));
                     if ours {
                         *by_op
                             .entry(o.get_str("op").unwrap_or("?").to_owned())

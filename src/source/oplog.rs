@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 const INTERVAL: Duration = Duration::from_secs(60);
-/// The first reading waits this long after the stream's first open attempt: headroom matters over hours, a process that has just
-/// started is busy catching up, and on some servers (the Python SecantusDB) finding the oldest
-/// entry reads the whole oplog, which a crash-looping process would otherwise do every start.
+/// The first reading waits this long after the stream's first open attempt: headroom matters
+/// over hours, a process that has just started is busy catching up, and on some servers (the
+/// Python SecantusDB) finding the oldest entry reads the whole oplog, which a crash-looping
+/// process would otherwise do every start.
 const FIRST_AFTER: Duration = Duration::from_secs(20);
 
 /// Measures the headroom every minute until `shutdown`; warns when it runs low.
