@@ -7,6 +7,7 @@
 mod fold;
 mod live;
 pub mod oplog;
+mod rebuild;
 mod stream;
 
 pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded, CLUSTER_TIME_UNKNOWN};
@@ -17,7 +18,6 @@ use crate::alert::{AlertKind, Alerter};
 use crate::change::Marks;
 use crate::config::Config;
 use crate::limits;
-use crate::reconcile;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
 use crate::window::{OpenWindow, Window};
 use backoff::backoff::Backoff;
@@ -57,8 +57,6 @@ const MAX_CATCH_UP: Duration = Duration::from_secs(30);
 pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one immediate resume (without backoff) in this long.
 const QUICK_RESUME_EVERY: Duration = Duration::from_secs(10);
-/// How long a rebuild keeps retrying each window's query.
-const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Server error codes after which a token can never be resumed.
 const HISTORY_LOST: [i32; 3] = [286, 280, 260];
@@ -141,6 +139,8 @@ pub struct Tailer {
     /// row at the same position mean the stream is at the end of the oplog.
     last_empty: Option<Option<ResumeToken>>,
     down_since: Option<Instant>,
+    /// After history loss: the open windows' totals from the database, as their queries answer.
+    rebuilding: Option<tokio::sync::mpsc::Receiver<rebuild::Rebuilt>>,
     /// Batches received since the stream was (re)opened.
     batches: u64,
     skip_log: LogLimiter,
@@ -219,6 +219,7 @@ impl Tailer {
             barrier_passed: false,
             last_empty: None,
             down_since: None,
+            rebuilding: None,
             batches: 0,
             skip_log: LogLimiter::new("skipped", 20, Duration::from_secs(10)),
             late_log: LogLimiter::new("late", 20, Duration::from_secs(10)),
@@ -247,7 +248,7 @@ impl Tailer {
                         self.save(Vec::new()).await?;
                     }
                     if std::mem::take(&mut rebuild) {
-                        self.rebuild_open_windows().await?;
+                        self.start_rebuild().await?;
                     }
                     self.tail(&mut stream, &shutdown).await
                 }
@@ -390,6 +391,7 @@ impl Tailer {
             };
             self.batches += 1;
             self.apply_batch(&batch).await?;
+            self.apply_rebuilt();
         }
     }
 
@@ -517,49 +519,60 @@ impl Tailer {
         }
     }
 
-    /// After history loss: the open windows' totals from the database, marked recomputed.
-    async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
-        // Every window from the next to close up to now, and each (future-dated) window the
-        // stream had already opened: all of them may have missed events. Only windows that
-        // exist are visited, never every window up to a far date.
+    /// After history loss, with the new stream open: marks every window that may have missed
+    /// events recomputed, and queries their totals off the stream's path ([`rebuild`]).
+    async fn start_rebuild(&mut self) -> Result<(), SourceError> {
         let now = Utc::now();
-        let mut windows = Vec::new();
-        let mut w = self.next_close;
-        while w.start <= now {
-            windows.push(w);
-            w = self.config.window.next(&w);
-        }
-        let mut ahead: Vec<Window> = self
+        let open = self
             .live
             .windows
             .iter()
             .map(|e| e.window)
-            .filter(|open| open.start > now)
-            .collect();
-        ahead.sort();
-        windows.extend(ahead);
-        for w in windows {
-            match reconcile::query_with_retry(&self.queries, &self.config, &w, REBUILD_PATIENCE)
-                .await
-            {
-                Ok(totals) => {
-                    let total = totals.total();
-                    let mut open = OpenWindow::new(w, w.start);
-                    open.events_applied = total.count;
-                    open.totals = totals;
-                    open.recomputed = true;
-                    info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
-                    self.live.windows.insert(w.id(), open);
-                }
-                Err(error) => {
-                    error!(%error, window = %w.id(), "Cannot recompute the window; keeping the streamed totals.");
-                    if let Some(mut open) = self.live.windows.get_mut(&w.id()) {
-                        open.recomputed = true;
-                    }
-                }
-            }
+            .collect::<Vec<_>>();
+        let windows = rebuild::windows(&self.config, self.next_close, now, open.into_iter());
+        for w in &windows {
+            self.live
+                .windows
+                .entry(w.id())
+                .or_insert_with(|| OpenWindow::new(*w, w.start))
+                .recomputed = true;
         }
-        self.save(Vec::new()).await
+        self.save(Vec::new()).await?;
+        self.rebuilding = Some(rebuild::start(
+            self.queries.clone(),
+            self.config.clone(),
+            windows,
+        ));
+        Ok(())
+    }
+
+    /// Puts the rebuilt totals that arrived in place of the streamed ones, for windows still
+    /// open; saved with the next checkpoint.
+    fn apply_rebuilt(&mut self) {
+        let Some(rebuilding) = self.rebuilding.as_mut() else {
+            return;
+        };
+        loop {
+            let rebuild::Rebuilt { window: w, totals } = match rebuilding.try_recv() {
+                Ok(rebuilt) => rebuilt,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    self.rebuilding = None;
+                    return;
+                }
+            };
+            if w.start < self.next_close.start {
+                continue; // closed meanwhile: its report is the database's anyway
+            }
+            let total = totals.total();
+            let mut open = OpenWindow::new(w, w.start);
+            open.events_applied = total.count;
+            open.totals = totals;
+            open.recomputed = true;
+            info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
+            self.live.windows.insert(w.id(), open);
+            self.unsaved_events += 1;
+        }
     }
 
     fn due_for_save(&self) -> bool {
