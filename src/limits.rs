@@ -19,6 +19,18 @@ pub(crate) const INDEX_BUILD: Duration = Duration::from_secs(3600);
 /// How much longer than a command's limit the client waits for the server's answer.
 const CLIENT_SLACK: Duration = Duration::from_secs(5);
 
+/// The longest a report waits before re-running queries its process died during.
+const INTERRUPTED_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How long after the last start to wait before running a report's queries again, when `n`
+/// rounds of them in a row began and never finished (the process died): 2 s, 4 s, 8 s, … up to
+/// a minute. A server that does not stop the queries of a disconnected client (MongoDB does
+/// since 4.2; the Python SecantusDB does not) may still be running them: a crash loop must not
+/// add another copy on every start.
+pub(crate) fn after_interrupted(n: u32) -> Duration {
+    Duration::from_secs(1u64.checked_shl(n).unwrap_or(u64::MAX)).min(INTERRUPTED_MAX_WAIT)
+}
+
 /// MongoDB's `MaxTimeMSExpired`: the server stopped the command at its limit.
 const MAX_TIME_EXPIRED: i32 = 50;
 
@@ -53,6 +65,14 @@ pub(crate) async fn answer<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interrupted_queries_wait_longer_each_time_up_to_a_minute() {
+        let waits: Vec<u64> = [1, 2, 3, 5, 6, 64, u32::MAX]
+            .map(|n| after_interrupted(n).as_secs())
+            .to_vec();
+        assert_eq!(waits, [2, 4, 8, 32, 60, 60, 60]);
+    }
 
     #[test]
     fn max_time_is_never_zero_and_never_overflows() {

@@ -48,7 +48,8 @@ fn total_of(text: &str) -> (String, u64) {
 
 /// A pending report whose `$facet` the server is still running (held by a failpoint, as a busy
 /// server would hold it) when the process is killed and restarted: the new process opens its
-/// stream while its own copy of that query is held too, and the report still comes out exact.
+/// stream while that query still runs, waits before sending it again, and the report still
+/// comes out exact.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_opens_its_stream_while_a_slow_report_query_is_still_running() {
     let server = DevServer::start(None, &["--enable-test-commands"]).unwrap();
@@ -113,6 +114,13 @@ async fn a_restart_opens_its_stream_while_a_slow_report_query_is_still_running()
         "the report was posted before the stream opened"
     );
     eprintln!("stream open {connected_in:?} after the restart, the report's query still held");
+    // The query the killed process left running is not doubled at once.
+    assert!(
+        svc.current_log()
+            .contains("The last process stopped during this report's queries"),
+        "{}",
+        svc.current_log()
+    );
     fail_point(
         &db.client,
         doc! { "configureFailPoint": "failCommand", "mode": "off" },

@@ -519,62 +519,6 @@ impl Tailer {
         }
     }
 
-    /// After history loss, with the new stream open: marks every window that may have missed
-    /// events recomputed, and queries their totals off the stream's path ([`rebuild`]).
-    async fn start_rebuild(&mut self) -> Result<(), SourceError> {
-        let now = Utc::now();
-        let open = self
-            .live
-            .windows
-            .iter()
-            .map(|e| e.window)
-            .collect::<Vec<_>>();
-        let windows = rebuild::windows(&self.config, self.next_close, now, open.into_iter());
-        for w in &windows {
-            self.live
-                .windows
-                .entry(w.id())
-                .or_insert_with(|| OpenWindow::new(*w, w.start))
-                .recomputed = true;
-        }
-        self.save(Vec::new()).await?;
-        self.rebuilding = Some(rebuild::start(
-            self.queries.clone(),
-            self.config.clone(),
-            windows,
-        ));
-        Ok(())
-    }
-
-    /// Puts the rebuilt totals that arrived in place of the streamed ones, for windows still
-    /// open; saved with the next checkpoint.
-    fn apply_rebuilt(&mut self) {
-        let Some(rebuilding) = self.rebuilding.as_mut() else {
-            return;
-        };
-        loop {
-            let rebuild::Rebuilt { window: w, totals } = match rebuilding.try_recv() {
-                Ok(rebuilt) => rebuilt,
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                    self.rebuilding = None;
-                    return;
-                }
-            };
-            if w.start < self.next_close.start {
-                continue; // closed meanwhile: its report is the database's anyway
-            }
-            let total = totals.total();
-            let mut open = OpenWindow::new(w, w.start);
-            open.events_applied = total.count;
-            open.totals = totals;
-            open.recomputed = true;
-            info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
-            self.live.windows.insert(w.id(), open);
-            self.unsaved_events += 1;
-        }
-    }
-
     fn due_for_save(&self) -> bool {
         let since = self.last_save.elapsed();
         self.unsaved_events >= CHECKPOINT_EVENTS

@@ -7,16 +7,17 @@
 //! Live totals of a rebuilt window are approximate until its report: sales committed after the
 //! query's snapshot and streamed before its answer arrived are replaced away.
 
+use super::{SourceError, Tailer};
 use crate::config::Config;
 use crate::reconcile;
-use crate::window::{Totals, Window};
+use crate::window::{OpenWindow, Totals, Window};
 use bson::Document;
 use chrono::{DateTime, Utc};
 use mongodb::Collection;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::error;
+use tracing::{error, info};
 
 /// How long a rebuild keeps retrying each window's query (on top of one query limit).
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -30,7 +31,7 @@ pub(super) struct Rebuilt {
 /// The windows to rebuild: every window from `next_close` up to `now`, and each (future-dated)
 /// window the stream had already opened, all of which may have missed events. Only windows that
 /// exist are visited, never every window up to a far date.
-pub(super) fn windows(
+fn windows(
     config: &Config,
     next_close: Window,
     now: DateTime<Utc>,
@@ -50,7 +51,7 @@ pub(super) fn windows(
 
 /// Queries `windows` one after the other in a task of their own; their totals arrive on the
 /// returned channel. Dropping the receiver stops the task after its current query.
-pub(super) fn start(
+fn start(
     queries: Collection<Document>,
     config: Arc<Config>,
     windows: Vec<Window>,
@@ -71,4 +72,58 @@ pub(super) fn start(
         }
     });
     rx
+}
+
+impl Tailer {
+    /// After history loss, with the new stream open: marks every window that may have missed
+    /// events recomputed, and queries their totals off the stream's path (this module).
+    pub(super) async fn start_rebuild(&mut self) -> Result<(), SourceError> {
+        let now = Utc::now();
+        let open = self
+            .live
+            .windows
+            .iter()
+            .map(|e| e.window)
+            .collect::<Vec<_>>();
+        let windows = windows(&self.config, self.next_close, now, open.into_iter());
+        for w in &windows {
+            self.live
+                .windows
+                .entry(w.id())
+                .or_insert_with(|| OpenWindow::new(*w, w.start))
+                .recomputed = true;
+        }
+        self.save(Vec::new()).await?;
+        self.rebuilding = Some(start(self.queries.clone(), self.config.clone(), windows));
+        Ok(())
+    }
+
+    /// Puts the rebuilt totals that arrived in place of the streamed ones, for windows still
+    /// open; saved with the next checkpoint.
+    pub(super) fn apply_rebuilt(&mut self) {
+        let Some(rebuilding) = self.rebuilding.as_mut() else {
+            return;
+        };
+        loop {
+            let Rebuilt { window: w, totals } = match rebuilding.try_recv() {
+                Ok(rebuilt) => rebuilt,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    self.rebuilding = None;
+                    return;
+                }
+            };
+            if w.start < self.next_close.start {
+                continue; // closed meanwhile: its report is the database's anyway
+            }
+            let total = totals.total();
+            let mut open = OpenWindow::new(w, w.start);
+            open.events_applied = total.count;
+            open.totals = totals;
+            open.recomputed = true;
+            info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
+            self.live.windows.insert(w.id(), open);
+            self.unsaved_events += 1;
+        }
+    }
 }

@@ -149,6 +149,13 @@ pub struct ReportRecord {
     #[serde(default)]
     pub parts_sent: usize,
     pub delivery: Delivery,
+    /// When this report's queries began, while they run: still set when a process starts
+    /// means the one before died during them (see `crate::limits::after_interrupted`).
+    #[serde(default)]
+    pub queries_started: Option<DateTime<Utc>>,
+    /// Rounds of this report's queries begun and not finished, in a row.
+    #[serde(default)]
+    pub queries_unfinished: u32,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub updated_at: DateTime<Utc>,
@@ -169,6 +176,8 @@ impl ReportRecord {
             follow_ups: Vec::new(),
             parts_sent: 0,
             delivery: Delivery::Closed,
+            queries_started: None,
+            queries_unfinished: 0,
             attempts: 0,
             last_error: None,
             updated_at: now,
