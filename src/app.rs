@@ -5,7 +5,7 @@ use crate::alert::Alerter;
 use crate::config::{scrub, Config};
 use crate::deliver::{Deliverer, Sink};
 use crate::http::{self, HttpState};
-use crate::source::{Live, Tailer};
+use crate::source::{Live, Sales, Tailer, OPEN_TIMEOUT};
 use crate::store::Store;
 use anyhow::Context;
 use bson::Document;
@@ -24,7 +24,7 @@ pub struct App {
     config: Arc<Config>,
     store: Store,
     live: Arc<Live>,
-    coll: Collection<Document>,
+    sales: Sales,
     listener: TcpListener,
     sink: Sink,
 }
@@ -34,7 +34,10 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let mongo = config.mongo()?.clone();
         let store = Store::open(&config.state_dir)?;
-        let coll = collection(&config).await?;
+        let sales = Sales {
+            stream: collection_for(&config, STREAM_APP).await?,
+            queries: collection(&config).await?,
+        };
         let listener = TcpListener::bind(config.http_addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; set POWER_REVENUE_HTTP_ADDR to a free address",
@@ -55,7 +58,7 @@ impl App {
             config: Arc::new(config),
             store,
             live: Arc::new(Live::default()),
-            coll,
+            sales,
             listener,
             sink,
         })
@@ -76,7 +79,7 @@ impl App {
         let outbox = Arc::new(Notify::new());
         let alerts = Alerter::new(self.sink.clone());
         let tailer = Tailer::restore(
-            self.coll.clone(),
+            self.sales.clone(),
             self.config.clone(),
             self.store.clone(),
             self.live.clone(),
@@ -85,7 +88,7 @@ impl App {
             chrono::Utc::now(),
         )?;
         let deliverer = Deliverer {
-            coll: self.coll.clone(),
+            coll: self.sales.queries.clone(),
             config: self.config.clone(),
             store: self.store.clone(),
             sink: self.sink,
@@ -95,9 +98,19 @@ impl App {
 
         let stop = shutdown.child_token();
         let mut source = tokio::spawn(tailer.run(stop.clone()));
-        let mut outbox_task = tokio::spawn(deliverer.run(outbox, stop.clone()));
+        // The stream first: pending reports' queries wait for its first open attempt, so that
+        // on a busy server a restart's stream does not queue behind them.
+        let live = self.live.clone();
+        let outbox_stop = stop.clone();
+        let mut outbox_task = tokio::spawn(async move {
+            tokio::select! {
+                _ = live.first_open_attempt(OPEN_TIMEOUT) => {}
+                _ = outbox_stop.cancelled() => return Ok(()),
+            }
+            deliverer.run(outbox, outbox_stop).await
+        });
         tokio::spawn(crate::source::oplog::watch_headroom(
-            self.coll.client().clone(),
+            self.sales.queries.client().clone(),
             self.live.clone(),
             stop.clone(),
         ));
@@ -134,8 +147,21 @@ impl App {
     }
 }
 
-/// The sales collection; no I/O happens until the first operation.
+/// The application name of the change stream's client (see [`Sales`]).
+pub const STREAM_APP: &str = "power-revenue-stream";
+/// The application name of the client every query goes through.
+pub const QUERIES_APP: &str = "power-revenue";
+
+/// The sales collection for queries; no I/O happens until the first operation.
 pub async fn collection(config: &Config) -> anyhow::Result<Collection<Document>> {
+    collection_for(config, QUERIES_APP).await
+}
+
+/// The sales collection through a client of its own, named `app_name` to the server.
+pub async fn collection_for(
+    config: &Config,
+    app_name: &str,
+) -> anyhow::Result<Collection<Document>> {
     let mongo = config.mongo()?;
     let mut options = ClientOptions::parse(mongo.uri.expose_secret())
         .await
@@ -145,7 +171,7 @@ pub async fn collection(config: &Config) -> anyhow::Result<Collection<Document>>
                 scrub(&e.kind.to_string(), mongo.uri.expose_secret())
             )
         })?;
-    options.app_name = Some("power-revenue".into());
+    options.app_name = Some(app_name.into());
     // Fail a server selection in seconds so "unreachable" shows up in the log quickly (the
     // driver's default is 30 s), unless the URI asks for its own `serverSelectionTimeoutMS`.
     options

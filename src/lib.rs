@@ -19,8 +19,9 @@
 //! ```
 //!
 //! `config` validates settings before anything connects; `display` makes names from the
-//! database safe to show; `app` wires the tasks; `http` and
-//! `status` show the live state; `raw` walks a batch and an event's few fields fast for
+//! database safe to show; `app` wires the tasks; `http` and `status` show the live state;
+//! `limits` bounds every command sent to the server; `raw` walks a batch and an event's few
+//! fields fast for
 //! `source` and `rules`; `commands` holds the one-shot commands; `devserver` runs a local
 //! SecantusDB for the demo and the tests.
 
@@ -37,6 +38,7 @@ pub mod devserver;
 pub mod display;
 pub(crate) mod failpoint;
 pub mod http;
+pub(crate) mod limits;
 pub mod money;
 pub mod raw;
 pub mod reconcile;

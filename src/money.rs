@@ -2,7 +2,7 @@
 //!
 //! Every amount, whatever its BSON type, is reduced to *sign, decimal digits, exponent* and then
 //! to naira rounded to the kobo (2 places, ties to even). The server-side twin of these rules is
-//! [`crate::rules::amount_expr`]; `tests/rules_agree.rs` proves the two agree on random input.
+//! [`crate::rules::amount_expr`]; `tests/it/rules_agree.rs` proves the two agree on random input.
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::io::Write;

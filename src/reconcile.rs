@@ -2,6 +2,7 @@
 //! applying the same rules as the stream ([`crate::rules`]), gives the numbers we post.
 
 use crate::config::Config;
+use crate::limits;
 use crate::money;
 use crate::rules;
 use crate::window::{Tally, Totals, Window};
@@ -14,14 +15,26 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("MongoDB: {0}")]
-    Mongo(#[from] mongodb::error::Error),
+    Mongo(mongodb::error::Error),
+    /// The server stopped the query at its limit (`MaxTimeMSExpired`), or did not answer by
+    /// then. Retried: a busy server may answer in time on the next attempt.
+    #[error("the query ran past its {} s limit (POWER_REVENUE_QUERY_TIMEOUT)", .limit.as_secs())]
+    TimedOut { limit: Duration },
     #[error("unexpected $facet result: {0}")]
     BadResult(String),
 }
 
 impl ReconcileError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Mongo(_))
+        matches!(self, Self::Mongo(_) | Self::TimedOut { .. })
+    }
+
+    fn from_mongo(e: mongodb::error::Error, limit: Duration) -> Self {
+        if limits::expired(&e) {
+            Self::TimedOut { limit }
+        } else {
+            Self::Mongo(e)
+        }
     }
 }
 
@@ -53,54 +66,75 @@ pub fn window_index(config: &Config) -> mongodb::IndexModel {
         .build()
 }
 
-/// Runs the window's `$facet` once. Majority read concern: the snapshot then holds every sale
-/// the change stream has delivered (change streams deliver majority-committed writes only).
+/// Runs the window's `$facet` once, limited to `POWER_REVENUE_QUERY_TIMEOUT` on the server.
+/// Majority read concern: the snapshot then holds every sale the change stream has delivered
+/// (change streams deliver majority-committed writes only).
 pub async fn query(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
 ) -> Result<Totals, ReconcileError> {
-    let mut cursor = coll
-        .aggregate(facet_pipeline(config, window))
-        .read_concern(ReadConcern::majority())
-        .await?;
-    let result = cursor
-        .try_next()
-        .await?
+    let limit = config.query_timeout;
+    let run = async {
+        let mut cursor = coll
+            .aggregate(facet_pipeline(config, window))
+            .read_concern(ReadConcern::majority())
+            .max_time(limit)
+            .await?;
+        // One document, in the reply to the aggregate itself: no getMore follows.
+        cursor.try_next().await
+    };
+    let result = limits::answer(limit, run)
+        .await
+        .map_err(|_| ReconcileError::TimedOut { limit })?
+        .map_err(|e| ReconcileError::from_mongo(e, limit))?
         .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
     parse_facet(&result)
 }
 
-/// Runs the window's `$facet` in a snapshot session: the totals as of one cluster time, which
-/// is returned with them (when the server says), so a change stream opened before the read
-/// can skip the events the read already holds.
+/// Runs the window's `$facet` in a snapshot session, limited like [`query`]: the totals as of
+/// one cluster time, returned with them (when the server says), so a change stream opened
+/// before the read can skip the events the read already holds.
 pub async fn query_snapshot(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
 ) -> Result<(Totals, Option<bson::Timestamp>), ReconcileError> {
-    let mut session = coll.client().start_session().snapshot(true).await?;
-    let mut cursor = coll
-        .aggregate(facet_pipeline(config, window))
-        .session(&mut session)
-        .await?;
-    let result = cursor
-        .next(&mut session)
+    let limit = config.query_timeout;
+    let run = async {
+        let mut session = coll.client().start_session().snapshot(true).await?;
+        let mut cursor = coll
+            .aggregate(facet_pipeline(config, window))
+            .max_time(limit)
+            .session(&mut session)
+            .await?;
+        let first = cursor.next(&mut session).await.transpose()?;
+        drop(cursor);
+        Ok::<_, mongodb::error::Error>((first, session.snapshot_time()))
+    };
+    let (result, read_at) = limits::answer(limit, run)
         .await
-        .transpose()?
-        .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
-    drop(cursor);
-    Ok((parse_facet(&result)?, session.snapshot_time()))
+        .map_err(|_| ReconcileError::TimedOut { limit })?
+        .map_err(|e| ReconcileError::from_mongo(e, limit))?;
+    let result = result.ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
+    Ok((parse_facet(&result)?, read_at))
 }
 
-/// Runs the query with backoff until it succeeds, fails for good, or `max_elapsed` passes.
+/// Runs the query with backoff until it succeeds, fails for good, or `patience` passes. The
+/// patience counts on top of one full query limit, so a query the server stopped at its limit
+/// is still retried.
 pub async fn query_with_retry(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
-    max_elapsed: Duration,
+    patience: Duration,
 ) -> Result<Totals, ReconcileError> {
-    with_retry(window, max_elapsed, || query(coll, config, window)).await
+    with_retry(
+        window,
+        patience.saturating_add(config.query_timeout),
+        || query(coll, config, window),
+    )
+    .await
 }
 
 /// Runs `attempt` with backoff until it succeeds, fails for good, or `max_elapsed` passes.

@@ -2,7 +2,7 @@
 //! aggregation expressions for the reconciliation `$facet` ([`amount_expr`], [`utility_expr`]).
 //!
 //! The two must agree to the kobo; keep them side by side and change them together.
-//! `tests/rules_agree.rs` inserts random documents and compares both.
+//! `tests/it/rules_agree.rs` inserts random documents and compares both.
 
 use crate::config::Fields;
 use crate::money::{self, Rejection};

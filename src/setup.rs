@@ -2,6 +2,7 @@
 //! change-stream pre-images; and which restatement mode is in force.
 
 use crate::config::Config;
+use crate::limits;
 use crate::reconcile;
 use bson::{doc, Document};
 use mongodb::Collection;
@@ -39,6 +40,7 @@ pub async fn mode(coll: &Collection<Document>) -> mongodb::error::Result<Restate
             "listCollections": 1,
             "filter": { "name": coll.name() },
             "nameOnly": false,
+            "maxTimeMS": limits::max_time_ms(limits::COMMAND),
         })
         .await?;
     let enabled = reply
@@ -73,13 +75,17 @@ pub async fn run(
 ) -> mongodb::error::Result<SetupOutcome> {
     let model = reconcile::window_index(config);
     let index_keys = model.keys.clone();
-    let created = coll.create_index(model).await?;
+    let created = coll
+        .create_index(model)
+        .max_time(limits::INDEX_BUILD)
+        .await?;
     let pre_images = coll
         .client()
         .database(coll.namespace().db.as_str())
         .run_command(doc! {
             "collMod": coll.name(),
             "changeStreamPreAndPostImages": { "enabled": true },
+            "maxTimeMS": limits::max_time_ms(limits::COMMAND),
         })
         .await
         .map(drop);

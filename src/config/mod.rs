@@ -83,6 +83,10 @@ pub struct Settings {
     /// Alert in Slack when the change stream has been down this long; at most 7d [default: 5m].
     #[arg(long, env = "POWER_REVENUE_ALERT_STREAM_DOWN", global = true)]
     pub alert_stream_down: Option<String>,
+    /// Longest a window's `$facet` may run on the server before it stops it (`maxTimeMS`);
+    /// the query is then retried [default: 5m, at least 1s, at most 1d].
+    #[arg(long, env = "POWER_REVENUE_QUERY_TIMEOUT", global = true)]
+    pub query_timeout: Option<String>,
     /// Address of the HTTP listener (API, metrics, dashboard) [default: 127.0.0.1:9464].
     #[arg(long, env = "POWER_REVENUE_HTTP_ADDR", global = true)]
     pub http_addr: Option<String>,
@@ -122,6 +126,7 @@ impl Settings {
             restate_horizon: self.restate_horizon.or(lower.restate_horizon),
             max_future: self.max_future.or(lower.max_future),
             alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
+            query_timeout: self.query_timeout.or(lower.query_timeout),
             http_addr: self.http_addr.or(lower.http_addr),
             api_token: self.api_token.or(lower.api_token),
             api_token_file: self.api_token_file.or(lower.api_token_file),
@@ -181,6 +186,12 @@ pub enum ConfigError {
     SecretNotOneLine { from: String },
     #[error("MONGODB_URI's user name or password holds characters that must be percent-encoded (: / ? # [ ] @ and a lone %), as must an @ in its options; write e.g. ? as %3F, @ as %40, % as %25")]
     UnencodedUserinfo,
+    #[error("{name} = {value:?} is too short; use at least {min}")]
+    TooShort {
+        name: &'static str,
+        value: String,
+        min: &'static str,
+    },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
 }
@@ -227,6 +238,8 @@ pub struct Config {
     /// Sales dated more than this ahead of now are skipped.
     pub max_future: Duration,
     pub alert_stream_down: Duration,
+    /// Server-side limit (`maxTimeMS`) on each window query.
+    pub query_timeout: Duration,
 }
 
 impl Config {
@@ -287,6 +300,7 @@ impl Config {
             s.alert_stream_down.as_deref().unwrap_or("5m"),
             MAX_ALERT,
         )?;
+        let query_timeout = query_timeout(s.query_timeout.as_deref())?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
@@ -331,6 +345,7 @@ impl Config {
             restate_horizon,
             max_future,
             alert_stream_down,
+            query_timeout,
         })
     }
 
@@ -343,6 +358,22 @@ impl Config {
         self.mongo = Ok(mongo);
         self
     }
+}
+
+/// `POWER_REVENUE_QUERY_TIMEOUT`: at least a second (to the server, 0 means no limit at all), at
+/// most a day.
+fn query_timeout(value: Option<&str>) -> Result<Duration, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_QUERY_TIMEOUT";
+    let value = value.unwrap_or("5m");
+    let d = bounds::bounded(NAME, value, Duration::from_secs(86_400))?;
+    if d < Duration::from_secs(1) {
+        return Err(ConfigError::TooShort {
+            name: NAME,
+            value: value.to_owned(),
+            min: "1s",
+        });
+    }
+    Ok(d)
 }
 
 /// Where and what, without the value: "invalid type: integer `918273645`, expected a string"

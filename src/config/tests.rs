@@ -378,3 +378,27 @@ fn settings_files_are_bounded_and_errors_quote_no_values() {
         .to_string();
     assert!(e.contains("larger than 1024 KiB"), "{e}");
 }
+
+#[test]
+fn query_timeout_is_five_minutes_unless_set_within_a_second_and_a_day() {
+    let with = |v: &str| {
+        Config::from_settings(Settings {
+            query_timeout: Some(v.into()),
+            ..base()
+        })
+    };
+    let c = Config::from_settings(base()).unwrap();
+    assert_eq!(c.query_timeout, Duration::from_secs(300));
+    assert_eq!(with("90s").unwrap().query_timeout, Duration::from_secs(90));
+    for (value, bound) in [
+        ("0s", "at least 1s"),
+        ("500ms", "at least 1s"),
+        ("2d", "1d"),
+    ] {
+        let e = with(value).unwrap_err().to_string();
+        assert!(
+            e.contains("POWER_REVENUE_QUERY_TIMEOUT") && e.contains(bound),
+            "{e}"
+        );
+    }
+}

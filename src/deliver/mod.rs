@@ -110,7 +110,15 @@ impl Deliverer {
                 break;
             }
             if *record.delivery() == Delivery::Closed {
+                if !hold_back(&record, shutdown).await {
+                    break;
+                }
+                record.queries_started = Some(Utc::now());
+                record.queries_unfinished = record.queries_unfinished.saturating_add(1);
+                self.store.put_report(&record).await?;
                 self.prepare(&mut record).await?;
+                record.queries_started = None;
+                record.queries_unfinished = 0;
                 self.store.put_report(&record).await?;
             }
             match self.deliver(&mut record, shutdown).await? {
@@ -231,5 +239,23 @@ impl Deliverer {
                 _ = shutdown.cancelled() => return Ok(Posted::Later(Later::ShuttingDown)),
             }
         }
+    }
+}
+
+/// Waits, if the process before died during this report's queries, until running them again
+/// is due ([`crate::limits::after_interrupted`]). `false` on shutdown.
+async fn hold_back(record: &ReportRecord, shutdown: &CancellationToken) -> bool {
+    let Some(started) = record.queries_started else {
+        return true;
+    };
+    let wait = crate::limits::after_interrupted(record.queries_unfinished);
+    let due = crate::window::later_by(started, wait);
+    let Ok(left) = (due - Utc::now()).to_std() else {
+        return true;
+    };
+    warn!(window = %record.window.id(), wait_secs = left.as_secs(), "The last process stopped during this report's queries; waiting before running them again.");
+    tokio::select! {
+        _ = tokio::time::sleep(left) => true,
+        _ = shutdown.cancelled() => false,
     }
 }

@@ -20,6 +20,9 @@ pub struct Live {
     pub reconnects: AtomicU64,
     pub checkpoints: AtomicU64,
     pub connected: AtomicBool,
+    /// Set once the first attempt to open the stream has ended, opened or not. Slow queries
+    /// at start wait for it (see [`Live::first_open_attempt`]).
+    pub open_attempted: tokio::sync::watch::Sender<bool>,
     /// Unix ms of the last durable checkpoint (0: none yet).
     pub checkpoint_at_ms: AtomicI64,
     /// Unix ms at which the last applied event was committed (0: none yet).
@@ -41,6 +44,16 @@ impl Live {
         let mut v: Vec<_> = self.windows.iter().map(|e| e.value().clone()).collect();
         v.sort_by_key(|w| w.window.start);
         v
+    }
+
+    /// Waits until the first attempt to open the stream has ended, at most `bound`. Queries
+    /// that can wait (a report's `$facet`, the oplog headroom) wait for this at start: on a busy
+    /// server the stream opens first, not behind them (a restart in a crash loop used to start
+    /// its pending report's `$facet` alongside the stream, and each killed process left one
+    /// running on the server).
+    pub async fn first_open_attempt(&self, bound: Duration) {
+        let mut attempted = self.open_attempted.subscribe();
+        let _ = tokio::time::timeout(bound, attempted.wait_for(|done| *done)).await;
     }
 
     pub fn count_skip(&self, reason: SkipReason) {

@@ -8,6 +8,7 @@ mod closer;
 mod fold;
 mod live;
 pub mod oplog;
+mod rebuild;
 mod stream;
 
 pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded};
@@ -17,9 +18,9 @@ pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 use crate::alert::{Alert, Alerter};
 use crate::change::Marks;
 use crate::config::Config;
-use crate::reconcile;
+use crate::limits;
 use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{earlier_by, ClosedBy, OpenWindow, Window};
+use crate::window::{earlier_by, ClosedBy, OpenWindow};
 use backoff::backoff::Backoff;
 use bson::{doc, Document, RawDocument};
 use chrono::{DateTime, Utc};
@@ -54,15 +55,12 @@ const MAX_AWAIT: Duration = Duration::from_millis(500);
 /// Events per getMore: large enough that the round trip is amortised, small enough that a
 /// batch is a few hundred KB.
 const BATCH_SIZE: u32 = 1000;
-/// The longest wait for the server's cluster time when a window falls due.
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opening (or resuming) the stream that takes longer counts as a failed attempt: an overloaded
-/// server must not keep windows from closing by the clock meanwhile.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// server must not keep windows from closing by the clock meanwhile. Also the server's limit
+/// (`maxTimeMS`) on the opening `aggregate`, so it gives up when we do.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one immediate resume (without backoff) in this long.
 const QUICK_RESUME_EVERY: Duration = Duration::from_secs(10);
-/// How long a rebuild keeps retrying each window's query.
-const REBUILD_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Server error codes after which a token can never be resumed.
 const HISTORY_LOST: [i32; 3] = [286, 280, 260];
@@ -107,8 +105,19 @@ impl SourceError {
     }
 }
 
+/// The sales collection through two clients: the stream has its own, so that it never waits
+/// behind a query (nor for a connection a query holds), and operators can tell the two apart
+/// by application name (`currentOp`, the server's slow-query log).
+#[derive(Debug, Clone)]
+pub struct Sales {
+    pub stream: Collection<Document>,
+    /// `$facet`s, the restatement mode, the oplog headroom.
+    pub queries: Collection<Document>,
+}
+
 pub struct Tailer {
     coll: Collection<Document>,
+    queries: Collection<Document>,
     config: Arc<Config>,
     store: Store,
     live: Arc<Live>,
@@ -133,7 +142,7 @@ pub struct Tailer {
 impl Tailer {
     /// Restores the checkpoint (token, open windows, next window to close) into `live`.
     pub fn restore(
-        coll: Collection<Document>,
+        sales: Sales,
         config: Arc<Config>,
         store: Store,
         live: Arc<Live>,
@@ -188,7 +197,8 @@ impl Tailer {
         .with_max_future(config.max_future)
         .with_started_at(started_at);
         Ok(Tailer {
-            coll,
+            coll: sales.stream,
+            queries: sales.queries,
             config,
             store,
             live,
@@ -212,11 +222,14 @@ impl Tailer {
         let mut quick_resumed: Option<Instant> = None;
         while !shutdown.is_cancelled() {
             self.batches = 0;
-            let outcome = match self.open_stream().await {
+            let opened = self.open_stream().await;
+            // Whatever the outcome: queries held back for the first attempt may go now.
+            self.live.open_attempted.send_replace(true);
+            let outcome = match opened {
                 Ok(mut stream) => {
                     self.on_connected(&mut backoff);
                     // Off the stream's path: a slow server must not delay tailing.
-                    tokio::spawn(read_mode(self.coll.clone(), self.live.clone()));
+                    tokio::spawn(read_mode(self.queries.clone(), self.live.clone()));
                     if self.token.is_none() {
                         // A fresh stream's starting point, saved at once: a crash before the
                         // first event must not restart at a later "now" and miss sales.
@@ -294,8 +307,9 @@ impl Tailer {
     /// The server's cluster time now, if it says (errors only delay closing, up to a bound).
     async fn cluster_time_now(&self) -> Option<ClusterTime> {
         let admin = self.coll.client().database("admin");
-        let ping = admin.run_command(doc! { "ping": 1 });
-        let reply = tokio::time::timeout(PING_TIMEOUT, ping).await.ok()?.ok()?;
+        let ping = admin
+            .run_command(doc! { "ping": 1, "maxTimeMS": limits::max_time_ms(limits::COMMAND) });
+        let reply = limits::answer(limits::COMMAND, ping).await.ok()?.ok()?;
         // The last write's time; replica-set members put it on every reply.
         let ts = reply.get_timestamp("operationTime").ok().or_else(|| {
             reply
@@ -313,6 +327,7 @@ impl Tailer {
             &self.config.fields,
             &self.config.fulfilled_status,
             self.token.as_ref(),
+            OPEN_TIMEOUT,
             MAX_AWAIT,
             BATCH_SIZE,
         );
@@ -464,60 +479,6 @@ impl Tailer {
         }
     }
 
-    /// After history loss: the open windows' totals from the database, marked recomputed.
-    async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
-        // Every window from the next to close up to now, and each (future-dated) window the
-        // stream had already opened: all of them may have missed events. Only windows that
-        // exist are visited, never every window up to a far date.
-        let now = Utc::now();
-        let mut windows = Vec::new();
-        let mut w = self.closer.next();
-        while w.start <= now {
-            windows.push(w);
-            w = self.config.window.next(&w);
-        }
-        let mut ahead: Vec<Window> = self
-            .live
-            .windows
-            .iter()
-            .map(|e| e.window)
-            .filter(|open| open.start > now)
-            .collect();
-        ahead.sort();
-        windows.extend(ahead);
-        for w in windows {
-            // A snapshot read, fenced: the new stream is already open, so events up to the
-            // read's cluster time are in these totals and must not be applied again.
-            let read = reconcile::with_retry(&w, REBUILD_PATIENCE, || {
-                reconcile::query_snapshot(&self.coll, &self.config, &w)
-            });
-            match read.await {
-                Ok((totals, read_at)) => {
-                    match read_at {
-                        Some(ts) => self.fold.fence(w.id(), cluster_time(ts)),
-                        None => {
-                            warn!(window = %w.id(), "The server did not say when it read the window; live totals may count sales between the stream's start and the read twice (the report is exact).")
-                        }
-                    }
-                    let total = totals.total();
-                    let mut open = OpenWindow::new(w, w.start);
-                    open.events_applied = total.count;
-                    open.totals = totals;
-                    open.recomputed = true;
-                    info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
-                    self.live.windows.insert(w.id(), open);
-                }
-                Err(error) => {
-                    error!(%error, window = %w.id(), "Cannot recompute the window; keeping the streamed totals.");
-                    if let Some(mut open) = self.live.windows.get_mut(&w.id()) {
-                        open.recomputed = true;
-                    }
-                }
-            }
-        }
-        self.save_position().await
-    }
-
     /// A checkpoint that closes nothing.
     async fn save_position(&mut self) -> Result<(), SourceError> {
         let next = self.closer.next();
@@ -602,7 +563,7 @@ impl Tailer {
 /// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event says
 /// for itself whether it carries one; this is what `status` and the log report.
 async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
-    let read = tokio::time::timeout(OPEN_TIMEOUT, crate::setup::mode(&coll)).await;
+    let read = limits::answer(limits::COMMAND, crate::setup::mode(&coll)).await;
     let Ok(Ok(mode)) = read else {
         return;
     };

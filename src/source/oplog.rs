@@ -17,9 +17,10 @@ use tracing::{debug, warn};
 pub const MIN_OPLOG_HEADROOM_SECS: i64 = 3600;
 
 const INTERVAL: Duration = Duration::from_secs(60);
-/// The first reading waits this long: headroom matters over hours, a process that has just
-/// started is busy catching up, and on some servers (the Python SecantusDB) finding the oldest
-/// entry reads the whole oplog, which a crash-looping process would otherwise do every start.
+/// The first reading waits this long after the stream's first open attempt: headroom matters
+/// over hours, a process that has just started is busy catching up, and on some servers (the
+/// Python SecantusDB) finding the oldest entry reads the whole oplog, which a crash-looping
+/// process would otherwise do every start.
 const FIRST_AFTER: Duration = Duration::from_secs(20);
 
 /// Measures the headroom every minute until `shutdown`; warns when it runs low.
@@ -29,8 +30,13 @@ pub async fn watch_headroom(
     shutdown: CancellationToken,
 ) {
     let mut previous_oldest = None;
+    // After the stream: on a busy server this read must not stand before it.
+    let first = async {
+        live.first_open_attempt(super::OPEN_TIMEOUT).await;
+        tokio::time::sleep(FIRST_AFTER).await;
+    };
     tokio::select! {
-        _ = tokio::time::sleep(FIRST_AFTER) => {}
+        _ = first => {}
         _ = shutdown.cancelled() => return,
     }
     loop {
@@ -66,17 +72,23 @@ pub async fn watch_headroom(
     }
 }
 
-async fn oldest_entry_secs(client: &Client) -> mongodb::error::Result<Option<i64>> {
-    let first = client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .find_one(doc! {})
-        .with_options(
-            FindOneOptions::builder()
-                .sort(doc! { "$natural": 1 })
-                .build(),
-        )
-        .await?;
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    NoAnswer(#[from] crate::limits::NoAnswer),
+}
+
+async fn oldest_entry_secs(client: &Client) -> Result<Option<i64>, ReadError> {
+    let oplog = client.database("local").collection::<Document>("oplog.rs");
+    let first = oplog.find_one(doc! {}).with_options(
+        FindOneOptions::builder()
+            .sort(doc! { "$natural": 1 })
+            .max_time(crate::limits::OPLOG_READ)
+            .build(),
+    );
+    let first = crate::limits::answer(crate::limits::OPLOG_READ, first).await??;
     Ok(first
         .and_then(|d| d.get_timestamp("ts").ok())
         .map(|ts| i64::from(ts.time)))

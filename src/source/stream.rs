@@ -25,12 +25,15 @@ pub struct RawChangeStream {
 }
 
 impl RawChangeStream {
-    /// Opens the stream after `token` (`startAfter`), or at the present without one.
+    /// Opens the stream after `token` (`startAfter`), or at the present without one. `limit`
+    /// bounds the opening `aggregate` on the server (finding the resume point); each `getMore`
+    /// after it waits at most `max_await` for events.
     pub async fn open(
         coll: &Collection<bson::Document>,
         fields: &Fields,
         fulfilled: &str,
         token: Option<&ResumeToken>,
+        limit: Duration,
         max_await: Duration,
         batch_size: u32,
     ) -> mongodb::error::Result<RawChangeStream> {
@@ -48,6 +51,7 @@ impl RawChangeStream {
         let mut cursor = coll
             .aggregate(pipeline)
             .batch_size(batch_size)
+            .max_time(limit)
             .max_await_time(max_await)
             .batch()
             .await?;

@@ -35,6 +35,11 @@ pub struct ReportRecord {
     /// format 1 kept a bare `delivery` tag beside loose fields (see [`v1`]).
     #[serde(rename = "outbox")]
     delivery: Delivery,
+    /// When this report's queries began, while they run: still set when a process starts
+    /// means the one before died during them (see `crate::limits::after_interrupted`).
+    pub queries_started: Option<DateTime<Utc>>,
+    /// Rounds of this report's queries begun and not finished, in a row.
+    pub queries_unfinished: u32,
     /// Slack attempts so far, and the last one's error (shown by `status`).
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -192,6 +197,8 @@ impl ReportRecord {
             recomputed: open.recomputed,
             rechecked: None,
             delivery: Delivery::Closed,
+            queries_started: None,
+            queries_unfinished: 0,
             attempts: 0,
             last_error: None,
             updated_at: now,

@@ -139,7 +139,7 @@ fn a_second_process_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path()).unwrap();
     // sled's lock is per process (flock), so test the message via a child process instead
-    // in tests/cli.rs; here only check a foreign tree is refused.
+    // in tests/it/cli.rs; here only check a foreign tree is refused.
     drop(_first);
     let db = sled_when_released(dir.path());
     db.open_tree("state")

@@ -18,6 +18,7 @@ mod hostile_names;
 mod http_surface;
 mod live_view;
 mod pipeline;
+mod restart_load;
 mod restatements;
 mod rules_agree;
 mod security;

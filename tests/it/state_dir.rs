@@ -1,5 +1,5 @@
 //! Bad state directories: the binary refuses with one clear line before connecting, never
-//! panics and never overwrites what it found. (Two processes on one directory: `tests/cli.rs`.)
+//! panics and never overwrites what it found. (Two processes on one directory: `tests/it/cli.rs`.)
 
 use crate::common::service::run_cli;
 use power_revenue::store::{Store, StoreError};

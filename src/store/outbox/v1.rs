@@ -27,6 +27,10 @@ pub(super) struct Stored {
     recomputed: bool,
     #[serde(default)]
     rechecked: Option<Totals>,
+    #[serde(default)]
+    queries_started: Option<DateTime<Utc>>,
+    #[serde(default)]
+    queries_unfinished: u32,
     attempts: u32,
     last_error: Option<String>,
     updated_at: DateTime<Utc>,
@@ -87,6 +91,8 @@ impl TryFrom<Stored> for ReportRecord {
             recomputed: s.recomputed,
             rechecked: s.rechecked,
             delivery,
+            queries_started: s.queries_started,
+            queries_unfinished: s.queries_unfinished,
             attempts: s.attempts,
             last_error: s.last_error,
             updated_at: s.updated_at,

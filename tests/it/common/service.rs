@@ -71,6 +71,11 @@ impl Service {
         self.dir.path().join(format!("run{}.{kind}", self.runs))
     }
 
+    /// What the current (or last) run printed on stderr: its log.
+    pub fn current_log(&self) -> String {
+        std::fs::read_to_string(self.log_path("err")).unwrap_or_default()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }

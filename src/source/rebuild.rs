@@ -1,0 +1,84 @@
+//! After the change-stream history was lost: the open windows' totals from the database. The
+//! new stream is opened first, then each window is read in a snapshot session and *fenced* at
+//! the read's cluster time ([`super::Fold::fence`]): events the stream delivers up to that
+//! time are in the read already and are not applied again, later ones are. Live totals stay
+//! exact, neither doubled nor replaced away; the stream waits for the reads (a rare path, and
+//! reports come from the database either way).
+
+use super::{cluster_time, SourceError, Tailer};
+use crate::config::Config;
+use crate::reconcile;
+use crate::window::{OpenWindow, Window};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// How long a rebuild keeps retrying each window's query (on top of one query limit).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The windows to rebuild: every window from `next_close` up to `now`, and each (future-dated)
+/// window the stream had already opened, all of which may have missed events. Only windows that
+/// exist are visited, never every window up to a far date.
+fn windows(
+    config: &Config,
+    next_close: Window,
+    now: DateTime<Utc>,
+    open: impl Iterator<Item = Window>,
+) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let mut w = next_close;
+    while w.start <= now {
+        windows.push(w);
+        w = config.window.next(&w);
+    }
+    let mut ahead: Vec<Window> = open.filter(|o| o.start > now).collect();
+    ahead.sort();
+    windows.extend(ahead);
+    windows
+}
+
+impl Tailer {
+    /// With the new stream open and before it is read: every window that may have missed
+    /// events, from the database, marked recomputed.
+    pub(super) async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
+        let open: Vec<Window> = self.live.windows.iter().map(|e| e.window).collect();
+        let windows = windows(
+            &self.config,
+            self.closer.next(),
+            Utc::now(),
+            open.into_iter(),
+        );
+        for w in windows {
+            let patience = PATIENCE.saturating_add(self.config.query_timeout);
+            let read = reconcile::with_retry(&w, patience, || {
+                reconcile::query_snapshot(&self.queries, &self.config, &w)
+            });
+            match read.await {
+                Ok((totals, read_at)) => {
+                    match read_at {
+                        Some(ts) => self.fold.fence(w.id(), cluster_time(ts)),
+                        None => {
+                            warn!(window = %w.id(), "The server did not say when it read the window; live totals may count sales between the stream's start and the read twice (the report is exact).")
+                        }
+                    }
+                    let total = totals.total();
+                    let mut open = OpenWindow::new(w, w.start);
+                    open.events_applied = total.count;
+                    open.totals = totals;
+                    open.recomputed = true;
+                    info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
+                    self.live.windows.insert(w.id(), open);
+                }
+                Err(error) => {
+                    error!(%error, window = %w.id(), "Cannot recompute the window; keeping the streamed totals.");
+                    self.live
+                        .windows
+                        .entry(w.id())
+                        .or_insert_with(|| OpenWindow::new(w, w.start))
+                        .recomputed = true;
+                }
+            }
+        }
+        self.save_position().await
+    }
+}
