@@ -363,6 +363,16 @@ impl Tailer {
     /// saved is always the position just after the last event applied.
     async fn apply_batch(&mut self, batch: &Batch) -> Result<(), SourceError> {
         let events = batch.events().map_err(SourceError::classify)?;
+        self.apply_events(events, || batch.end_token()).await
+    }
+
+    /// [`Self::apply_batch`] on the batch's events (`None`: one that cannot be read) and the
+    /// position after them, if the server says.
+    async fn apply_events<'b>(
+        &mut self,
+        events: impl Iterator<Item = Option<&'b RawDocument>>,
+        end_token: impl FnOnce() -> Option<ResumeToken>,
+    ) -> Result<(), SourceError> {
         let mut now = Now::read();
         let mut last = None;
         for (i, event) in events.enumerate() {
@@ -399,7 +409,7 @@ impl Tailer {
             }
         }
         // The whole batch is applied: the stream's position is after it.
-        let end = batch.end_token();
+        let end = end_token();
         if last.is_none() {
             self.closer
                 .empty_batch(end.clone().map_or(Position::Unsaid, Position::Token));
@@ -585,3 +595,6 @@ fn reconnect_backoff() -> backoff::ExponentialBackoff {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

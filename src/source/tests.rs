@@ -1,0 +1,104 @@
+//! The tailer's batch loop around the closer, with a real store and a client that never
+//! connects (nothing here reaches the server: no window falls due).
+
+use super::*;
+use crate::config::Settings;
+use crate::deliver::Sink;
+use bson::rawdoc;
+
+async fn tailer(state: &std::path::Path) -> Tailer {
+    let config = Config::from_settings(Settings {
+        mongodb_uri: Some("mongodb://127.0.0.1:1/power".into()),
+        state_dir: Some(state.to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    // Lazy: the driver connects on first use, and nothing here uses it.
+    let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:1/?directConnection=true")
+        .await
+        .unwrap();
+    let coll = client
+        .database("power")
+        .collection("power_transaction_items");
+    let sales = Sales {
+        stream: coll.clone(),
+        queries: coll,
+    };
+    let alerts = Alerter::new(Sink::from_config(&config));
+    Tailer::restore(
+        sales,
+        Arc::new(config),
+        Store::open(state).unwrap(),
+        Arc::new(Live::default()),
+        Arc::new(Notify::new()),
+        alerts,
+        Utc::now(),
+    )
+    .unwrap()
+}
+
+/// An insert of a fulfilled ₦100 sale now, with resume token `n`.
+fn insert(n: u32) -> bson::RawDocumentBuf {
+    rawdoc! {
+        "_id": { "_data": format!("{n:08}") },
+        "operationType": "insert",
+        "clusterTime": bson::Timestamp { time: 1, increment: n },
+        "fullDocument": {
+            "createdAt": bson::DateTime::now(),
+            "amount": 100,
+            "utility": "IKEDC",
+            "status": "fulfilled",
+        },
+    }
+}
+
+fn counted(t: &Tailer) -> u64 {
+    t.live.windows.iter().map(|w| w.totals.total().count).sum()
+}
+
+/// Suspected defect: a malformed event mid-batch made the stream resume from the token saved
+/// before the batch, applying the events before it a second time.
+#[tokio::test]
+async fn a_malformed_event_resumes_after_the_last_event_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path()).await;
+    let before = t.token.clone();
+    let (one, two, three) = (insert(1), insert(2), insert(3));
+    let events = [Some(&*one), Some(&*two), None, Some(&*three)];
+    let outcome = t.apply_events(events.into_iter(), || None).await;
+    assert!(
+        matches!(outcome, Err(SourceError::Malformed)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        counted(&t),
+        2,
+        "the events before the bad one are applied, once"
+    );
+    assert_ne!(t.token, before);
+    assert_eq!(
+        t.token,
+        event_token(&two),
+        "the stream resumes right after them"
+    );
+    // Resuming there, the server sends the rest: nothing is counted twice.
+    t.apply_events([Some(&*three)].into_iter(), || None)
+        .await
+        .unwrap();
+    assert_eq!(counted(&t), 3);
+    assert_eq!(t.token, event_token(&three));
+}
+
+/// A whole batch moves the position to the server's end token, past its events.
+#[tokio::test]
+async fn a_batch_ends_at_the_servers_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path()).await;
+    let (one, end) = (insert(1), insert(9));
+    let end_token = event_token(&end);
+    t.apply_events([Some(&*one)].into_iter(), || end_token.clone())
+        .await
+        .unwrap();
+    assert_eq!(counted(&t), 1);
+    assert_eq!(t.token, event_token(&end));
+}
