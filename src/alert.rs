@@ -3,8 +3,8 @@
 //! blocking the caller. Worded in [`crate::report::alerts`], from our own values: never a
 //! secret.
 
-use crate::deliver::Sink;
 pub use crate::report::alerts::{Alert, AlertKind};
+use crate::sink::Sink;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

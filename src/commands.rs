@@ -3,9 +3,9 @@
 
 use crate::app;
 use crate::config::Config;
-use crate::deliver::Sink;
 use crate::reconcile;
 use crate::report::{self, ReportView};
+use crate::sink::Sink;
 use crate::status::StatusView;
 use crate::store::{Store, StoreError};
 use anyhow::{bail, Context};

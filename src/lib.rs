@@ -15,7 +15,7 @@
 //!                              │                    re-run for earlier windows with late sales)
 //!                              │                ──► report::render (text + Block Kit)
 //!                              ▼
-//!                          report::slack (2xx) ──► store: marked sent, never posted twice
+//!                          sink::slack (2xx) ──► store: marked sent, never posted twice
 //! ```
 //!
 //! `config` validates settings before anything connects; `display` makes names from the
@@ -45,6 +45,7 @@ pub mod reconcile;
 pub mod report;
 pub mod rules;
 pub mod setup;
+pub mod sink;
 pub mod source;
 pub mod status;
 pub mod store;

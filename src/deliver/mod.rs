@@ -11,13 +11,12 @@
 
 mod late;
 mod prepare;
-mod sink;
 
-pub use sink::Sink;
+pub use crate::sink::Sink;
 
 use crate::alert::{Alert, Alerter};
 use crate::config::Config;
-use crate::report::slack::{text_only_fallback, SlackClient, SlackError};
+use crate::sink::slack::{text_only_fallback, SlackClient, SlackError};
 use crate::store::{Delivery, Progress, ReportRecord, Store, StoreError, Transition};
 use crate::telemetry;
 use backoff::backoff::Backoff;

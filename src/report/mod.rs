@@ -7,7 +7,6 @@
 pub mod alerts;
 pub mod blocks;
 pub mod notes;
-pub mod slack;
 
 use crate::display;
 use crate::money::format_naira;

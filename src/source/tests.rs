@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Settings;
-use crate::deliver::Sink;
+use crate::sink::Sink;
 use bson::rawdoc;
 
 async fn tailer(state: &std::path::Path) -> Tailer {

@@ -10,8 +10,8 @@ use chrono_tz::Tz;
 use power_revenue::alert::Alerter;
 use power_revenue::config::{Config, Settings};
 use power_revenue::deliver::{Deliverer, Sink};
-use power_revenue::report::slack::SlackClient;
 use power_revenue::report::{render_parts, ReportView};
+use power_revenue::sink::slack::SlackClient;
 use power_revenue::store::{
     Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
 };

@@ -1,7 +1,10 @@
-//! Where reports go: Slack's incoming webhook, or stdout when none is configured.
+//! The sink port: where reports and alerts go, Slack's incoming webhook ([`slack`]), or stdout
+//! when none is configured.
+
+pub mod slack;
 
 use crate::config::Config;
-use crate::report::slack::{SlackClient, SlackError};
+use slack::{SlackClient, SlackError};
 use std::time::Duration;
 
 /// Where reports go.
