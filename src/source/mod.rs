@@ -4,29 +4,30 @@
 //! This task is the only writer of the totals, so whatever it saves between two events is a
 //! consistent pair: every event up to the saved token is in the saved totals, none after it.
 
+mod checkpoint;
 mod closer;
+mod error;
 mod fold;
 mod live;
 pub mod oplog;
 mod rebuild;
 mod stream;
 
+pub use error::SourceError;
 pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded};
 pub use live::{Live, LogLimiter};
 pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 
 use crate::alert::{Alert, Alerter};
-use crate::change::Marks;
 use crate::config::Config;
 use crate::limits;
-use crate::store::{Checkpoint, ReportRecord, Store, StoreError};
-use crate::window::{earlier_by, ClosedBy, OpenWindow};
+use crate::store::Store;
+use crate::window::earlier_by;
 use backoff::backoff::Backoff;
-use bson::{doc, Document, RawDocument};
+use bson::{Document, RawDocument};
 use chrono::{DateTime, Utc};
-use closer::{Action, BarrierAt, Cadence, Closer, Now, Position, Save, Step};
+use closer::{Cadence, Closer, Now, Position, Step};
 use mongodb::change_stream::event::ResumeToken;
-use mongodb::error::ErrorKind;
 use mongodb::Collection;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 /// Checkpoints: often while events arrive (a process killed every few seconds while working
 /// off a backlog must still make progress; a flush costs well under a millisecond), and every
@@ -61,49 +62,6 @@ const BATCH_SIZE: u32 = 1000;
 pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most one immediate resume (without backoff) in this long.
 const QUICK_RESUME_EVERY: Duration = Duration::from_secs(10);
-
-/// Server error codes after which a token can never be resumed.
-const HISTORY_LOST: [i32; 3] = [286, 280, 260];
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("MongoDB: {0}")]
-    Mongo(#[from] mongodb::error::Error),
-    #[error("the saved resume token is no longer in the oplog (code {code})")]
-    HistoryLost { code: i32 },
-    #[error("the server did not open the change stream within {} s", .0.as_secs())]
-    OpenTimeout(Duration),
-    #[error("the server closed the change stream (was the collection dropped or renamed?)")]
-    Closed,
-    #[error("the server sent a change-stream batch that is not valid BSON")]
-    Malformed,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl SourceError {
-    /// Retryable by reconnecting. History loss is handled by a rebuild, not a retry.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Mongo(e) => !matches!(
-                *e.kind,
-                ErrorKind::Authentication { .. } | ErrorKind::InvalidArgument { .. }
-            ),
-            Self::HistoryLost { .. } => false,
-            Self::OpenTimeout(_) | Self::Closed | Self::Malformed => true,
-            Self::Store(e) => e.is_retryable(),
-        }
-    }
-
-    fn classify(e: mongodb::error::Error) -> Self {
-        match &*e.kind {
-            ErrorKind::Command(c) if HISTORY_LOST.contains(&c.code) => {
-                Self::HistoryLost { code: c.code }
-            }
-            _ => Self::Mongo(e),
-        }
-    }
-}
 
 /// The sales collection through two clients: the stream has its own, so that it never waits
 /// behind a query (nor for a connection a query holds), and operators can tell the two apart
@@ -304,23 +262,6 @@ impl Tailer {
         }
     }
 
-    /// The server's cluster time now, if it says (errors only delay closing, up to a bound).
-    async fn cluster_time_now(&self) -> Option<ClusterTime> {
-        let admin = self.coll.client().database("admin");
-        let ping = admin
-            .run_command(doc! { "ping": 1, "maxTimeMS": limits::max_time_ms(limits::COMMAND) });
-        let reply = limits::answer(limits::COMMAND, ping).await.ok()?.ok()?;
-        // The last write's time; replica-set members put it on every reply.
-        let ts = reply.get_timestamp("operationTime").ok().or_else(|| {
-            reply
-                .get_document("$clusterTime")
-                .ok()?
-                .get_timestamp("clusterTime")
-                .ok()
-        })?;
-        Some(cluster_time(ts))
-    }
-
     async fn open_stream(&self) -> Result<RawChangeStream, SourceError> {
         let open = RawChangeStream::open(
             &self.coll,
@@ -420,51 +361,6 @@ impl Tailer {
         self.step(Now::read(), None).await
     }
 
-    /// Carries out what the closer decides now. `after` is the event just applied, if the step
-    /// falls between two events: the checkpoint's token is then built from it (only when a
-    /// save is due, since building one costs more than folding the event).
-    async fn step(&mut self, mut now: Now, after: Option<&RawDocument>) -> Result<(), SourceError> {
-        loop {
-            match self.closer.poll(now) {
-                Action::Wait => return Ok(()),
-                Action::ReadClusterTime => {
-                    // The wall clock first: every sale committed before it is at or before
-                    // the cluster time read next.
-                    let wall = Utc::now();
-                    let at = match self.cluster_time_now().await {
-                        Some(at) => BarrierAt::Known(at),
-                        None => BarrierAt::Unknown,
-                    };
-                    now = Now::read();
-                    self.closer.barrier_read(at, wall, now.mono);
-                }
-                Action::Save(save) => {
-                    if let Some(token) = after.and_then(event_token) {
-                        self.token = Some(token);
-                    }
-                    return self.save(save).await;
-                }
-            }
-        }
-    }
-
-    /// Keeps closing windows by the wall clock while the server is unreachable.
-    async fn wait_disconnected(
-        &mut self,
-        pause: Duration,
-        shutdown: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        let until = Instant::now() + pause;
-        while Instant::now() < until && !shutdown.is_cancelled() {
-            self.step(Now::read(), None).await?;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1).min(until - Instant::now())) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        }
-        Ok(())
-    }
-
     fn apply(&mut self, event: &bson::RawDocument, read: &Event<'_>, now: DateTime<Utc>) {
         match self.fold.apply_read(read, now, &self.live) {
             Folded::Counted | Folded::Ignored => {}
@@ -487,86 +383,6 @@ impl Tailer {
                 }
             }
         }
-    }
-
-    /// A checkpoint that closes nothing.
-    async fn save_position(&mut self) -> Result<(), SourceError> {
-        let next = self.closer.next();
-        self.save(Save {
-            close: Vec::new(),
-            next,
-            by: ClosedBy::Stream,
-        })
-        .await
-    }
-
-    /// Writes the checkpoint of `plan`: the token, the open windows' totals and the windows it
-    /// closes (into the outbox), in one write. The live totals change only once it is written,
-    /// so a failed write loses nothing and the closer plans the same closes again.
-    async fn save(&mut self, plan: Save) -> Result<(), SourceError> {
-        let now = Utc::now();
-        let closed: Vec<ReportRecord> = plan
-            .close
-            .iter()
-            .map(|w| {
-                let open = match self.live.windows.get(&w.id()) {
-                    Some(open) => open.clone(),
-                    None => OpenWindow::new(*w, self.started_at.clamp(w.start, w.end)),
-                };
-                ReportRecord::closed(open, plan.by, now)
-            })
-            .collect();
-        // Keep the current window visible (and known to be fully streamed) even before a sale.
-        let current = self.config.window.window_of(now);
-        if current.start >= plan.next.start {
-            let since = self.started_at.max(current.start);
-            self.live
-                .windows
-                .entry(current.id())
-                .or_insert_with(|| OpenWindow::new(current, since));
-        }
-        let mut open = self.live.snapshot();
-        open.retain(|o| !plan.close.contains(&o.window));
-        let cp = Checkpoint {
-            token: self.token.clone(),
-            open,
-            next_close: plan.next,
-            saved_at: now,
-        };
-        let started = Instant::now();
-        self.store
-            .save_checkpoint(&cp, &closed, &self.fold.marks)
-            .await?;
-        metrics::histogram!(crate::telemetry::CHECKPOINT_SECONDS).record(started.elapsed());
-        debug!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            events = self.closer.unsaved_events(),
-            "Checkpoint saved."
-        );
-        for record in &closed {
-            self.live.windows.remove(&record.window.id());
-            info!(window = %record.window.id(), events = record.events_applied, by = ?plan.by, "Window closed.");
-        }
-        if let ClosedBy::Clock { behind_secs } = plan.by {
-            if !closed.is_empty() {
-                warn!(
-                    behind_secs,
-                    "Change stream has not caught up; closed by the clock."
-                );
-            }
-        }
-        self.closer.saved(&plan, Instant::now());
-        self.fold.close_before(self.closer.next().start);
-        self.fold.marks = Marks::default();
-        self.live.checkpoints.fetch_add(1, Relaxed);
-        self.live
-            .checkpoint_at_ms
-            .store(cp.saved_at.timestamp_millis(), Relaxed);
-        if !closed.is_empty() {
-            crate::failpoint::hit("after_close");
-            self.outbox.notify_one();
-        }
-        Ok(())
     }
 }
 

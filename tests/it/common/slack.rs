@@ -61,8 +61,10 @@ impl FakeSlack {
     }
 
     fn serve(listener: tokio::net::TcpListener) -> FakeSlack {
-        let mut slack = FakeSlack::default();
-        slack.url = url_on(listener.local_addr().unwrap().port());
+        let slack = FakeSlack {
+            url: url_on(listener.local_addr().unwrap().port()),
+            ..FakeSlack::default()
+        };
         let app = Router::new()
             .route("/services/T000/B000/SECRETWEBHOOKTOKEN", post(hook))
             .with_state(slack.inner.clone());
