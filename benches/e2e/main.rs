@@ -24,20 +24,29 @@
 //! so a run far longer than the server's capped oplog keeps its stream within the oplog. `E2E_BIN`: run another build of the
 //! service under the same harness.
 
+mod load;
+mod phases;
+mod probe;
+mod service;
 #[allow(dead_code)]
-#[path = "../tests/it/common/slack.rs"]
+#[path = "../../tests/it/common/slack.rs"]
 mod slack;
+#[path = "../support/mod.rs"]
 mod support;
 
 use bson::{doc, Bson, Document};
 use chrono::{DateTime, Utc};
+use load::*;
 use mongodb::{Client, Collection};
+use phases::*;
 use power_revenue::config::{Config, Settings};
 use power_revenue::devserver;
 use power_revenue::reconcile;
 use power_revenue::window::{Window, WindowId, WindowSpec};
+use probe::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
+use service::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,266 +85,8 @@ fn main() {
     println!("{}", serde_json::to_string(&result).unwrap());
 }
 
-/// `power-revenue serve`, as an operator runs it.
-struct Service {
-    child: Child,
-    http: String,
-}
-
-impl Service {
-    fn start(uri: &str, state: &Path, slack: &str, window: &str) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(state.with_extension("log")).unwrap();
-        let child = Command::new(bin())
-            .arg("serve")
-            .env("MONGODB_URI", uri)
-            .env("POWER_REVENUE_DATABASE", DATABASE)
-            .env("POWER_REVENUE_WINDOW", window)
-            .env("POWER_REVENUE_GRACE", "1s")
-            .env("POWER_REVENUE_STATE_DIR", state)
-            .env("POWER_REVENUE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("SLACK_WEBHOOK_URL", slack)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Service {
-            child,
-            http: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then wait: the service saves its checkpoint and exits.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU seconds (user + system) and RSS / peak RSS in MB of a process, from `/proc`.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    cpu_secs: f64,
-    rss_mb: f64,
-    peak_rss_mb: f64,
-}
-
-fn usage(pid: u32) -> Usage {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the command name: state is field 3, utime 14, stime 15 (1-based, man proc).
-    let cpu_secs = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Usage {
-        cpu_secs,
-        rss_mb: kb("VmRSS:") / 1024.0,
-        peak_rss_mb: kb("VmHWM:") / 1024.0,
-    }
-}
-
-/// One sale: its document, and its value in kobo (computed here, independently of our rules).
-fn sale(rng: &mut StdRng, at: DateTime<Utc>, n: u64) -> (Document, &'static str, i64) {
-    let kobo: i64 = rng.random_range(5_000..=5_000_000);
-    let naira = kobo / 100;
-    let text = format!("{naira}.{:02}", kobo % 100);
-    let (amount, kobo) = match rng.random_range(0..100) {
-        0..40 => (Bson::String(text), kobo),
-        40..50 => (
-            Bson::String(format!(
-                "₦{},{:03}.{:02}",
-                naira / 1000,
-                naira % 1000,
-                kobo % 100
-            )),
-            kobo,
-        ),
-        50..75 => (Bson::Int32(naira as i32), naira * 100),
-        75..85 => (Bson::Double(kobo as f64 / 100.0), kobo),
-        85..90 => (Bson::Int64(naira), naira * 100),
-        _ => (Bson::Decimal128(text.parse().unwrap()), kobo),
-    };
-    let utility = UTILITIES[rng.random_range(0..UTILITIES.len())];
-    let doc = doc! {
-        "reference": format!("PT-{n:010}"),
-        "status": "fulfilled",
-        "createdAt": bson::DateTime::from_chrono(at),
-        "amount": amount,
-        "utility": utility,
-        "meter": format!("0101{:08}", rng.random_range(0..100_000_000u32)),
-    };
-    (doc, utility, kobo)
-}
-
 /// What was inserted, per window: (kobo, count). Money the bench computed itself.
 type Expected = BTreeMap<WindowId, (i64, u64)>;
-
-/// Inserts `total` sales as fast as the server takes them; records (ack time, acked so far)
-/// after each batch for the lag curve, and the wall time at which each count was reached.
-async fn insert(
-    coll: &Collection<Document>,
-    spec: WindowSpec,
-    total: u64,
-    seed: u64,
-    late_percent: u32,
-    acks: Arc<Mutex<Vec<(Instant, u64)>>>,
-) -> Expected {
-    let expected = Arc::new(Mutex::new(Expected::new()));
-    // Late sales go only into windows the service reports (those from the first insert on).
-    let first = spec.window_of(Utc::now()).start;
-    // `E2E_RATE` caps the insert rate (sales/s, all inserters together); default: flat out.
-    let rate = std::env::var("E2E_RATE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok());
-    let began = Instant::now();
-    let per_task = total / INSERTERS as u64;
-    let mut tasks = Vec::new();
-    for t in 0..INSERTERS as u64 {
-        let coll = coll.clone();
-        let acks = acks.clone();
-        let expected = expected.clone();
-        let n = if t == INSERTERS as u64 - 1 {
-            total - per_task * t
-        } else {
-            per_task
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed * 100 + t);
-            let mut done = 0;
-            while done < n {
-                let size = (n - done).min(BATCH as u64);
-                let now = Utc::now();
-                let mut docs = Vec::with_capacity(size as usize);
-                let mut local = Expected::new();
-                // Three windows back: closed and reported already.
-                let w = spec.window_of(now);
-                let back = now - (w.end - w.start) * 3;
-                for i in 0..size {
-                    let at = if back >= first && rng.random_range(0..100) < late_percent {
-                        back
-                    } else {
-                        now
-                    };
-                    let (d, _, kobo) = sale(&mut rng, at, t * n + done + i);
-                    let e = local.entry(spec.window_of(at).id()).or_default();
-                    e.0 += kobo;
-                    e.1 += 1;
-                    docs.push(d);
-                }
-                coll.insert_many(docs).ordered(false).await.unwrap();
-                done += size;
-                if let Some(rate) = rate {
-                    let due = Duration::from_secs_f64(done as f64 * INSERTERS as f64 / rate);
-                    tokio::time::sleep(due.saturating_sub(began.elapsed())).await;
-                }
-                let mut all = expected.lock().unwrap();
-                for (w, (k, c)) in local {
-                    let e = all.entry(w).or_default();
-                    e.0 += k;
-                    e.1 += c;
-                }
-                let mut a = acks.lock().unwrap();
-                let so_far = a.last().map_or(0, |x| x.1) + size;
-                a.push((Instant::now(), so_far));
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let e = expected.lock().unwrap().clone();
-    e
-}
-
-async fn metrics(http: &reqwest::Client, base: &str) -> Option<String> {
-    http.get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()
-}
-
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-async fn metric(http: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
-    sample(&metrics(http, base).await?, name)
-}
-
-/// Sales the service has taken in: counted in the live totals, or recorded as late.
-async fn applied(http: &reqwest::Client, base: &str) -> Option<u64> {
-    let text = metrics(http, base).await?;
-    let counted = sample(&text, "power_revenue_events_applied_total")?;
-    let late = sample(&text, "power_revenue_events_late_total").unwrap_or(0.0);
-    Some((counted + late) as u64)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let m = 10f64.powi(places);
-    (x * m).round() / m
-}
-
-async fn cluster_time(client: &Client) -> bson::Timestamp {
-    let reply = client
-        .database("admin")
-        .run_command(doc! { "ping": 1 })
-        .await
-        .unwrap();
-    reply
-        .get_timestamp("operationTime")
-        .or_else(|_| {
-            reply
-                .get_document("$clusterTime")
-                .and_then(|c| c.get_timestamp("clusterTime"))
-        })
-        .unwrap()
-}
 
 async fn run() -> Value {
     let env_num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
@@ -671,113 +422,5 @@ async fn run() -> Value {
             "cpu_secs_per_million": round(peer_per_m, 2),
             "cpu_ratio_peer_to_ours": round(peer_per_m / ours_per_m, 1),
         },
-    })
-}
-
-/// How fast the server hands out the change stream to a consumer that does nothing but count:
-/// the most any consumer could apply.
-async fn stream_ceiling(
-    coll: &Collection<Document>,
-    config: &Config,
-    start: bson::Timestamp,
-    events: u64,
-) -> f64 {
-    use futures::TryStreamExt;
-    let began = Instant::now();
-    let mut stream = coll
-        .watch()
-        .pipeline(power_revenue::source::stream_pipeline(
-            &config.fields,
-            "fulfilled",
-        ))
-        .start_at_operation_time(start)
-        .batch_size(1000)
-        .await
-        .unwrap()
-        .with_type::<bson::RawDocumentBuf>();
-    let mut n = 0;
-    while n < events {
-        stream.try_next().await.unwrap().expect("stream goes on");
-        n += 1;
-    }
-    events as f64 / began.elapsed().as_secs_f64()
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// The window query over the first 10 k / 100 k / 1 M sales, with the index and without.
-async fn facet_scaling(
-    coll: &Collection<Document>,
-    config: &Config,
-    acks: &[(Instant, u64)],
-    started: Instant,
-) -> Value {
-    // Sales were stamped with the wall clock at insert: a range from the first insert to the
-    // moment the n-th was acknowledged holds about n sales.
-    let t0 = Utc::now() - chrono::TimeDelta::from_std(started.elapsed()).unwrap();
-    let t0 = t0 - chrono::TimeDelta::seconds(1);
-    let mut rows = Vec::new();
-    for indexed in [true, false] {
-        if !indexed {
-            coll.drop_index("power_revenue_status_time").await.unwrap();
-        }
-        // Larger windows cost proportionally more (see benches/README.md); 100 k keeps the run
-        // short on servers whose aggregation is slow.
-        for n in [10_000u64, 100_000] {
-            let Some((at, _)) = acks.iter().find(|(_, c)| *c >= n) else {
-                continue;
-            };
-            let end = Utc::now() - chrono::TimeDelta::from_std(at.elapsed()).unwrap();
-            let w = Window { start: t0, end };
-            let began = Instant::now();
-            let reading = reconcile::query(coll, config, &w).await.unwrap();
-            let secs = began.elapsed().as_secs_f64();
-            let count = reading.total().count;
-            eprintln!("e2e: $facet over {count} sales (index: {indexed}): {secs:.3} s");
-            rows.push(json!({ "sales": count, "indexed": indexed, "secs": round(secs, 3) }));
-        }
-    }
-    coll.create_index(reconcile::window_index(config))
-        .await
-        .unwrap();
-    Value::Array(rows)
-}
-
-/// Runs benches/peers/consumer.py from a venv with pymongo (made once, cached).
-fn python_peer(uri: &str, start: bson::Timestamp, events: u64) -> Value {
-    let venv = devserver::venv_dir().with_file_name("bench-peer");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let ok = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "pymongo"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "pip install pymongo failed");
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/consumer.py");
-    eprintln!("e2e: python peer replaying {events} sales…");
-    let out = Command::new(python)
-        .arg(script)
-        .args([
-            uri,
-            DATABASE,
-            &start.time.to_string(),
-            &start.increment.to_string(),
-        ])
-        .arg(events.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_else(|_| {
-        json!({ "error": String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_owned() })
     })
 }
