@@ -6,24 +6,26 @@
 //! ```text
 //! MongoDB change stream ──► source::Tailer ──► window totals (source::Live, in memory, live)
 //!   (fulfilled sales,          │  a server batch at a time, events read in place (raw);
-//!    filtered server-side)     │  rules::classify: what counts, money: exact amounts
-//!                              ▼
+//!    filtered server-side)     │  rules: what counts, money: exact amounts, change: what an
+//!                              │  edit, refund or delete moves; source::closer decides when
+//!                              ▼  a window closes and when to checkpoint (pure, clock injected)
 //!                          store (sled): resume token + open windows, one atomic write
 //!                              │  window due (end + grace) → outbox record, same write
 //!                              ▼
 //!                          deliver::Deliverer ──► reconcile ($facet, the source of truth;
-//!                              │                    re-run for earlier windows with late sales)
-//!                              │                ──► report::render (text + Block Kit)
+//!                              │                    re-run for earlier windows that changed)
+//!                              │                ──► report (all wording: text + Block Kit)
 //!                              ▼
-//!                          sink::slack (2xx) ──► store: marked sent, never posted twice
+//!                          sink (Slack webhook, 2xx) ──► store: Sent, never posted twice
 //! ```
 //!
-//! `config` validates settings before anything connects; `display` makes names from the
-//! database safe to show; `app` wires the tasks; `http` and `status` show the live state;
-//! `limits` bounds every command sent to the server; `raw` walks a batch and an event's few
-//! fields fast for
-//! `source` and `rules`; `commands` holds the one-shot commands; `devserver` runs a local
-//! SecantusDB for the demo and the tests.
+//! Layers, each using only those before it: the domain (`window`, `money`, `rules`, `raw`,
+//! `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
+//! `reconcile`, `deliver`, `alert`), the adapters (`http`, `status`, `commands`, `app`).
+//! `config` validates settings before anything connects; `limits` bounds every command sent to
+//! the server; `setup` creates the index and turns on pre-images. With the `demo` feature,
+//! `demo` and `devserver` run a local SecantusDB (also used by the tests); with `failpoints`,
+//! the tests' crash points are armed.
 
 pub mod alert;
 pub mod app;
