@@ -338,6 +338,10 @@ pub struct OpenWindow {
     /// Totals were rebuilt from the database after the change-stream history was lost.
     #[serde(default)]
     pub recomputed: bool,
+    /// When rebuilt: the cluster time the database was read at. Events up to it are in the
+    /// totals already, also after a restart that replays them.
+    #[serde(default)]
+    pub read_at: Option<u64>,
 }
 
 impl OpenWindow {
@@ -349,6 +353,7 @@ impl OpenWindow {
             events_applied: 0,
             last_event_at: None,
             recomputed: false,
+            read_at: None,
         }
     }
 

@@ -140,13 +140,36 @@ pub fn redact_uri(uri: &str) -> String {
     if !uri.contains("://") {
         return "<unparseable URI>".into();
     }
-    match split_userinfo(uri) {
+    let shown = match split_userinfo(uri) {
         Some((scheme, userinfo, hosts)) => {
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{scheme}://{user}:****@{hosts}")
         }
         None => uri.to_owned(),
+    };
+    // Options may hold secrets too (`tlsCertificateKeyFilePassword`, an AWS session token in
+    // `authMechanismProperties`): those values are not shown.
+    match shown.split_once('?') {
+        Some((base, options)) => {
+            let options: Vec<String> = options
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if is_secret_option(k) => format!("{k}=****"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", options.join("&"))
+        }
+        None => shown,
     }
+}
+
+/// Connection-string options whose values may be secrets.
+fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "properties"]
+        .iter()
+        .any(|part| key.contains(part))
 }
 
 /// Driver messages can quote the URI; cut the password out of them in every form it may

@@ -156,6 +156,10 @@ fn redaction_cuts_the_userinfo_at_the_last_at_whatever_the_password_holds() {
     }
     assert_eq!(redact_uri("mongodb://h/power"), "mongodb://h/power");
     assert_eq!(
+        redact_uri("mongodb://u:p@h/db?tls=true&tlsCertificateKeyFilePassword=hunter2&authMechanismProperties=AWS_SESSION_TOKEN:abc"),
+        "mongodb://u:****@h/db?tls=true&tlsCertificateKeyFilePassword=****&authMechanismProperties=****"
+    );
+    assert_eq!(
         redact_uri("mongodb://u@h/power"),
         "mongodb://u:****@h/power"
     );

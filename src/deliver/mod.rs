@@ -252,6 +252,8 @@ async fn hold_back(record: &ReportRecord, shutdown: &CancellationToken) -> bool 
     let Ok(left) = (due - Utc::now()).to_std() else {
         return true;
     };
+    // A clock that was ahead in the last process must not hold the outbox back for longer.
+    let left = left.min(wait);
     warn!(window = %record.window.id(), wait_secs = left.as_secs(), "The last process stopped during this report's queries; waiting before running them again.");
     tokio::select! {
         _ = tokio::time::sleep(left) => true,

@@ -209,7 +209,9 @@ impl Closer {
             return Step::Continue;
         }
         match (barrier, at) {
-            (BarrierAt::Known(barrier), Some(at)) if at >= *barrier => {
+            // Strictly after: the barrier is the last write's time, and every event of a
+            // transaction committed then carries that same time.
+            (BarrierAt::Known(barrier), Some(at)) if at > *barrier => {
                 *tail = Tail::Passed;
                 Step::Poll
             }

@@ -33,7 +33,10 @@ impl SourceError {
             ),
             Self::HistoryLost { .. } => false,
             Self::OpenTimeout(_) | Self::Closed | Self::Malformed => true,
-            Self::Store(e) => e.is_retryable(),
+            // Not for checkpoints: a failed write may still be visible in memory (to the
+            // outbox, to the next write's read-and-add of changes), so the process stops and
+            // restarts from what is on disk, where a write is all or nothing.
+            Self::Store(_) => false,
         }
     }
 

@@ -146,7 +146,7 @@ impl Tailer {
         } else {
             now
         };
-        let fold = Fold::new(
+        let mut fold = Fold::new(
             config.fields.clone(),
             &config.fulfilled_status,
             config.window,
@@ -154,6 +154,12 @@ impl Tailer {
         )
         .with_max_future(config.max_future)
         .with_started_at(started_at);
+        // Windows rebuilt before a restart: the events replayed up to their read are in them.
+        for open in live.windows.iter() {
+            if let Some(at) = open.read_at {
+                fold.fence(open.window.id(), at);
+            }
+        }
         Ok(Tailer {
             coll: sales.stream,
             queries: sales.queries,
@@ -190,9 +196,13 @@ impl Tailer {
                     tokio::spawn(read_mode(self.queries.clone(), self.live.clone()));
                     if self.token.is_none() {
                         // A fresh stream's starting point, saved at once: a crash before the
-                        // first event must not restart at a later "now" and miss sales.
+                        // first event must not restart at a later "now" and miss sales. After
+                        // history loss the rebuild saves it, with the totals it read: saved
+                        // alone, a crash in between would resume there with the old totals.
                         self.token = stream.start_token();
-                        self.save_position().await?;
+                        if !rebuild {
+                            self.save_position().await?;
+                        }
                     }
                     if std::mem::take(&mut rebuild) {
                         self.rebuild_open_windows().await?;

@@ -55,8 +55,9 @@ impl Tailer {
             });
             match read.await {
                 Ok((totals, read_at)) => {
+                    let read_at = read_at.map(cluster_time);
                     match read_at {
-                        Some(ts) => self.fold.fence(w.id(), cluster_time(ts)),
+                        Some(at) => self.fold.fence(w.id(), at),
                         None => {
                             warn!(window = %w.id(), "The server did not say when it read the window; live totals may count sales between the stream's start and the read twice (the report is exact).")
                         }
@@ -66,6 +67,7 @@ impl Tailer {
                     open.events_applied = total.count;
                     open.totals = totals;
                     open.recomputed = true;
+                    open.read_at = read_at;
                     info!(window = %w.id(), revenue = %total.revenue, count = total.count, "Window recomputed from the database.");
                     self.live.windows.insert(w.id(), open);
                 }
