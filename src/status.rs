@@ -27,9 +27,9 @@ pub struct StatusView {
     pub has_resume_token: bool,
     pub next_window_to_close: Option<Window>,
     pub open_windows: Vec<WindowView>,
-    pub last_reported: Option<ReportView>,
-    pub pending_reports: Vec<ReportView>,
-    pub undeliverable_reports: Vec<ReportView>,
+    pub last_reported: Option<ReportStatus>,
+    pub pending_reports: Vec<ReportStatus>,
+    pub undeliverable_reports: Vec<ReportStatus>,
     /// Changes to closed windows (late, refunded, deleted, edited, moved sales: how many, and
     /// the stream's estimate of the revenue moved) that the next report will check.
     pub late_awaiting_report: Vec<(WindowId, Tally)>,
@@ -64,7 +64,7 @@ pub struct WindowView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReportView {
+pub struct ReportStatus {
     pub window: Window,
     pub delivery: DeliveryStatus,
     /// What its posts add up to: the database's figures (as last re-checked after late
@@ -105,7 +105,7 @@ impl StatusView {
         let reports = store.reports()?;
         let late = store.late()?;
         let unsettled = store.unsettled_late()?;
-        let view = |r: &ReportRecord| ReportView {
+        let view = |r: &ReportRecord| ReportStatus {
             window: r.window,
             delivery: r.status(),
             total: Some(r.reported().total()),
@@ -319,7 +319,7 @@ impl StatusView {
     }
 }
 
-fn total_text(r: &ReportView) -> String {
+fn total_text(r: &ReportStatus) -> String {
     r.total
         .map(|t| format!(": {} ({})", format_naira(t.revenue), transactions(t.count)))
         .unwrap_or_default()
