@@ -3,15 +3,13 @@
 //! percent-encoded) fed through every command and error path that prints something, and
 //! durations far out of bounds. Every byte of every run's output is searched.
 
-use crate::common::service::{run_cli, Service, BIN};
+use crate::common::service::{run_cli, spawn_cli, Service};
 use crate::common::slack::url_on;
 use crate::common::{wait_for, TestDb};
 use bson::doc;
 use chrono::Utc;
 use power_revenue::devserver::DevServer;
-use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What sits between the two halves of a password.
@@ -53,18 +51,8 @@ fn is_encoded(sep: &str) -> bool {
 /// Runs the binary until it exits, or until its output shows `until` (then it is killed).
 /// Returns the exit code (`None` if killed) and everything it printed.
 fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, mut child) = spawn_cli(args, env);
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).unwrap())
-        .stderr(File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {

@@ -228,18 +228,8 @@ impl Drop for Service {
 /// ended after a minute is killed and reported as exit code -1, so a regression fails the test
 /// instead of hanging it.
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, mut child) = spawn_cli(args, env);
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(File::create(&out).unwrap())
-        .stderr(File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let code = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -254,6 +244,23 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     };
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     (code, read(&out), read(&err))
+}
+
+/// The binary with `args` and `env` (nothing inherited but PATH), its stdout and stderr in
+/// `out` and `err` of the returned directory.
+pub fn spawn_cli(args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, Child) {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(File::create(dir.path().join("out")).unwrap())
+        .stderr(File::create(dir.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    (dir, child)
 }
 
 pub fn exists(p: &Path) -> bool {
