@@ -7,7 +7,9 @@
 //! The cookie holds a value derived from the token (HMAC-SHA256 keyed by it), not the token:
 //! browsers send a host's cookies to all of its ports, so a cookie for `127.0.0.1:9464` also
 //! reaches any other service on `127.0.0.1`, which then learns no secret it could use
-//! elsewhere. Changing the token invalidates every cookie. Comparisons are constant-time.
+//! elsewhere. The cookie also expires: it carries its end (`Max-Age`, and the same time inside
+//! the HMAC), so one that leaked elsewhere is good for [`SESSION_SECS`] at most. Changing the
+//! token invalidates every cookie. Comparisons are constant-time.
 
 use super::HttpState;
 use axum::extract::{Request, State};
@@ -24,16 +26,37 @@ pub(crate) const COOKIE: &str = "power_revenue_session";
 /// The query parameter the dashboard page takes the token from.
 const TOKEN_PARAM: &str = "token";
 /// What the cookie value is derived for (a new label invalidates old cookies).
-const COOKIE_LABEL: &[u8] = b"power-revenue dashboard session v1";
+const COOKIE_LABEL: &[u8] = b"power-revenue dashboard session v2";
+/// How long a dashboard session lasts; then the page asks for `/?token=` again.
+pub(crate) const SESSION_SECS: i64 = 12 * 3600;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// The cookie value for `token`: hex of HMAC-SHA256(key = token, [`COOKIE_LABEL`]).
-fn cookie_value(token: &SecretString) -> String {
+/// The cookie value for `token`, good until `expires` (Unix seconds): `<expires>.<hex of
+/// HMAC-SHA256(key = token, COOKIE_LABEL and expires)>`.
+fn cookie_value(token: &SecretString, expires: i64) -> String {
+    format!("{expires}.{}", signature(token, expires))
+}
+
+fn signature(token: &SecretString, expires: i64) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(token.expose_secret().as_bytes())
         .expect("HMAC takes keys of any length");
     mac.update(COOKIE_LABEL);
+    mac.update(&expires.to_be_bytes());
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `value` is a cookie this token signed that has not expired at `now`.
+fn valid_cookie(value: &str, token: &SecretString, now: i64) -> bool {
+    let Some((expires, given)) = value.split_once('.') else {
+        return false;
+    };
+    let Ok(expires) = expires.parse::<i64>() else {
+        return false;
+    };
+    // Not expired, and not from further ahead than any cookie this service sets.
+    let live = now < expires && expires <= now.saturating_add(SESSION_SECS);
+    live && equal(given, &signature(token, expires))
 }
 
 fn equal(given: &str, expected: &str) -> bool {
@@ -41,7 +64,7 @@ fn equal(given: &str, expected: &str) -> bool {
 }
 
 /// Whether the `Authorization: Bearer` header or the cookie (never the URL) carries `token`.
-fn authorized(headers: &HeaderMap, token: &SecretString) -> bool {
+fn authorized(headers: &HeaderMap, token: &SecretString, now: i64) -> bool {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -49,7 +72,6 @@ fn authorized(headers: &HeaderMap, token: &SecretString) -> bool {
     if bearer.is_some_and(|b| equal(b, token.expose_secret())) {
         return true;
     }
-    let expected = cookie_value(token);
     // Every cookie of that name counts: another service on the same host (any port) may have
     // set one of its own.
     let mut cookies = headers
@@ -59,7 +81,7 @@ fn authorized(headers: &HeaderMap, token: &SecretString) -> bool {
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == COOKIE);
-    cookies.any(|(_, value)| equal(value.trim_matches('"'), &expected))
+    cookies.any(|(_, value)| valid_cookie(value.trim_matches('"'), token, now))
 }
 
 /// The value of `?token=`, and the query without it (other parameters kept as they were).
@@ -103,7 +125,7 @@ pub(crate) async fn require_token(
             "the API token goes in the Authorization header (or the dashboard's cookie), never in the URL\n",
         );
     }
-    if authorized(&headers, token) {
+    if authorized(&headers, token, chrono::Utc::now().timestamp()) {
         next.run(request).await
     } else {
         unauthorized("missing or wrong API token\n")
@@ -132,9 +154,10 @@ pub(crate) async fn dashboard(State(s): State<HttpState>, request: Request) -> R
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        let expires = chrono::Utc::now().timestamp().saturating_add(SESSION_SECS);
         let cookie = format!(
-            "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
-            cookie_value(token),
+            "{COOKIE}={}; Max-Age={SESSION_SECS}; HttpOnly; SameSite=Strict; Path=/{}",
+            cookie_value(token, expires),
             if secure { "; Secure" } else { "" }
         );
         let Ok(location) = HeaderValue::from_str(&location) else {
@@ -153,7 +176,7 @@ pub(crate) async fn dashboard(State(s): State<HttpState>, request: Request) -> R
         )
             .into_response();
     }
-    if authorized(headers, token) {
+    if authorized(headers, token, chrono::Utc::now().timestamp()) {
         Html(DASHBOARD).into_response()
     } else {
         unauthorized("missing or wrong API token: open /?token=<token> once, or send the Authorization header\n")
@@ -181,26 +204,54 @@ mod tests {
     #[test]
     fn the_cookie_is_derived_from_the_token_and_never_is_it() {
         let token = SecretString::from("s3cret");
-        let value = cookie_value(&token);
-        assert_eq!(value.len(), 64);
+        let now = 1_800_000_000;
+        let value = cookie_value(&token, now + SESSION_SECS);
         assert!(!value.contains("s3cret"));
-        assert_eq!(value, cookie_value(&SecretString::from("s3cret")));
-        assert_ne!(value, cookie_value(&SecretString::from("s3cret2")));
+        assert_eq!(
+            value,
+            cookie_value(&SecretString::from("s3cret"), now + SESSION_SECS)
+        );
+        assert_ne!(
+            value,
+            cookie_value(&SecretString::from("s3cret2"), now + SESSION_SECS)
+        );
 
         let mut headers = HeaderMap::new();
         headers.append(
             header::COOKIE,
             HeaderValue::from_static("a=b; power_revenue_session=wrong"),
         );
-        assert!(!authorized(&headers, &token));
+        assert!(!authorized(&headers, &token, now));
         let good = format!("x=1; {COOKIE}={value}");
         headers.append(header::COOKIE, HeaderValue::from_str(&good).unwrap());
-        assert!(authorized(&headers, &token));
+        assert!(authorized(&headers, &token, now));
         headers.clear();
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cret"),
         );
-        assert!(authorized(&headers, &token));
+        assert!(authorized(&headers, &token, now));
+    }
+
+    #[test]
+    fn a_cookie_expires_and_its_end_cannot_be_moved() {
+        let token = SecretString::from("s3cret");
+        let now = 1_800_000_000;
+        let expires = now + SESSION_SECS;
+        let value = cookie_value(&token, expires);
+        assert!(valid_cookie(&value, &token, now));
+        assert!(valid_cookie(&value, &token, expires - 1));
+        assert!(!valid_cookie(&value, &token, expires));
+        // A later end with the old signature, or one further ahead than a session lasts.
+        let (_, signature) = value.split_once('.').unwrap();
+        assert!(!valid_cookie(
+            &format!("{}.{signature}", expires + 3600),
+            &token,
+            now
+        ));
+        let far = cookie_value(&token, now + 2 * SESSION_SECS);
+        assert!(!valid_cookie(&far, &token, now));
+        assert!(!valid_cookie("not-a-cookie", &token, now));
+        assert!(!valid_cookie("12.", &token, now));
     }
 }

@@ -66,7 +66,7 @@ async fn the_dashboard_swaps_the_url_token_for_a_cookie_and_nothing_else_takes_i
     assert_eq!(code, 303);
     assert_eq!(h[LOCATION], "/?view=phone&x=%2F");
     let set_cookie = h[SET_COOKIE].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
     assert!(!set_cookie.contains("Secure"), "plain http: {set_cookie}");
