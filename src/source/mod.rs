@@ -205,7 +205,8 @@ impl Tailer {
                         }
                     }
                     if std::mem::take(&mut rebuild) {
-                        self.rebuild_open_windows().await?;
+                        let opened_at = stream.opened_at().map(cluster_time);
+                        self.rebuild_open_windows(opened_at).await?;
                     }
                     self.tail(&mut stream, &shutdown).await
                 }

@@ -5,7 +5,7 @@
 //! exact, neither doubled nor replaced away; the stream waits for the reads (a rare path, and
 //! reports come from the database either way).
 
-use super::{cluster_time, SourceError, Tailer};
+use super::{cluster_time, ClusterTime, SourceError, Tailer};
 use crate::config::Config;
 use crate::reconcile;
 use crate::window::{OpenWindow, Window};
@@ -15,6 +15,8 @@ use tracing::{error, info, warn};
 
 /// How long a rebuild keeps retrying each window's query (on top of one query limit).
 const PATIENCE: Duration = Duration::from_secs(120);
+/// Reads of a window while they come from before the new stream began.
+const READS_BEFORE_THE_STREAM: u32 = 5;
 
 /// The windows to rebuild: every window from `next_close` up to `now`, and each (future-dated)
 /// window the stream had already opened, all of which may have missed events. Only windows that
@@ -40,7 +42,13 @@ fn windows(
 impl Tailer {
     /// With the new stream open and before it is read: every window that may have missed
     /// events, from the database, marked recomputed.
-    pub(super) async fn rebuild_open_windows(&mut self) -> Result<(), SourceError> {
+    /// `opened_at`: when the new stream began. A read from before it (a snapshot at the
+    /// majority point, behind a lagging replica set) would miss what neither holds: it is read
+    /// again, a few times, until it is not.
+    pub(super) async fn rebuild_open_windows(
+        &mut self,
+        opened_at: Option<ClusterTime>,
+    ) -> Result<(), SourceError> {
         let open: Vec<Window> = self.live.windows.iter().map(|e| e.window).collect();
         let windows = windows(
             &self.config,
@@ -50,10 +58,24 @@ impl Tailer {
         );
         for w in windows {
             let patience = PATIENCE.saturating_add(self.config.query_timeout);
-            let read = reconcile::with_retry(&w, patience, || {
-                reconcile::query_snapshot(&self.queries, &self.config, &w)
-            });
-            match read.await {
+            let mut reads = 0;
+            let read = loop {
+                let answer = reconcile::with_retry(&w, patience, || {
+                    reconcile::query_snapshot(&self.queries, &self.config, &w)
+                })
+                .await;
+                reads += 1;
+                let behind = matches!(
+                    (&answer, opened_at),
+                    (Ok((_, Some(ts))), Some(opened)) if cluster_time(*ts) < opened
+                );
+                if !behind || reads >= READS_BEFORE_THE_STREAM {
+                    break answer;
+                }
+                warn!(window = %w.id(), "The database read is from before the new stream began (replication lag); reading again.");
+                tokio::time::sleep(Duration::from_millis(200 << reads.min(5))).await;
+            };
+            match read {
                 Ok((totals, read_at)) => {
                     let read_at = read_at.map(cluster_time);
                     match read_at {

@@ -60,6 +60,17 @@ impl RawChangeStream {
         Ok(RawChangeStream { cursor, first })
     }
 
+    /// The cluster time of the reply that opened the stream, if the server says: a stream
+    /// opened without a token delivers what commits after about then.
+    pub fn opened_at(&self) -> Option<bson::Timestamp> {
+        let first = self.first.as_ref()?;
+        first
+            .raw
+            .as_raw_document()
+            .get_timestamp("operationTime")
+            .ok()
+    }
+
     /// Where a stream opened without a token starts: the first reply's
     /// `postBatchResumeToken`, if that reply holds no events (as the driver decides it).
     pub fn start_token(&self) -> Option<ResumeToken> {
