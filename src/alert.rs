@@ -28,7 +28,7 @@ impl Alerter {
     }
 
     /// Sends `alert` unless one of its kind went out in the last 30 minutes.
-    pub fn raise(&self, alert: Alert) {
+    pub(crate) fn raise(&self, alert: Alert) {
         let kind = alert.kind();
         {
             let mut last = self.last.lock().expect("alert lock");

@@ -148,7 +148,7 @@ impl App {
 }
 
 /// The application name of the change stream's client (see [`Sales`]).
-pub const STREAM_APP: &str = "power-revenue-stream";
+pub(crate) const STREAM_APP: &str = "power-revenue-stream";
 /// The application name of the client every query goes through.
 pub const QUERIES_APP: &str = "power-revenue";
 
@@ -158,7 +158,7 @@ pub async fn collection(config: &Config) -> anyhow::Result<Collection<Document>>
 }
 
 /// The sales collection through a client of its own, named `app_name` to the server.
-pub async fn collection_for(
+pub(crate) async fn collection_for(
     config: &Config,
     app_name: &str,
 ) -> anyhow::Result<Collection<Document>> {

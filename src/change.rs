@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 /// One document image judged by the rules.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Image<'a> {
+pub(crate) enum Image<'a> {
     /// A fulfilled sale that counts.
     Sale(Sale<'a>),
     /// Not a fulfilled sale (another status, or no document).
@@ -28,7 +28,7 @@ pub enum Image<'a> {
 
 /// What an event says about the sale it touches.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Effect<'a> {
+pub(crate) enum Effect<'a> {
     /// Both sides known: an insert, or any change that carried a pre-image.
     Exact { before: Image<'a>, after: Image<'a> },
     /// The sale was not one before (an update that set the fulfilled status): counted as new,
@@ -41,7 +41,7 @@ pub enum Effect<'a> {
 
 /// Without a pre-image: where the sale was before the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OldWindow {
+pub(crate) enum OldWindow {
     /// The change left the time alone: the window of the document's time now (Unix ms).
     At(i64),
     /// Replaced, deleted, time changed, or the document is gone: any window may have changed.
@@ -84,7 +84,7 @@ pub struct Parts<'a> {
 }
 
 /// The rules for judging images: field paths, the fulfilled value, the latest sale time.
-pub struct Judge {
+pub(crate) struct Judge {
     pub paths: Paths,
     pub fulfilled: String,
     /// Sales dated after this (now + `POWER_REVENUE_MAX_FUTURE`), in Unix ms, are skipped.
@@ -93,7 +93,7 @@ pub struct Judge {
 
 impl Judge {
     /// The effect of one event.
-    pub fn effect<'a>(&self, parts: &Parts<'a>) -> Effect<'a> {
+    pub(crate) fn effect<'a>(&self, parts: &Parts<'a>) -> Effect<'a> {
         let image = |doc: Option<&'a RawDocument>| match doc {
             Some(d) => self.judge(rules::lookup4(d, &self.paths)),
             None => Image::NotASale,
@@ -148,7 +148,7 @@ impl Judge {
     }
 
     /// Judges the four field values (time, amount, utility, status).
-    pub fn judge<'a>(
+    pub(crate) fn judge<'a>(
         &self,
         [time, amount, utility, status]: [Option<RawBsonRef<'a>>; 4],
     ) -> Image<'a> {

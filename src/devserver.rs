@@ -7,7 +7,7 @@ use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Pinned so every machine tests against the same server.
-pub const SECANTUS_VERSION: &str = "0.7.0b3";
+pub(crate) const SECANTUS_VERSION: &str = "0.7.0b3";
 
 /// `$POWER_REVENUE_SECANTUS_VENV`, else `~/.cache/power-revenue/secantusdb-<version>`.
 pub fn venv_dir() -> PathBuf {

@@ -17,10 +17,10 @@ use std::fmt::Write;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Characters of a name as shown, "…" included.
-pub const MAX_NAME_CHARS: usize = 60;
+pub(crate) const MAX_NAME_CHARS: usize = 60;
 
 /// What a hidden character is shown as.
-pub const REPLACEMENT: char = '\u{FFFD}';
+pub(crate) const REPLACEMENT: char = '\u{FFFD}';
 
 /// A character that would act rather than show: controls (C0, DEL, C1: terminal escapes, line
 /// breaks, NEL), format characters (Unicode category Cf: bidi embeddings, overrides, isolates
@@ -44,7 +44,7 @@ pub fn is_hidden(c: char) -> bool {
 /// replaced by [`REPLACEMENT`], then cut to [`MAX_NAME_CHARS`] characters ending in "…".
 /// Borrows when the name needs neither (the common case). Markup escaping (Slack's `&<>`) is
 /// the renderer's job, after this.
-pub fn utility_name(raw: &str) -> Cow<'_, str> {
+pub(crate) fn utility_name(raw: &str) -> Cow<'_, str> {
     let fits = raw.chars().nth(MAX_NAME_CHARS).is_none();
     if fits && !raw.chars().any(is_hidden) {
         return Cow::Borrowed(raw);
@@ -84,7 +84,7 @@ pub fn escaped(s: &str) -> Cow<'_, str> {
 /// are. Between tokens JSON holds only ASCII and its whitespace (space, `\t`, `\n`, `\r`, kept:
 /// `serde_json` writes those escaped inside strings), so every other hidden character is inside
 /// a string, where the escape means the same character: the document parses to the same value.
-pub fn json_escape_hidden(json: &str) -> Cow<'_, str> {
+pub(crate) fn json_escape_hidden(json: &str) -> Cow<'_, str> {
     let escape = |c: char| is_hidden(c) && !matches!(c, '\t' | '\n' | '\r');
     if !json.chars().any(escape) {
         return Cow::Borrowed(json);

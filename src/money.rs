@@ -93,7 +93,7 @@ const MAX_MILLI: u128 = 1_000_000_000_000_000;
 
 /// A string already matched by [`crate::rules::AMOUNT_PATTERN`]: integer part (commas allowed)
 /// and optional fraction digits.
-pub fn from_captures(int_part: &str, frac_part: &str) -> Result<Decimal, Rejection> {
+pub(crate) fn from_captures(int_part: &str, frac_part: &str) -> Result<Decimal, Rejection> {
     let digits = int_part.bytes().filter(|&b| b != b',');
     from_digit_bytes(
         false,
@@ -102,7 +102,7 @@ pub fn from_captures(int_part: &str, frac_part: &str) -> Result<Decimal, Rejecti
     )
 }
 
-pub fn from_i64(n: i64) -> Result<Decimal, Rejection> {
+pub(crate) fn from_i64(n: i64) -> Result<Decimal, Rejection> {
     if n < 0 {
         Err(Rejection::Negative)
     } else if n > MAX_NAIRA {
@@ -116,7 +116,7 @@ pub fn from_i64(n: i64) -> Result<Decimal, Rejection> {
 const MAX_NAIRA: i64 = 1_000_000_000_000;
 
 /// A double as the server's `$toDecimal` sees it: rounded to 15 significant digits.
-pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
+pub(crate) fn from_f64(x: f64) -> Result<Decimal, Rejection> {
     if !x.is_finite() {
         return Err(Rejection::NotFinite);
     }
@@ -143,7 +143,7 @@ pub fn from_f64(x: f64) -> Result<Decimal, Rejection> {
 /// A Decimal128 from its bits (IEEE 754-2008 BID): `coefficient × 10^(exponent − 6176)`, read
 /// as `bson` reads it (a coefficient above 34 digits is zero), without formatting it as text.
 /// Tested against the text route (`to_string`, then the digit rules) in the tests below.
-pub fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
+pub(crate) fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
     const BIAS: i64 = 6176;
     const MAX_COEFFICIENT: u128 = 10u128.pow(34) - 1;
     let bits = u128::from_le_bytes(d.bytes());
@@ -184,7 +184,7 @@ pub fn from_decimal128(d: &bson::Decimal128) -> Result<Decimal, Rejection> {
 }
 
 /// Decimal128 sums from the server (always finite, at most kobo precision) into `Decimal`.
-pub fn sum_from_decimal128(d: &bson::Decimal128) -> Option<Decimal> {
+pub(crate) fn sum_from_decimal128(d: &bson::Decimal128) -> Option<Decimal> {
     let s = d.to_string();
     Decimal::from_str_exact(&s)
         .or_else(|_| Decimal::from_scientific(&s))

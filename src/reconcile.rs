@@ -39,7 +39,7 @@ impl ReconcileError {
 }
 
 /// The aggregation for one window: total and per-utility revenue, highest first.
-pub fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
+pub(crate) fn facet_pipeline(config: &Config, window: &Window) -> Vec<Document> {
     let f = &config.fields;
     let group = |id: Bson| doc! { "$group": { "_id": id, "revenue": { "$sum": "$a" }, "count": { "$sum": 1 } } };
     vec![
@@ -95,7 +95,7 @@ pub async fn query(
 /// Runs the window's `$facet` in a snapshot session, limited like [`query`]: the totals as of
 /// one cluster time, returned with them (when the server says), so a change stream opened
 /// before the read can skip the events the read already holds.
-pub async fn query_snapshot(
+pub(crate) async fn query_snapshot(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
@@ -123,7 +123,7 @@ pub async fn query_snapshot(
 /// Runs the query with backoff until it succeeds, fails for good, or `patience` passes. The
 /// patience counts on top of one full query limit, so a query the server stopped at its limit
 /// is still retried.
-pub async fn query_with_retry(
+pub(crate) async fn query_with_retry(
     coll: &Collection<Document>,
     config: &Config,
     window: &Window,
@@ -138,7 +138,7 @@ pub async fn query_with_retry(
 }
 
 /// Runs `attempt` with backoff until it succeeds, fails for good, or `max_elapsed` passes.
-pub async fn with_retry<T, F, Fut>(
+pub(crate) async fn with_retry<T, F, Fut>(
     window: &Window,
     max_elapsed: Duration,
     attempt: F,

@@ -14,13 +14,13 @@ use std::borrow::Cow;
 /// Accepted amount strings: optional `₦`/`NGN`, digits with well-formed thousands groups,
 /// at most 20 fraction digits (so the server's 34-digit Decimal128 stays exact). ASCII classes
 /// only: `\d`/`\s` mean different things in Rust, PCRE and Python.
-pub const AMOUNT_PATTERN: &str = r"^[ \t\r\n]*(?:₦|NGN)?[ \t\r\n]*([0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.([0-9]{1,20}))?[ \t\r\n]*$";
+pub(crate) const AMOUNT_PATTERN: &str = r"^[ \t\r\n]*(?:₦|NGN)?[ \t\r\n]*([0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)(?:\.([0-9]{1,20}))?[ \t\r\n]*$";
 
 /// Characters trimmed from utility names (explicit, because the server's default set differs).
-pub const TRIM_CHARS: &str = " \t\r\n";
+pub(crate) const TRIM_CHARS: &str = " \t\r\n";
 
 /// Utility name for sales with a missing, empty or non-string utility.
-pub const UNKNOWN_UTILITY: &str = "UNKNOWN";
+pub(crate) const UNKNOWN_UTILITY: &str = "UNKNOWN";
 
 /// A sale that counts: when, for which utility, how much. The utility borrows from the
 /// document when it is already in normal form (the common case: no allocation per event).
@@ -74,7 +74,7 @@ pub fn classify_at<'a>(doc: &'a RawDocument, paths: &Paths) -> Result<Sale<'a>, 
 }
 
 /// The rules for the time, amount and utility values of a fulfilled sale.
-pub fn classify_values<'a>(
+pub(crate) fn classify_values<'a>(
     time: Option<RawBsonRef<'a>>,
     amount: Option<RawBsonRef<'a>>,
     utility: Option<RawBsonRef<'a>>,
@@ -157,7 +157,7 @@ pub fn parse_amount_str(s: &str) -> Result<Decimal, Rejection> {
 /// [`AMOUNT_PATTERN`] matched byte by byte: its two captures, or `None`. The regex is the
 /// specification (the server runs it); this is the hot path, several times faster, and a
 /// property test proves the two accept the same strings and capture the same parts.
-pub fn scan_amount(s: &str) -> Option<(&str, &str)> {
+pub(crate) fn scan_amount(s: &str) -> Option<(&str, &str)> {
     let b = s.as_bytes();
     let ws = |i: &mut usize| {
         while b
@@ -218,7 +218,7 @@ fn regex_amount(s: &str) -> Option<(&str, &str)> {
 }
 
 /// The utility rule: trimmed, ASCII upper-cased (as the server's `$toUpper`), else `UNKNOWN`.
-pub fn normalize_utility(value: Option<RawBsonRef<'_>>) -> Cow<'_, str> {
+pub(crate) fn normalize_utility(value: Option<RawBsonRef<'_>>) -> Cow<'_, str> {
     match value {
         Some(RawBsonRef::String(s)) => {
             let t = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')); // TRIM_CHARS
@@ -256,7 +256,7 @@ pub(crate) fn lookup4<'a>(doc: &'a RawDocument, paths: &Paths) -> [Option<RawBso
 }
 
 /// Follows a dotted field path through embedded documents.
-pub fn lookup<'a>(doc: &'a RawDocument, path: &str) -> Option<RawBsonRef<'a>> {
+pub(crate) fn lookup<'a>(doc: &'a RawDocument, path: &str) -> Option<RawBsonRef<'a>> {
     let mut parts = path.split('.');
     let mut value = doc.get(parts.next()?).ok()??;
     for part in parts {
@@ -269,7 +269,7 @@ pub fn lookup<'a>(doc: &'a RawDocument, path: &str) -> Option<RawBsonRef<'a>> {
 }
 
 /// Server twin of [`parse_amount`]: a Decimal128 rounded to the kobo, or `null`.
-pub fn amount_expr(field: &str) -> Bson {
+pub(crate) fn amount_expr(field: &str) -> Bson {
     let value = format!("${field}");
     let in_range = |x: &str| {
         doc! { "$and": [ { "$gte": [x, 0] }, { "$lte": [x, Bson::Decimal128(max_amount_d128())] } ] }
@@ -298,7 +298,7 @@ pub fn amount_expr(field: &str) -> Bson {
 }
 
 /// Server twin of [`normalize_utility`].
-pub fn utility_expr(field: &str) -> Bson {
+pub(crate) fn utility_expr(field: &str) -> Bson {
     doc! { "$let": {
         "vars": { "u": { "$cond": [
             { "$eq": [ { "$type": format!("${field}") }, "string" ] },
@@ -311,7 +311,7 @@ pub fn utility_expr(field: &str) -> Bson {
 }
 
 /// `$match` for fulfilled sales whose time lies in `[start, end)`.
-pub fn window_match(
+pub(crate) fn window_match(
     fields: &Fields,
     fulfilled: &str,
     start: DateTime<Utc>,

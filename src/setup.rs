@@ -21,7 +21,7 @@ pub enum RestatementMode {
 }
 
 impl RestatementMode {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::PreImages => "pre-images (exact live totals; corrections per window)",
             Self::Recheck => {

@@ -9,24 +9,24 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
-pub const EVENTS_APPLIED_TOTAL: &str = "power_revenue_events_applied_total";
-pub const EVENTS_SKIPPED_TOTAL: &str = "power_revenue_events_skipped_total";
-pub const EVENTS_LATE_TOTAL: &str = "power_revenue_events_late_total";
-pub const CHECKPOINTS_TOTAL: &str = "power_revenue_checkpoint_writes_total";
-pub const CHECKPOINT_SECONDS: &str = "power_revenue_checkpoint_duration_seconds";
-pub const RECONNECTS_TOTAL: &str = "power_revenue_stream_reconnects_total";
-pub const STREAM_CONNECTED: &str = "power_revenue_stream_connected_bool";
-pub const LAG_SECONDS: &str = "power_revenue_stream_lag_seconds";
-pub const TOKEN_AGE_SECONDS: &str = "power_revenue_resume_token_age_seconds";
-pub const OPLOG_HEADROOM_SECONDS: &str = "power_revenue_oplog_headroom_seconds";
-pub const REPORTS_POSTED_TOTAL: &str = "power_revenue_reports_posted_total";
-pub const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failures_total";
-pub const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
-pub const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
-pub const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
-pub const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
-pub const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
-pub const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
+pub(crate) const EVENTS_APPLIED_TOTAL: &str = "power_revenue_events_applied_total";
+pub(crate) const EVENTS_SKIPPED_TOTAL: &str = "power_revenue_events_skipped_total";
+pub(crate) const EVENTS_LATE_TOTAL: &str = "power_revenue_events_late_total";
+pub(crate) const CHECKPOINTS_TOTAL: &str = "power_revenue_checkpoint_writes_total";
+pub(crate) const CHECKPOINT_SECONDS: &str = "power_revenue_checkpoint_duration_seconds";
+pub(crate) const RECONNECTS_TOTAL: &str = "power_revenue_stream_reconnects_total";
+pub(crate) const STREAM_CONNECTED: &str = "power_revenue_stream_connected_bool";
+pub(crate) const LAG_SECONDS: &str = "power_revenue_stream_lag_seconds";
+pub(crate) const TOKEN_AGE_SECONDS: &str = "power_revenue_resume_token_age_seconds";
+pub(crate) const OPLOG_HEADROOM_SECONDS: &str = "power_revenue_oplog_headroom_seconds";
+pub(crate) const REPORTS_POSTED_TOTAL: &str = "power_revenue_reports_posted_total";
+pub(crate) const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failures_total";
+pub(crate) const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
+pub(crate) const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
+pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
+pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
+pub(crate) const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
+pub(crate) const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +211,7 @@ pub fn init() {
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
-pub fn prometheus() -> &'static PrometheusHandle {
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()

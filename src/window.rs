@@ -92,7 +92,7 @@ impl WindowSpec {
     }
 
     /// The window that starts exactly at `start`, if `start` is a window boundary.
-    pub fn starting_at(&self, start: DateTime<Utc>) -> Option<Window> {
+    pub(crate) fn starting_at(&self, start: DateTime<Utc>) -> Option<Window> {
         let w = self.window_of(start);
         (w.start == start).then_some(w)
     }
@@ -225,7 +225,7 @@ impl Tally {
     }
 
     /// Adds another tally of changes (saturating: these figures are counted, never posted).
-    pub fn merge_changes(&mut self, other: &Tally) {
+    pub(crate) fn merge_changes(&mut self, other: &Tally) {
         self.revenue = self
             .revenue
             .checked_add(other.revenue)
@@ -235,7 +235,7 @@ impl Tally {
 
     /// One more change moving `delta` (a signed estimate; an overflowing delta is dropped:
     /// these figures are never posted, the database is asked instead).
-    pub fn shift(&mut self, delta: Decimal) {
+    pub(crate) fn shift(&mut self, delta: Decimal) {
         self.revenue = self.revenue.checked_add(delta).unwrap_or(self.revenue);
         self.count = self.count.saturating_add(1);
     }
@@ -300,7 +300,7 @@ impl Totals {
     }
 
     /// Utilities by revenue, highest first; ties by name so the order is stable.
-    pub fn ranked(&self) -> Vec<(&str, Tally)> {
+    pub(crate) fn ranked(&self) -> Vec<(&str, Tally)> {
         let mut rows: Vec<_> = self
             .by_utility
             .iter()
@@ -357,7 +357,7 @@ impl OpenWindow {
         }
     }
 
-    pub fn is_partial(&self) -> bool {
+    pub(crate) fn is_partial(&self) -> bool {
         self.streaming_since > self.window.start
     }
 }

@@ -216,7 +216,7 @@ pub struct MongoConfig {
 
 impl MongoConfig {
     /// For humans: `mongodb://ops:****@host/… power.power_transaction_items`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} {}.{}", self.redacted, self.database, self.collection)
     }
 }
@@ -401,9 +401,9 @@ fn toml_reason(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// A settings file is a page of text; anything bigger is the wrong file.
-pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
-pub fn mongo_config(
+pub(crate) fn mongo_config(
     uri: SecretString,
     database: Option<String>,
     collection: String,

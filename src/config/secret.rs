@@ -24,7 +24,7 @@ impl SecretVar {
         }
     }
 
-    pub fn file_env(self) -> &'static str {
+    pub(crate) fn file_env(self) -> &'static str {
         match self {
             Self::MongoUri => "MONGODB_URI_FILE",
             Self::SlackWebhook => "SLACK_WEBHOOK_URL_FILE",
@@ -33,7 +33,7 @@ impl SecretVar {
     }
 
     /// What to do about an empty value. (An empty token used to open every HTTP route.)
-    pub fn if_empty(self) -> &'static str {
+    pub(crate) fn if_empty(self) -> &'static str {
         match self {
             Self::MongoUri => "set it to the cluster's connection string",
             Self::SlackWebhook => {

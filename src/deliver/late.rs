@@ -32,7 +32,7 @@ pub enum Step {
 
 /// Why changes to a window are not posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unposted {
+pub(crate) enum Unposted {
     /// This service never reported the window: there is no report to correct.
     NeverReported,
     /// Reported, but older than the restatement horizon.
@@ -50,7 +50,7 @@ impl Unposted {
 
 /// What the outbox knows of an earlier window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Known {
+pub(crate) enum Known {
     /// Reconciled and rendered: its figures were (or are being) posted.
     Reported(Window),
     /// In the outbox, not yet prepared: its own query will count the changes.
@@ -59,7 +59,7 @@ pub enum Known {
 
 /// Everything [`plan`] decides from, read before the report's own query began.
 #[derive(Debug)]
-pub struct Ledger<'a> {
+pub(crate) struct Ledger<'a> {
     /// Changes seen per window, and those settled by delivered reports.
     pub seen: &'a BTreeMap<WindowId, Tally>,
     pub settled: &'a BTreeMap<WindowId, Tally>,
@@ -73,14 +73,14 @@ pub struct Ledger<'a> {
 
 /// Whether window-unknown changes wait for a re-check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pending {
+pub(crate) enum Pending {
     Nothing,
     Changes,
 }
 
 /// The steps for the report of window `id`, oldest window first. `reconciled`: its own query
 /// succeeded. Later windows' changes wait for their own reports.
-pub fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
+pub(crate) fn plan(id: WindowId, reconciled: bool, ledger: &Ledger<'_>) -> Vec<Step> {
     let mut steps: BTreeMap<WindowId, Step> = BTreeMap::new();
     for (&window, &seen) in ledger.seen {
         let Some(unsettled) = unsettled(seen, ledger.settled.get(&window)) else {

@@ -6,17 +6,17 @@
 use serde_json::{json, Value};
 
 /// Blocks per message.
-pub const MAX_BLOCKS: usize = 50;
+pub(crate) const MAX_BLOCKS: usize = 50;
 /// Elements per context block.
 pub const MAX_CONTEXT_ELEMENTS: usize = 10;
 /// Characters in a section's text.
-pub const MAX_SECTION_TEXT: usize = 3000;
+pub(crate) const MAX_SECTION_TEXT: usize = 3000;
 /// Characters in one section field.
-pub const MAX_FIELD_TEXT: usize = 2000;
+pub(crate) const MAX_FIELD_TEXT: usize = 2000;
 /// Characters in a header's text.
 pub const MAX_HEADER_TEXT: usize = 150;
 /// Characters in a message's top-level `text`.
-pub const MAX_TEXT: usize = 40_000;
+pub(crate) const MAX_TEXT: usize = 40_000;
 /// Room kept in a part's text for its "part k of n" line, whose length is known only once the
 /// parts are counted.
 const PART_LINE_RESERVE: usize = 120;
@@ -25,12 +25,12 @@ const MAX_NOTE: usize = 30_000;
 
 /// Length as Slack may count it. Slack says "characters"; UTF-16 units are never fewer than
 /// chars (emoji count two), so a budget that holds in these holds either way.
-pub fn slack_len(s: &str) -> usize {
+pub(crate) fn slack_len(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
 /// `s` cut on a char boundary so that it is at most `max` long, ending in "…" when cut.
-pub fn clip(s: &str, max: usize) -> String {
+pub(crate) fn clip(s: &str, max: usize) -> String {
     if slack_len(s) <= max {
         return s.to_owned();
     }

@@ -20,7 +20,7 @@ const TITLE: &str = "⚡ Power Transaction Revenue Report";
 const RULE: &str = "━━━━━━━━━━━━━━━━━━━━";
 /// Utilities listed by name; the rest are summed into one "…and N more" line. Keeps the
 /// breakdown section well under Slack's 3000-character limit.
-pub const MAX_UTILITIES_SHOWN: usize = 20;
+pub(crate) const MAX_UTILITIES_SHOWN: usize = 20;
 /// Characters of a utility name as shown: escaped, "…" included.
 const MAX_NAME_CHARS: usize = display::MAX_NAME_CHARS;
 
@@ -39,7 +39,7 @@ pub struct ReportView<'a> {
 /// `blocks` stay within Slack's limits (notes past 50 blocks are summed up in a "…N more lines
 /// in the text" line). With many notes `text` can pass Slack's 40,000 characters: to post, use
 /// [`render_parts`].
-pub fn render(view: &ReportView<'_>) -> Value {
+pub(crate) fn render(view: &ReportView<'_>) -> Value {
     blocks::message(head(view), &view.notes, &view.window.id().to_string(), None)
 }
 
@@ -163,7 +163,7 @@ fn display_name(name: &str) -> String {
 
 /// "Afternoon Period (12:00 PM – 6:00 PM)" for the day's four 6-hour stretches of wall clock,
 /// else the clock range.
-pub fn period_line(w: &Window, tz: Tz) -> String {
+pub(crate) fn period_line(w: &Window, tz: Tz) -> String {
     let (start, end) = (w.start.with_timezone(&tz), w.end.with_timezone(&tz));
     let with_secs = !whole_minutes(w);
     let range = format!(

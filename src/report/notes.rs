@@ -11,7 +11,7 @@ use std::fmt;
 
 /// One context line of a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
+pub(crate) enum Note {
     /// The database query failed: the stream's totals are posted.
     NotReconciled { streamed: Tally },
     /// The stream saw only part of the window: the database's figures are posted.

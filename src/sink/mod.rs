@@ -24,7 +24,7 @@ impl Sink {
     }
 
     /// One attempt.
-    pub async fn send_once(&self, payload: &serde_json::Value) -> Result<(), SlackError> {
+    pub(crate) async fn send_once(&self, payload: &serde_json::Value) -> Result<(), SlackError> {
         match self {
             Sink::Slack(client) => client.post(payload).await,
             Sink::Stdout => {

@@ -38,7 +38,7 @@ impl SlackError {
 
 /// What to post after `error` refused `payload`: the same message as `text` only, when Slack
 /// refused its blocks and it had any (so the fallback is tried once, never on itself).
-pub fn text_only_fallback(payload: &Value, error: &SlackError) -> Option<Value> {
+pub(crate) fn text_only_fallback(payload: &Value, error: &SlackError) -> Option<Value> {
     if !error.is_blocks_refusal() || payload.get("blocks").is_none() {
         return None;
     }
@@ -107,7 +107,7 @@ impl SlackClient {
     }
 
     /// Retries 429 (honouring `Retry-After`), 5xx and transport errors until `max_elapsed`.
-    pub async fn post_with_retry(
+    pub(crate) async fn post_with_retry(
         &self,
         payload: &Value,
         max_elapsed: Duration,

@@ -308,7 +308,7 @@ impl Closer {
 
 /// Whether the caller should poll now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
+pub enum Step {
     Continue,
     Poll,
 }

@@ -138,7 +138,7 @@ impl Fold {
     }
 
     /// Since when the stream has had no gap.
-    pub fn with_started_at(mut self, started_at: DateTime<Utc>) -> Fold {
+    pub(crate) fn with_started_at(mut self, started_at: DateTime<Utc>) -> Fold {
         self.started_at = started_at;
         self
     }
@@ -187,7 +187,12 @@ impl Fold {
     }
 
     /// Applies one change event already read.
-    pub fn apply_read(&mut self, event: &Event<'_>, now: DateTime<Utc>, live: &Live) -> Folded {
+    pub(crate) fn apply_read(
+        &mut self,
+        event: &Event<'_>,
+        now: DateTime<Utc>,
+        live: &Live,
+    ) -> Folded {
         self.now = now;
         self.at = event.cluster_time;
         self.judge.latest_ms = latest_ms(now, self.max_future);

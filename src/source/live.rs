@@ -51,12 +51,12 @@ impl Live {
     /// server the stream opens first, not behind them (a restart in a crash loop used to start
     /// its pending report's `$facet` alongside the stream, and each killed process left one
     /// running on the server).
-    pub async fn first_open_attempt(&self, bound: Duration) {
+    pub(crate) async fn first_open_attempt(&self, bound: Duration) {
         let mut attempted = self.open_attempted.subscribe();
         let _ = tokio::time::timeout(bound, attempted.wait_for(|done| *done)).await;
     }
 
-    pub fn count_skip(&self, reason: SkipReason) {
+    pub(crate) fn count_skip(&self, reason: SkipReason) {
         self.events_skipped.fetch_add(1, Relaxed);
         *self.skipped_by_reason.entry(reason).or_default() += 1;
     }

@@ -73,7 +73,7 @@ pub struct Sales {
     pub queries: Collection<Document>,
 }
 
-pub struct Tailer {
+pub(crate) struct Tailer {
     coll: Collection<Document>,
     queries: Collection<Document>,
     config: Arc<Config>,
@@ -99,7 +99,7 @@ pub struct Tailer {
 
 impl Tailer {
     /// Restores the checkpoint (token, open windows, next window to close) into `live`.
-    pub fn restore(
+    pub(crate) fn restore(
         sales: Sales,
         config: Arc<Config>,
         store: Store,

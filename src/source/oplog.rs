@@ -24,7 +24,7 @@ const INTERVAL: Duration = Duration::from_secs(60);
 const FIRST_AFTER: Duration = Duration::from_secs(20);
 
 /// Measures the headroom every minute until `shutdown`; warns when it runs low.
-pub async fn watch_headroom(
+pub(crate) async fn watch_headroom(
     client: Client,
     live: std::sync::Arc<Live>,
     shutdown: CancellationToken,

@@ -62,7 +62,7 @@ impl RawChangeStream {
 
     /// The cluster time of the reply that opened the stream, if the server says: a stream
     /// opened without a token delivers what commits after about then.
-    pub fn opened_at(&self) -> Option<bson::Timestamp> {
+    pub(crate) fn opened_at(&self) -> Option<bson::Timestamp> {
         let first = self.first.as_ref()?;
         first
             .raw
@@ -73,7 +73,7 @@ impl RawChangeStream {
 
     /// Where a stream opened without a token starts: the first reply's
     /// `postBatchResumeToken`, if that reply holds no events (as the driver decides it).
-    pub fn start_token(&self) -> Option<ResumeToken> {
+    pub(crate) fn start_token(&self) -> Option<ResumeToken> {
         let first = self.first.as_ref()?;
         first
             .events()
@@ -104,7 +104,7 @@ impl Batch {
     }
 
     /// The position after the whole batch (`postBatchResumeToken`), where the server sends one.
-    pub fn end_token(&self) -> Option<ResumeToken> {
+    pub(crate) fn end_token(&self) -> Option<ResumeToken> {
         let cursor = self.raw.as_raw_document().get_document("cursor").ok()?;
         token_from(cursor.get("postBatchResumeToken").ok()??)
     }

@@ -87,12 +87,12 @@ impl Store {
     }
 
     /// Window-unknown changes: seen by the stream, and settled by reports.
-    pub fn changes_anywhere(&self) -> Result<(Tally, Tally), StoreError> {
+    pub(crate) fn changes_anywhere(&self) -> Result<(Tally, Tally), StoreError> {
         Ok((self.tally(KEY_ANY_SEEN)?, self.tally(KEY_ANY_SETTLED)?))
     }
 
     /// Changes no report carries (never-reported windows, beyond the horizon).
-    pub fn unposted(&self) -> Result<UnpostedChanges, StoreError> {
+    pub(crate) fn unposted(&self) -> Result<UnpostedChanges, StoreError> {
         Ok(UnpostedChanges {
             unreported: self.tally(KEY_UNREPORTED)?,
             beyond_horizon: self.tally(KEY_BEYOND_HORIZON)?,
@@ -103,7 +103,7 @@ impl Store {
     /// one flushed batch: a correction is posted from exactly one delivered report, and an
     /// earlier window's new baseline is written exactly when the report saying so was
     /// delivered.
-    pub async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
+    pub(crate) async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
         let Delivery::Sent(sent) = r.delivery() else {
             return Err(StoreError::NotSent(r.window.id()));
         };
@@ -145,12 +145,12 @@ impl Store {
     }
 
     /// Per window, the late sales that reports have settled.
-    pub fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+    pub(crate) fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
         self.tallies(CARRIED_PREFIX)
     }
 
     /// Late sales per closed window that no report has settled yet.
-    pub fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+    pub(crate) fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
         let settled = self.settled_late()?;
         Ok(self
             .late()?

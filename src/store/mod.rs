@@ -135,7 +135,7 @@ pub struct Store {
 }
 
 /// Records the address the running service's HTTP listener is bound to.
-pub fn record_http_addr(dir: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+pub(crate) fn record_http_addr(dir: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
     // Written aside and renamed, so a reader never sees half an address.
     let aside = dir.join(format!(".{HTTP_ADDR_FILE}.new"));
     std::fs::write(&aside, addr.to_string())?;
@@ -143,7 +143,7 @@ pub fn record_http_addr(dir: &Path, addr: std::net::SocketAddr) -> std::io::Resu
 }
 
 /// The address [`record_http_addr`] recorded, if any.
-pub fn recorded_http_addr(dir: &Path) -> Option<std::net::SocketAddr> {
+pub(crate) fn recorded_http_addr(dir: &Path) -> Option<std::net::SocketAddr> {
     std::fs::read_to_string(dir.join(HTTP_ADDR_FILE))
         .ok()?
         .trim()
@@ -222,7 +222,7 @@ impl Store {
         Ok(Store { tree, db })
     }
 
-    pub fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+    pub(crate) fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         let Some(bytes) = self.tree.get(KEY_CHECKPOINT)? else {
             return Ok(None);
         };

@@ -258,7 +258,7 @@ impl ReportRecord {
     }
 
     /// The next message to post: `None` unless ready with a message Slack has not accepted.
-    pub fn next_part(&self) -> Option<&Value> {
+    pub(crate) fn next_part(&self) -> Option<&Value> {
         match &self.delivery {
             Delivery::Ready(r) => r.messages.next(),
             _ => None,
