@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::reconcile;
 use crate::report::{self, ReportView};
 use crate::sink::Sink;
-use crate::status::StatusView;
+use crate::views::StatusView;
 use crate::store::{Store, StoreError};
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
