@@ -100,7 +100,8 @@ impl StatusView {
         let _ = writeln!(s, "Pending reports: {}", self.pending_reports.len());
         for r in &self.pending_reports {
             // Error texts can quote a server's answer: escaped, like the names.
-            let err = r.record
+            let err = r
+                .record
                 .last_error
                 .as_deref()
                 .map(|e| format!(", last error: {}", display::escaped(e)))

@@ -7,8 +7,8 @@ mod auth;
 
 use crate::config::Config;
 use crate::source::Live;
-use crate::views::{ClosedWindowView, CurrentView, StatusView};
 use crate::store::Store;
+use crate::views::{ClosedWindowView, CurrentView, StatusView};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::middleware;
