@@ -21,7 +21,9 @@
 //!
 //! Layers, each using only those before it: the domain (`window`, `money`, `rules`, `raw`,
 //! `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
-//! `reconcile`, `deliver`, `alert`), the adapters (`http`, `status`, `commands`, `app`).
+//! `reconcile`, `deliver`, `alert`), the adapters (`http`, `status`, `views`, `commands`, `app`):
+//! `views` owns every output shape built from the store and the live state (the CLI's status,
+//! the API, the dashboard), `status` renders it as text, `http` routes it.
 //! `config` validates settings before anything connects; `limits` bounds every command sent to
 //! the server; `setup` creates the index and turns on pre-images. With the `demo` feature,
 //! `demo` and `devserver` run a local SecantusDB (also used by the tests); with `failpoints`,
@@ -52,4 +54,5 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub(crate) mod views;
 pub mod window;

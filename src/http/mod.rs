@@ -7,8 +7,8 @@ mod auth;
 
 use crate::config::Config;
 use crate::source::Live;
-use crate::status::StatusView;
 use crate::store::Store;
+use crate::views::{ClosedWindowView, CurrentView, StatusView};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::middleware;
@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use api::{ClosedWindowView, CurrentView, Readiness, MIN_OPLOG_HEADROOM_SECS};
+pub use api::{Readiness, MIN_OPLOG_HEADROOM_SECS};
 
 #[derive(Clone)]
 pub struct HttpState {

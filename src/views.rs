@@ -1,0 +1,444 @@
+//! Every output shape built from the store and the live state, in one place: the status
+//! (`power-revenue status [--json]`, `GET /api/v1/status`), the open windows
+//! (`GET /api/v1/windows/current`, read by the dashboard) and the closed windows
+//! (`GET /api/v1/windows`). An open window, a closed window's record and a ranked per-utility
+//! row are each mapped once here and shown the same way everywhere; the CLI's text rendering
+//! lives in [`crate::status`], routing in [`crate::http`]. Field names are stable (the README
+//! documents them). Never contains a secret; names are carried as stored (data), with their
+//! displayed form ([`crate::display::utility_name`]) beside them.
+
+use crate::config::Config;
+use crate::setup::RestatementMode;
+use crate::source::Live;
+use crate::store::{Delivery, DeliveryStatus, ReportRecord, Stage, Store, StoreError};
+use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// One per-utility row of a ranked breakdown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UtilityView {
+    /// The name as stored (the totals key): data, exact.
+    pub utility: String,
+    /// The name as shown ([`crate::display::utility_name`]): what the dashboard prints.
+    pub display: String,
+    /// `revenue` (naira, a decimal string with its places: "1500.50") and `count`.
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// Totals with their per-utility rows, highest revenue first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TotalsView {
+    /// `revenue` and `count` of the whole.
+    #[serde(flatten)]
+    pub total: Tally,
+    /// Highest revenue first (ties by name).
+    pub by_utility: Vec<UtilityView>,
+}
+
+impl TotalsView {
+    /// The one mapping of ranked per-utility rows.
+    pub fn of(totals: &Totals) -> TotalsView {
+        TotalsView {
+            total: totals.total(),
+            by_utility: totals
+                .ranked()
+                .into_iter()
+                .map(|(u, tally)| UtilityView {
+                    utility: u.to_owned(),
+                    display: crate::display::utility_name(u).into_owned(),
+                    tally,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An open window with its running totals: the one mapping, used by the status and the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenWindowView {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub totals: TotalsView,
+    pub events_applied: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// The stream began after the window did (first start): totals cover only part of it.
+    pub partial: bool,
+}
+
+impl OpenWindowView {
+    pub fn of(w: &OpenWindow) -> OpenWindowView {
+        OpenWindowView {
+            start: w.window.start,
+            end: w.window.end,
+            totals: TotalsView::of(&w.totals),
+            events_applied: w.events_applied,
+            last_event_at: w.last_event_at,
+            partial: w.is_partial(),
+        }
+    }
+}
+
+/// `GET /api/v1/windows/current`.
+#[derive(Debug, Serialize)]
+pub struct CurrentView {
+    pub time_zone: String,
+    pub now: DateTime<Utc>,
+    pub stream_connected: bool,
+    /// When the last applied sale was committed in the database.
+    pub last_event_at: Option<DateTime<Utc>>,
+    /// How far behind the stream was at the last applied sale.
+    pub lag_secs: f64,
+    /// Open windows, oldest first (usually one: the current window).
+    pub windows: Vec<OpenWindowView>,
+}
+
+impl CurrentView {
+    pub fn build(live: &Live, config: &Config, now: DateTime<Utc>) -> CurrentView {
+        CurrentView {
+            time_zone: config.window.tz().name().to_owned(),
+            now,
+            stream_connected: live.connected.load(Relaxed),
+            last_event_at: millis(live.last_event_ms.load(Relaxed)),
+            lag_secs: live.lag_ms.load(Relaxed) as f64 / 1000.0,
+            windows: live.snapshot().iter().map(OpenWindowView::of).collect(),
+        }
+    }
+}
+
+/// A closed window's record, the part the status and the API share: its figures and how far
+/// its report got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordView {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The database's figures (what the report posts); `null` until reconciled, or if the
+    /// query failed.
+    pub reconciled: Option<TotalsView>,
+    /// The database's figures when a later report last re-checked the window for late sales
+    /// (the report's figures plus the corrections posted since); `null` if never re-checked.
+    pub rechecked: Option<TotalsView>,
+    /// The live stream's figures at close.
+    pub streamed: TotalsView,
+    /// Whether the two agreed; `null` until reconciled.
+    pub matched_stream: Option<bool>,
+    pub recomputed: bool,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl RecordView {
+    /// The one mapping of a closed window's record.
+    pub fn of(r: &ReportRecord) -> RecordView {
+        let db = r.reconciled().and_then(|x| x.database());
+        RecordView {
+            start: r.window.start,
+            end: r.window.end,
+            reconciled: db.map(TotalsView::of),
+            rechecked: r.rechecked.as_ref().map(TotalsView::of),
+            streamed: TotalsView::of(&r.streamed),
+            matched_stream: db.map(|d| *d == r.streamed),
+            recomputed: r.recomputed,
+            sent_at: match r.delivery() {
+                Delivery::Sent(sent) => Some(sent.at),
+                _ => None,
+            },
+            attempts: r.attempts,
+            last_error: r.last_error.clone(),
+        }
+    }
+}
+
+/// One element of `GET /api/v1/windows?last=N` (newest first).
+#[derive(Debug, Serialize)]
+pub struct ClosedWindowView {
+    #[serde(flatten)]
+    pub record: RecordView,
+    /// `closed` | `ready` | `sent` | `undeliverable`.
+    pub delivery: &'static str,
+}
+
+impl ClosedWindowView {
+    pub fn from_record(r: &ReportRecord) -> ClosedWindowView {
+        ClosedWindowView {
+            record: RecordView::of(r),
+            delivery: r.stage().as_str(),
+        }
+    }
+}
+
+/// The status: checkpoint age, open windows with running totals, last report, pending
+/// reports. Deserialized too: `status` reads it from the running service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub running: bool,
+    /// Where sales are read from: the URI with its password redacted, database.collection.
+    #[serde(default)]
+    pub source: Option<String>,
+    pub checkpoint_saved_at: Option<DateTime<Utc>>,
+    pub checkpoint_age_secs: Option<i64>,
+    pub has_resume_token: bool,
+    pub next_window_to_close: Option<Window>,
+    pub open_windows: Vec<WindowView>,
+    pub last_reported: Option<ReportStatus>,
+    pub pending_reports: Vec<ReportStatus>,
+    pub undeliverable_reports: Vec<ReportStatus>,
+    /// Changes to closed windows (late, refunded, deleted, edited, moved sales: how many, and
+    /// the stream's estimate of the revenue moved) that the next report will check.
+    pub late_awaiting_report: Vec<(WindowId, Tally)>,
+    pub restatements: Restatements,
+    pub counters: Option<Counters>,
+}
+
+/// How sales that change after their report reach later reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Restatements {
+    /// `pre_images` or `recheck`; `None` while the service is not running.
+    pub mode: Option<RestatementMode>,
+    /// Reported windows ending within this many seconds are corrected.
+    pub horizon_secs: u64,
+    /// Changes whose window is unknown (no pre-image): the next report re-checks every
+    /// reported window within the horizon.
+    pub unknown_window_changes_awaiting_report: u64,
+    /// Back-dated sales and other changes to windows this service never reported (counted,
+    /// not posted: there is no report to correct).
+    pub unreported_windows: Tally,
+    /// Changes to reported windows older than the horizon (counted and logged, not posted).
+    pub beyond_horizon: Tally,
+}
+
+/// An open window in the status: its first shape (`window`, `total`, `by_utility` as
+/// `[name, tally]` pairs), then the API's ([`OpenWindowView`]), both from one mapping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WindowView {
+    pub window: Window,
+    pub total: Tally,
+    pub by_utility: Vec<(String, Tally)>,
+    #[serde(flatten)]
+    pub open: OpenWindowView,
+}
+
+impl WindowView {
+    pub fn of(w: &OpenWindow) -> WindowView {
+        let open = OpenWindowView::of(w);
+        WindowView {
+            window: Window {
+                start: open.start,
+                end: open.end,
+            },
+            total: open.totals.total,
+            by_utility: open
+                .totals
+                .by_utility
+                .iter()
+                .map(|row| (row.utility.clone(), row.tally))
+                .collect(),
+            open,
+        }
+    }
+}
+
+/// A report in the status: its first shape, then the API's record ([`RecordView`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportStatus {
+    pub window: Window,
+    pub delivery: DeliveryStatus,
+    /// What its posts add up to: the database's figures (as last re-checked after late
+    /// sales), else the stream's.
+    pub total: Option<Tally>,
+    /// Sales that arrived after the window closed…
+    pub late: Tally,
+    /// …of which the next report will carry these.
+    pub late_not_yet_reported: Tally,
+    #[serde(flatten)]
+    pub record: RecordView,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counters {
+    pub stream_connected: bool,
+    pub events_applied: u64,
+    pub events_skipped: u64,
+    pub skipped_by_reason: BTreeMap<String, u64>,
+    pub events_late: u64,
+    pub reconnects: u64,
+    pub checkpoints: u64,
+}
+
+impl StatusView {
+    pub fn build(
+        store: &Store,
+        live: Option<&Live>,
+        horizon: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<StatusView, StoreError> {
+        let cp = store.load_checkpoint()?;
+        let open = match live {
+            Some(l) => l.snapshot(),
+            None => cp.as_ref().map(|c| c.open.clone()).unwrap_or_default(),
+        };
+        let reports = store.reports()?;
+        let late = store.late()?;
+        let unsettled = store.unsettled_late()?;
+        let view = |r: &ReportRecord| ReportStatus {
+            window: r.window,
+            delivery: r.status(),
+            total: Some(r.reported().total()),
+            late: late.get(&r.window.id()).copied().unwrap_or_default(),
+            late_not_yet_reported: unsettled.get(&r.window.id()).copied().unwrap_or_default(),
+            record: RecordView::of(r),
+        };
+        let (any_seen, any_settled) = store.changes_anywhere()?;
+        let unposted = store.unposted()?;
+        Ok(StatusView {
+            running: live.is_some(),
+            source: None,
+            checkpoint_saved_at: cp.as_ref().map(|c| c.saved_at),
+            checkpoint_age_secs: cp.as_ref().map(|c| (now - c.saved_at).num_seconds()),
+            has_resume_token: cp.as_ref().is_some_and(|c| c.token.is_some()),
+            next_window_to_close: cp.as_ref().map(|c| c.next_close),
+            open_windows: open.iter().map(WindowView::of).collect(),
+            last_reported: reports
+                .iter()
+                .rev()
+                .find(|r| r.stage() == Stage::Sent)
+                .map(view),
+            pending_reports: reports
+                .iter()
+                .filter(|r| r.is_pending())
+                .map(view)
+                .collect(),
+            undeliverable_reports: reports
+                .iter()
+                .filter(|r| r.stage() == Stage::Undeliverable)
+                .map(view)
+                .collect(),
+            late_awaiting_report: unsettled.into_iter().collect(),
+            restatements: Restatements {
+                mode: live.and_then(|l| {
+                    *l.restatement_mode
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }),
+                horizon_secs: horizon.as_secs(),
+                unknown_window_changes_awaiting_report: any_seen
+                    .count
+                    .saturating_sub(any_settled.count),
+                unreported_windows: unposted.unreported,
+                beyond_horizon: unposted.beyond_horizon,
+            },
+            counters: live.map(|l| Counters {
+                stream_connected: l.connected.load(Relaxed),
+                events_applied: l.events_applied.load(Relaxed),
+                events_skipped: l.events_skipped.load(Relaxed),
+                skipped_by_reason: l.skipped_by_reason(),
+                events_late: l.events_late.load(Relaxed),
+                reconnects: l.reconnects.load(Relaxed),
+                checkpoints: l.checkpoints.load(Relaxed),
+            }),
+        })
+    }
+}
+
+/// A time the tailer keeps as Unix milliseconds in an atomic, 0 meaning "not yet".
+pub(crate) fn millis(ms: i64) -> Option<DateTime<Utc>> {
+    (ms > 0)
+        .then(|| Utc.timestamp_millis_opt(ms).single())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::ClosedBy;
+    use rust_decimal::Decimal;
+    use serde_json::json;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).expect("in range")
+    }
+
+    fn open_window() -> OpenWindow {
+        let window = Window {
+            start: at(0),
+            end: at(60),
+        };
+        let mut w = OpenWindow::new(window, at(10));
+        w.totals.add("IKEDC", Decimal::new(150_050, 2)).unwrap();
+        w.totals.add("EKEDC", Decimal::new(2_000, 2)).unwrap();
+        w.totals.add("EKEDC", Decimal::new(1_000, 2)).unwrap();
+        w.events_applied = 3;
+        w.last_event_at = Some(at(30));
+        w
+    }
+
+    #[test]
+    fn ranked_rows_keep_the_apis_shape() {
+        let v = serde_json::to_value(TotalsView::of(&open_window().totals)).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "revenue": "1530.50",
+                "count": 3,
+                "by_utility": [
+                    {"utility": "IKEDC", "display": "IKEDC", "revenue": "1500.50", "count": 1},
+                    {"utility": "EKEDC", "display": "EKEDC", "revenue": "30.00", "count": 2},
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn the_status_window_carries_its_first_shape_and_the_apis() {
+        let w = open_window();
+        let status = serde_json::to_value(WindowView::of(&w)).unwrap();
+        let api = serde_json::to_value(OpenWindowView::of(&w)).unwrap();
+        assert_eq!(status["window"], json!({"start": at(0), "end": at(60)}));
+        assert_eq!(status["total"], json!({"revenue": "1530.50", "count": 3}));
+        assert_eq!(
+            status["by_utility"],
+            json!([
+                ["IKEDC", {"revenue": "1500.50", "count": 1}],
+                ["EKEDC", {"revenue": "30.00", "count": 2}],
+            ])
+        );
+        for (k, v) in api.as_object().unwrap() {
+            assert_eq!(&status[k], v, "{k}");
+        }
+        assert_eq!(status["partial"], true);
+        // `status` reads the running service's JSON back.
+        let back: WindowView = serde_json::from_value(status.clone()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), status);
+    }
+
+    #[test]
+    fn a_report_shows_the_same_record_in_the_status_and_the_api() {
+        let r = ReportRecord::closed(open_window(), ClosedBy::Stream, at(90));
+        let api = serde_json::to_value(ClosedWindowView::from_record(&r)).unwrap();
+        let status = serde_json::to_value(ReportStatus {
+            window: r.window,
+            delivery: r.status(),
+            total: Some(r.reported().total()),
+            late: Tally::default(),
+            late_not_yet_reported: Tally::default(),
+            record: RecordView::of(&r),
+        })
+        .unwrap();
+        for (k, v) in api.as_object().unwrap() {
+            if k != "delivery" {
+                assert_eq!(&status[k], v, "{k}");
+            }
+        }
+        assert_eq!(api["delivery"], "closed");
+        assert_eq!(status["delivery"], json!({"state": "closed"}));
+        for field in ["attempts", "last_error", "recomputed", "late", "total"] {
+            assert!(status.get(field).is_some(), "{field}");
+        }
+        let back: ReportStatus = serde_json::from_value(status.clone()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), status);
+    }
+}
