@@ -3,7 +3,6 @@
 //! its start spent its time. A measurement, not a test: `cargo bench --bench restart_load`
 //! (harness off; about two minutes). Figures in benches/README.md.
 
-#[allow(dead_code)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
