@@ -10,12 +10,8 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) fn start(uri: &str, state: &Path, slack: &str, window: &str) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(state.with_extension("log")).unwrap();
+        let log_path = state.with_extension("log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(bin())
             .arg("serve")
             .env("MONGODB_URI", uri)
@@ -23,17 +19,29 @@ impl Service {
             .env("POWER_REVENUE_WINDOW", window)
             .env("POWER_REVENUE_GRACE", "1s")
             .env("POWER_REVENUE_STATE_DIR", state)
-            .env("POWER_REVENUE_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            // The service binds a free port itself and logs it (app's start line).
+            .env("POWER_REVENUE_HTTP_ADDR", "127.0.0.1:0")
             .env("SLACK_WEBHOOK_URL", slack)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,power_revenue::app=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Service {
-            child,
-            http: format!("http://127.0.0.1:{port}"),
-        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let http = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let addr = text
+                .lines()
+                .find(|l| l.contains("power-revenue running."))
+                .and_then(|l| l.split("http=").nth(1)?.split_whitespace().next())
+                .map(str::to_owned);
+            if let Some(addr) = addr {
+                break format!("http://{addr}");
+            }
+            assert!(Instant::now() < deadline, "the service did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Service { child, http }
     }
 
     pub(crate) fn pid(&self) -> u32 {
