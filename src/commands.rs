@@ -35,6 +35,7 @@ pub async fn report(
         tz: config.window.tz(),
         totals: &totals,
         notes: vec![],
+        compared: None,
     });
     if dry_run {
         let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();

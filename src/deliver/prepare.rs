@@ -6,6 +6,7 @@
 use super::late::{self, Known, Ledger, Pending, Step, Unposted};
 use super::{DeliverError, Deliverer};
 use crate::alert::Alert;
+use crate::compare;
 use crate::reconcile;
 use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
@@ -140,16 +141,21 @@ impl Deliverer {
         if anywhere == Pending::Changes && all_rechecked {
             settles.anywhere = Some(any_seen);
         }
+        // Context, not the report: a failed query says n/a for its line and never holds the
+        // report back beyond its own retries.
+        let compared = compare::query(&self.coll, &self.config, &record.window).await;
         let view = ReportView {
             window: record.window,
             tz: self.config.window.tz(),
             totals: reconciled.database().unwrap_or(&record.streamed),
             notes: notes.iter().map(Note::to_string).collect(),
+            compared: Some(&compared),
         };
         let mut parts = report::render_parts(&view).into_iter();
         // `render_parts` always gives one message at least; the whole report is the fallback.
         let first = parts.next().unwrap_or_else(|| report::render(&view));
         let messages = Messages::new(first, parts.collect());
+        record.compared = Some(compared);
         record.ready(reconciled, messages, settles, Utc::now())?;
         Ok(())
     }
