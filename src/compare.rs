@@ -67,8 +67,7 @@ pub fn windows(config: &Config, window: &Window) -> [(Against, Window); 3] {
 /// Never fails: a query that fails for good is logged once and its figures are `None`.
 pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Comparison {
     let one = |(against, w): (Against, Window)| async move {
-        let totals = match reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await
-        {
+        let totals = match reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await {
             Ok(totals) => Some(totals),
             Err(error) => {
                 warn!(%error, window = %window.id(), compared = %w.id(), against = against.as_str(), "A comparison query failed; the report says n/a for it.");

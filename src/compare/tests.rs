@@ -45,12 +45,12 @@ fn large_values_stay_exact_or_say_n_a() {
         pct(d("2000000000000.00"), d("0.01")),
         "+19999999999999900.0%"
     );
-    assert_eq!(
-        pct(d("123456789012.34"), d("123456789012.33")),
-        "+0.0%"
-    );
+    assert_eq!(pct(d("123456789012.34"), d("123456789012.33")), "+0.0%");
     // Beyond Decimal's range: never a panic, never a wrong figure.
-    assert_eq!(Change::between(Decimal::MAX, d("0.0001")), Change::OutOfRange);
+    assert_eq!(
+        Change::between(Decimal::MAX, d("0.0001")),
+        Change::OutOfRange
+    );
     assert_eq!(pct(Decimal::MAX, d("0.0001")), "n/a");
     assert_eq!(pct(Decimal::MIN, Decimal::MAX), "n/a");
     assert_eq!(pct(d("-50"), d("100")), "-150.0%");

@@ -37,7 +37,11 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
         .await
         .unwrap();
 
-    let svc = Service::start(&db.name, Some(&slack.url), &[("POWER_REVENUE_WINDOW", "10s")]);
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[("POWER_REVENUE_WINDOW", "10s")],
+    );
     svc.wait_connected().await;
     let at = w.start + second;
     let mut now = vec![];
@@ -66,13 +70,22 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     assert!(text.contains(expected), "{text}");
 
     // The API shows the same figures as new fields of the window.
-    let api = wait_for(Duration::from_secs(20), "the window in the API", async || {
-        let all = svc.get_json("/api/v1/windows").await?;
-        all.as_array()?
-            .iter()
-            .find(|x| x["start"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()) == Some(w.start))
-            .cloned()
-    })
+    let api = wait_for(
+        Duration::from_secs(20),
+        "the window in the API",
+        async || {
+            let all = svc.get_json("/api/v1/windows").await?;
+            all.as_array()?
+                .iter()
+                .find(|x| {
+                    x["start"]
+                        .as_str()
+                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                        == Some(w.start)
+                })
+                .cloned()
+        },
+    )
     .await;
     let c = &api["compared"];
     assert_eq!(c["previous"]["revenue"], "40100", "{api}");
@@ -82,7 +95,9 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     assert_eq!(c["yesterday"]["change"], "-8.5%", "{api}");
     assert_eq!(c["last_week"]["change"], "+1.7%", "{api}");
     assert_eq!(
-        c["last_week"]["start"].as_str().and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+        c["last_week"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
         Some(last_week),
         "{api}"
     );

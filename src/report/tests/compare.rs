@@ -54,7 +54,10 @@ fn after_the_breakdown_in_text_and_blocks() {
         • AEDC: n/a vs yesterday";
     let text = p["text"].as_str().unwrap();
     // The seed's text is a prefix, unchanged; the comparisons follow, then the notes.
-    let seed = render(&view_with(&now, vec![]))["text"].as_str().unwrap().to_owned();
+    let seed = render(&view_with(&now, vec![]))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         text,
         format!("{seed}\n\n📈 Compared with\n{lines}\n\na note"),
@@ -66,7 +69,11 @@ fn after_the_breakdown_in_text_and_blocks() {
         .expect("a comparison section");
     let breakdown = blocks
         .iter()
-        .position(|b| b["text"]["text"].as_str().is_some_and(|t| t.contains("Revenue Breakdown")))
+        .position(|b| {
+            b["text"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Revenue Breakdown"))
+        })
         .unwrap();
     assert_eq!(section, breakdown + 1);
     assert_within_slack_limits(&p);
@@ -78,7 +85,12 @@ fn a_failed_query_says_n_a_and_drops_the_per_utility_lines() {
     let w = view_with(&now, vec![]).window;
     let p = render_with(&now, &comparison(&w, None));
     let text = p["text"].as_str().unwrap();
-    assert!(text.contains("• Same window yesterday: n/a\n• Same window last week: ₦45,000.00 (+1.7%)\n\na note"), "{text}");
+    assert!(
+        text.contains(
+            "• Same window yesterday: n/a\n• Same window last week: ₦45,000.00 (+1.7%)\n\na note"
+        ),
+        "{text}"
+    );
     assert!(!text.contains("vs yesterday"), "{text}");
 }
 
@@ -94,9 +106,17 @@ fn an_empty_window_is_compared_too() {
 #[test]
 fn many_long_names_stay_within_slack_limits() {
     let names: Vec<(String, String)> = (0..300)
-        .map(|i| (format!("{i:03}{}", "&<>".repeat(40)), format!("{}", 1000 + i)))
+        .map(|i| {
+            (
+                format!("{i:03}{}", "&<>".repeat(40)),
+                format!("{}", 1000 + i),
+            )
+        })
         .collect();
-    let rows: Vec<(&str, &str)> = names.iter().map(|(u, a)| (u.as_str(), a.as_str())).collect();
+    let rows: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(u, a)| (u.as_str(), a.as_str()))
+        .collect();
     let now = totals(&rows);
     let w = view_with(&now, vec![]).window;
     let p = render_with(&now, &comparison(&w, Some(totals(&rows[..10]))));

@@ -7,8 +7,8 @@
 use super::{
     Delivery, DeliveryStatus, Messages, Ready, Reconciled, ReportRecord, Sent, Undeliverable,
 };
-use crate::store::Settlement;
 use crate::compare::Comparison;
+use crate::store::Settlement;
 use crate::window::{ClosedBy, Totals, Window};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;

@@ -21,7 +21,13 @@ fn previous_is_the_window_that_ends_at_the_start() {
     // Across spring-forward the 00:00–06:00 window lasts 5 h; the one after follows it.
     let spec = ny(6 * 3600);
     let w = spec.window_of(utc("2025-03-09T11:00:00Z"));
-    assert_eq!(spec.previous(&w), Window { start: utc("2025-03-09T05:00:00Z"), end: utc("2025-03-09T10:00:00Z") });
+    assert_eq!(
+        spec.previous(&w),
+        Window {
+            start: utc("2025-03-09T05:00:00Z"),
+            end: utc("2025-03-09T10:00:00Z")
+        }
+    );
 }
 
 #[test]
@@ -42,7 +48,13 @@ fn same_window_yesterday_across_dst() {
     let w = spec.window_of(utc("2025-03-10T05:00:00Z"));
     assert_eq!(w.start, utc("2025-03-10T04:00:00Z"));
     let y = spec.days_before(&w, 1);
-    assert_eq!(y, Window { start: utc("2025-03-09T05:00:00Z"), end: utc("2025-03-09T10:00:00Z") });
+    assert_eq!(
+        y,
+        Window {
+            start: utc("2025-03-09T05:00:00Z"),
+            end: utc("2025-03-09T10:00:00Z")
+        }
+    );
     // Autumn: Sunday's night window is 7 h; Monday's 06:00 EST is 25 h after Sunday's EDT.
     let w = spec.window_of(utc("2025-11-03T12:00:00Z"));
     assert_eq!(w.start, utc("2025-11-03T11:00:00Z"));
@@ -59,7 +71,13 @@ fn a_reading_skipped_on_the_earlier_day_takes_the_window_after_the_gap() {
     // Monday 02:00 EDT; Sunday had no 02:00: the window after the gap, 03:00 EDT.
     let w = spec.window_of(utc("2025-03-10T06:30:00Z"));
     assert_eq!(w.start, utc("2025-03-10T06:00:00Z"));
-    assert_eq!(spec.days_before(&w, 1), Window { start: utc("2025-03-09T07:00:00Z"), end: utc("2025-03-09T08:00:00Z") });
+    assert_eq!(
+        spec.days_before(&w, 1),
+        Window {
+            start: utc("2025-03-09T07:00:00Z"),
+            end: utc("2025-03-09T08:00:00Z")
+        }
+    );
 }
 
 #[test]
