@@ -88,9 +88,9 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     )
     .await;
     let c = &api["compared"];
-    assert_eq!(c["previous"]["revenue"], "40100", "{api}");
+    assert_eq!(c["previous"]["revenue"], "40100.00", "{api}");
     assert_eq!(c["previous"]["change"], "+14.1%", "{api}");
-    assert_eq!(c["yesterday"]["revenue"], "50000", "{api}");
+    assert_eq!(c["yesterday"]["revenue"], "50000.00", "{api}");
     assert_eq!(c["yesterday"]["count"], 3, "{api}");
     assert_eq!(c["yesterday"]["change"], "-8.5%", "{api}");
     assert_eq!(c["last_week"]["change"], "+1.7%", "{api}");
@@ -101,7 +101,8 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
         Some(last_week),
         "{api}"
     );
+    assert_eq!(c["utilities_vs_yesterday"][0]["change"], "+20.0%", "{api}");
     assert_eq!(c["utilities_vs_yesterday"][2]["utility"], "AEDC", "{api}");
     assert_eq!(c["utilities_vs_yesterday"][2]["change"], "n/a", "{api}");
-    assert_eq!(api["reconciled"]["total"]["revenue"], "45750.00", "{api}");
+    assert_eq!(api["reconciled"]["revenue"], "45750.00", "{api}");
 }
