@@ -39,14 +39,18 @@ impl Deliverer {
             .filter(|r| r.window.id() < id)
             .map(|r| (r.window.id(), r))
             .collect();
-        let reconciled = match reconcile::query_with_retry(
-            &self.coll,
-            &self.config,
-            &record.window,
-            RECONCILE_PATIENCE,
-        )
-        .await
-        {
+        // The comparisons are context, not the report: run beside its own query so they add
+        // no wait when the server is down (each says n/a then), and never fail it.
+        let (reconciled, compared) = futures::join!(
+            reconcile::query_with_retry(
+                &self.coll,
+                &self.config,
+                &record.window,
+                RECONCILE_PATIENCE,
+            ),
+            compare::query(&self.coll, &self.config, &record.window),
+        );
+        let reconciled = match reconciled {
             Ok(totals) => Reconciled::Database(totals),
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
@@ -141,9 +145,6 @@ impl Deliverer {
         if anywhere == Pending::Changes && all_rechecked {
             settles.anywhere = Some(any_seen);
         }
-        // Context, not the report: a failed query says n/a for its line and never holds the
-        // report back beyond its own retries.
-        let compared = compare::query(&self.coll, &self.config, &record.window).await;
         let view = ReportView {
             window: record.window,
             tz: self.config.window.tz(),
