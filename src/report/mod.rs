@@ -35,8 +35,7 @@ pub struct ReportView<'a> {
     pub totals: &'a Totals,
     /// Context lines: reconciliation notes, late sales.
     pub notes: Vec<String>,
-    /// The figures of the windows compared with; `None` where none were asked for (the
-    /// `report` command, records prepared before comparisons existed).
+    /// The figures of the windows compared with; `None` leaves the section out.
     pub compared: Option<&'a Comparison>,
 }
 
