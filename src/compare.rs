@@ -37,14 +37,14 @@ pub struct Compared {
 
 /// Which earlier window a comparison is with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Against {
+pub(crate) enum Against {
     Previous,
     Yesterday,
     LastWeek,
 }
 
 impl Against {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Previous => "previous window",
             Self::Yesterday => "same window yesterday",
@@ -54,7 +54,7 @@ impl Against {
 }
 
 /// The windows `window` is compared with, in [`Against`] order.
-pub fn windows(config: &Config, window: &Window) -> [(Against, Window); 3] {
+pub(crate) fn windows(config: &Config, window: &Window) -> [(Against, Window); 3] {
     let spec = &config.window;
     [
         (Against::Previous, spec.previous(window)),
@@ -65,7 +65,11 @@ pub fn windows(config: &Config, window: &Window) -> [(Against, Window); 3] {
 
 /// The three comparison queries, concurrently, each with the reconciliation's retry helper.
 /// Never fails: a query that fails for good is logged once and its figures are `None`.
-pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Comparison {
+pub(crate) async fn query(
+    coll: &Collection<Document>,
+    config: &Config,
+    window: &Window,
+) -> Comparison {
     let one = |(against, w): (Against, Window)| async move {
         let totals = match reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await {
             Ok(totals) => Some(totals),
@@ -88,7 +92,7 @@ pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window
 
 /// The change from an earlier figure to this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Percent, rounded to one decimal (half away from zero).
     Percent(Decimal),
     /// The earlier figure is zero (or unknown): no percentage exists.
@@ -100,7 +104,7 @@ pub enum Change {
 
 impl Change {
     /// `(now − before) / before × 100`, checked at every step.
-    pub fn between(now: Decimal, before: Decimal) -> Change {
+    pub(crate) fn between(now: Decimal, before: Decimal) -> Change {
         if before.is_zero() {
             return Change::NoBase;
         }
@@ -119,7 +123,7 @@ impl Change {
     }
 
     /// Against a compared window's figures, `None` meaning unknown.
-    pub fn against(now: Decimal, before: Option<Decimal>) -> Change {
+    pub(crate) fn against(now: Decimal, before: Option<Decimal>) -> Change {
         before.map_or(Change::NoBase, |b| Change::between(now, b))
     }
 }
@@ -146,6 +150,7 @@ pub struct ComparisonView {
     pub utilities_vs_yesterday: Vec<UtilityChange>,
 }
 
+/// One compared window in the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComparedView {
     pub start: DateTime<Utc>,
@@ -158,6 +163,7 @@ pub struct ComparedView {
     pub change: String,
 }
 
+/// One utility's change against the same window yesterday, in the API.
 #[derive(Debug, Clone, Serialize)]
 pub struct UtilityChange {
     pub utility: String,
@@ -196,7 +202,7 @@ impl ComparisonView {
 }
 
 /// One utility's change against the same window yesterday (zero if it sold nothing then).
-pub fn utility_change(c: &Comparison, utility: &str, now: Decimal) -> Change {
+pub(crate) fn utility_change(c: &Comparison, utility: &str, now: Decimal) -> Change {
     let before = c.yesterday.totals.as_ref().map(|t| {
         t.by_utility
             .get(utility)
