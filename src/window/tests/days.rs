@@ -89,3 +89,38 @@ fn the_range_ends_do_not_panic() {
     let last = spec.window_of(DateTime::<Utc>::MAX_UTC - TimeDelta::seconds(1));
     let _ = spec.days_before(&last, 7);
 }
+
+mod props {
+    use super::super::props::{LENGTHS, ZONES};
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// In every zone but Apia (which skipped a whole day) the same window yesterday is a
+        /// real window about a day earlier (a DST shift, at most two hours, and a skipped
+        /// start moved past its gap are the only differences), and the previous window ends
+        /// where this one starts.
+        #[test]
+        fn compared_windows_are_windows(
+            zone in 0..ZONES.len(),
+            length in 0..LENGTHS.len(),
+            secs in 0i64..4_102_444_800, // 1970–2100
+        ) {
+            let tz = ZONES[zone];
+            prop_assume!(tz != Tz::Pacific__Apia);
+            let spec = WindowSpec::new(LENGTHS[length], tz).unwrap();
+            let w = spec.window_of(DateTime::from_timestamp(secs, 0).unwrap());
+            let p = spec.previous(&w);
+            prop_assert_eq!(p.end, w.start);
+            prop_assert_eq!(spec.window_of(p.start), p);
+            for days in [1, 7] {
+                let y = spec.days_before(&w, days);
+                prop_assert_eq!(spec.window_of(y.start), y);
+                let back = (w.start - y.start).num_seconds() - i64::from(days) * DAY_SECS;
+                prop_assert!(back.abs() <= 4 * 3600, "{:?} {} days back from {:?}: {:?}", tz, days, w, y);
+            }
+        }
+    }
+}
