@@ -38,10 +38,7 @@ impl Service {
             if let Some(addr) = addr {
                 break format!("http://{addr}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "the service did not start:\n{text}"
-            );
+            assert!(Instant::now() < deadline, "the service did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(20));
         };
         Service { child, http }
