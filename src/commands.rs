@@ -2,6 +2,7 @@
 //! `setup` (alias `init-indexes`). The demo is in [`crate::demo`].
 
 use crate::app;
+use crate::compare;
 use crate::config::Config;
 use crate::reconcile;
 use crate::report::{self, ReportView};
@@ -30,11 +31,13 @@ pub async fn report(
     let totals = reconcile::query_with_retry(&coll, &config, &window, Duration::from_secs(30))
         .await
         .context("the revenue query failed")?;
+    let compared = compare::query(&coll, &config, &window).await;
     let parts = report::render_parts(&ReportView {
         window,
         tz: config.window.tz(),
         totals: &totals,
         notes: vec![],
+        compared: Some(&compared),
     });
     if dry_run {
         let texts: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();

@@ -33,6 +33,7 @@ pub mod alert;
 pub mod app;
 pub mod change;
 pub mod commands;
+pub mod compare;
 pub mod config;
 pub mod deliver;
 #[cfg(feature = "demo")]

@@ -22,6 +22,7 @@ pub(crate) const OPLOG_HEADROOM_SECONDS: &str = "power_revenue_oplog_headroom_se
 pub(crate) const REPORTS_POSTED_TOTAL: &str = "power_revenue_reports_posted_total";
 pub(crate) const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failures_total";
 pub(crate) const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
+pub(crate) const COMPARISON_FAILURES_TOTAL: &str = "power_revenue_comparison_query_failures_total";
 pub(crate) const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
 pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
@@ -140,6 +141,13 @@ const METRICS: &[Metric] = &[
         unit: Some(Unit::Count),
         labels: &[],
         help: "Closed windows whose streamed totals differed from the database's.",
+    },
+    Metric {
+        name: COMPARISON_FAILURES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Comparison queries (previous window, same window yesterday or last week) that failed after retries; the report said n/a.",
     },
     Metric {
         name: RECHECK_QUERIES_TOTAL,

@@ -7,6 +7,7 @@
 //! documents them). Never contains a secret; names are carried as stored (data), with their
 //! displayed form ([`crate::display::utility_name`]) beside them.
 
+use crate::compare::ComparisonView;
 use crate::config::Config;
 use crate::setup::RestatementMode;
 use crate::source::Live;
@@ -160,6 +161,9 @@ pub struct ClosedWindowView {
     pub record: RecordView,
     /// `closed` | `ready` | `sent` | `undeliverable`.
     pub delivery: &'static str,
+    /// The report's comparisons (figures and changes as posted); `null` until it is
+    /// prepared, and for reports prepared before comparisons existed.
+    pub compared: Option<ComparisonView>,
 }
 
 impl ClosedWindowView {
@@ -167,6 +171,10 @@ impl ClosedWindowView {
         ClosedWindowView {
             record: RecordView::of(r),
             delivery: r.stage().as_str(),
+            compared: r.compared.as_ref().map(|c| {
+                let now = r.reconciled().and_then(|x| x.database());
+                ComparisonView::of(c, now.unwrap_or(&r.streamed))
+            }),
         }
     }
 }

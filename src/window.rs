@@ -91,6 +91,30 @@ impl WindowSpec {
         self.window_of(w.end)
     }
 
+    /// The window right before `w` (comparisons). (The first window chrono can represent is
+    /// its own predecessor.)
+    pub fn previous(&self, w: &Window) -> Window {
+        match w.start.checked_sub_signed(TimeDelta::seconds(1)) {
+            Some(before) => self.window_of(before),
+            None => *w,
+        }
+    }
+
+    /// The window whose wall-clock start is `w`'s, `days` days earlier in the zone
+    /// (comparisons: "the same window yesterday"). Counted in wall-clock bounds, not elapsed
+    /// time: across a DST change the two windows start at the same local time, 23 or 25 hours
+    /// apart, and may differ in length. When that reading was skipped on the earlier day the
+    /// window is the one that starts right after the gap (how every bound in a gap resolves).
+    pub fn days_before(&self, w: &Window, days: u32) -> Window {
+        let ts = w.start.timestamp();
+        let len = self.len_secs();
+        // w's own bound number: how `window_of` numbers the bound at w.start.
+        let j = ts.saturating_add(self.offset_secs(ts)).div_euclid(len);
+        // The length divides a day, so a day is a whole number of bounds.
+        let back = i64::from(days).saturating_mul(DAY_SECS / len);
+        self.window_of(clamped(self.bound(j.saturating_sub(back))))
+    }
+
     /// The window that starts exactly at `start`, if `start` is a window boundary.
     pub(crate) fn starting_at(&self, start: DateTime<Utc>) -> Option<Window> {
         let w = self.window_of(start);

@@ -6,6 +6,7 @@
 use super::late::{self, Known, Ledger, Pending, Step, Unposted};
 use super::{DeliverError, Deliverer};
 use crate::alert::Alert;
+use crate::compare;
 use crate::reconcile;
 use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
@@ -38,14 +39,18 @@ impl Deliverer {
             .filter(|r| r.window.id() < id)
             .map(|r| (r.window.id(), r))
             .collect();
-        let reconciled = match reconcile::query_with_retry(
-            &self.coll,
-            &self.config,
-            &record.window,
-            RECONCILE_PATIENCE,
-        )
-        .await
-        {
+        // The comparisons are context, not the report: run beside its own query so they add
+        // no wait when the server is down (each says n/a then), and never fail it.
+        let (reconciled, compared) = futures::join!(
+            reconcile::query_with_retry(
+                &self.coll,
+                &self.config,
+                &record.window,
+                RECONCILE_PATIENCE,
+            ),
+            compare::query(&self.coll, &self.config, &record.window),
+        );
+        let reconciled = match reconciled {
             Ok(totals) => Reconciled::Database(totals),
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
@@ -145,11 +150,13 @@ impl Deliverer {
             tz: self.config.window.tz(),
             totals: reconciled.database().unwrap_or(&record.streamed),
             notes: notes.iter().map(Note::to_string).collect(),
+            compared: Some(&compared),
         };
         let mut parts = report::render_parts(&view).into_iter();
         // `render_parts` always gives one message at least; the whole report is the fallback.
         let first = parts.next().unwrap_or_else(|| report::render(&view));
         let messages = Messages::new(first, parts.collect());
+        record.compared = Some(compared);
         record.ready(reconciled, messages, settles, Utc::now())?;
         Ok(())
     }

@@ -6,8 +6,10 @@
 
 pub mod alerts;
 pub mod blocks;
+mod compare;
 pub mod notes;
 
+use crate::compare::Comparison;
 use crate::display;
 use crate::money::format_naira;
 use crate::window::{Tally, Totals, Window};
@@ -33,6 +35,8 @@ pub struct ReportView<'a> {
     pub totals: &'a Totals,
     /// Context lines: reconciliation notes, late sales.
     pub notes: Vec<String>,
+    /// The figures of the windows compared with; `None` leaves the section out.
+    pub compared: Option<&'a Comparison>,
 }
 
 /// The webhook payload as one message: `{"text": …, "blocks": […]}`. `text` carries every note;
@@ -85,6 +89,12 @@ fn head(view: &ReportView<'_>) -> Head {
             "*🏢 Revenue Breakdown by Utility:*\n{}",
             lines.join("\n")
         )));
+    }
+    if let Some(c) = view.compared {
+        // After everything the seed says, so its lines (and scripts reading them) stay put.
+        let lines = compare::lines(c, view.totals).join("\n");
+        text.push_str(&format!("\n\n{}\n{lines}", compare::TITLE));
+        blocks.push(blocks::section(&format!("*{}*\n{lines}", compare::TITLE)));
     }
     Head { text, blocks }
 }

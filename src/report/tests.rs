@@ -39,6 +39,7 @@ fn text_matches_the_lambda_layout_line_for_line() {
         tz: Tz::UTC,
         totals: &totals,
         notes: vec![],
+        compared: None,
     };
     let payload = render(&view);
     assert_eq!(
@@ -74,6 +75,7 @@ fn no_sales_and_singular() {
         tz: Tz::UTC,
         totals: &empty,
         notes: vec![],
+        compared: None,
     };
     let text = render(&view)["text"].as_str().unwrap().to_owned();
     assert!(
@@ -121,6 +123,7 @@ fn many_utilities_stay_within_slack_limits() {
         tz: Tz::UTC,
         totals: &totals,
         notes: vec!["note".into()],
+        compared: None,
     };
     let payload = render(&view);
     let blocks = payload["blocks"].as_array().unwrap();
@@ -215,6 +218,7 @@ fn view_with(totals: &Totals, notes: Vec<String>) -> ReportView<'_> {
         tz: Tz::UTC,
         totals,
         notes,
+        compared: None,
     }
 }
 
@@ -389,5 +393,6 @@ fn ampersand_names_are_escaped_then_cut_within_the_limit() {
     assert_eq!(display_name(&"z".repeat(60)), "z".repeat(60));
 }
 
+mod compare;
 mod dst;
 mod names;

@@ -5,6 +5,7 @@
 //! an impossible one ([`Transition`]). Records written by format 1 are read through [`v1`].
 
 use super::Settlement;
+use crate::compare::Comparison;
 use crate::window::{ClosedBy, OpenWindow, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub struct ReportRecord {
     /// The database's totals when a later report last re-checked this window for late sales;
     /// what the reports so far add up to, so the next correction is measured from here.
     pub rechecked: Option<Totals>,
+    /// The database's figures for the windows the report compares with, fixed with its
+    /// messages; `None` until then, and in records kept before comparisons existed.
+    pub compared: Option<Comparison>,
     /// Where the report is; changed only through the transitions below. Stored as `outbox`:
     /// format 1 kept a bare `delivery` tag beside loose fields (see [`v1`]).
     #[serde(rename = "outbox")]
@@ -196,6 +200,7 @@ impl ReportRecord {
             events_applied: open.events_applied,
             recomputed: open.recomputed,
             rechecked: None,
+            compared: None,
             delivery: Delivery::Closed,
             queries_started: None,
             queries_unfinished: 0,

@@ -266,4 +266,5 @@ fn extremes_do_not_panic() {
     }
 }
 
+mod days;
 mod props;

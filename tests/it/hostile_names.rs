@@ -159,8 +159,16 @@ async fn hostile_names_are_shown_inert_everywhere_and_counted_apart() {
 
     // The report: one line per utility, none forged, nothing hidden, no mention.
     let text = report_of(&slack, &w, 40).await;
-    let bullets: Vec<&str> = text.lines().filter(|l| l.starts_with("• ")).collect();
+    // The breakdown, then the comparisons: one line per utility in each, none forged.
+    let (breakdown, compared) = text
+        .split_once("\n\n📈 Compared with\n")
+        .expect("comparisons");
+    let bullets: Vec<&str> = breakdown.lines().filter(|l| l.starts_with("• ")).collect();
     assert_eq!(bullets.len(), NAMES.len(), "{text}");
+    let changes = compared
+        .lines()
+        .filter(|l| l.starts_with("• ") && l.ends_with(" vs yesterday"));
+    assert_eq!(changes.count(), NAMES.len(), "{text}");
     assert!(
         !text.lines().any(|l| l.starts_with("• IKEDC: ₦9,999,999")),
         "{text}"

@@ -9,6 +9,7 @@ mod common;
 
 mod chaos;
 mod cli;
+mod compare;
 mod config_bounds;
 mod decoder_fuzz;
 mod dst;

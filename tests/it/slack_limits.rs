@@ -49,6 +49,7 @@ fn parts(notes: Vec<String>) -> Vec<Value> {
         tz: Tz::UTC,
         totals: &totals,
         notes,
+        compared: None,
     })
 }
 
@@ -136,6 +137,7 @@ async fn every_rendered_part_is_accepted_by_the_loopback_slack() {
         tz: Tz::UTC,
         totals: &names,
         notes: corrections(12),
+        compared: None,
     }));
     for p in &all {
         client.post(p).await.unwrap();

@@ -7,6 +7,7 @@
 use super::{
     Delivery, DeliveryStatus, Messages, Ready, Reconciled, ReportRecord, Sent, Undeliverable,
 };
+use crate::compare::Comparison;
 use crate::store::Settlement;
 use crate::window::{ClosedBy, Totals, Window};
 use chrono::{DateTime, Utc};
@@ -27,6 +28,8 @@ pub(super) struct Stored {
     recomputed: bool,
     #[serde(default)]
     rechecked: Option<Totals>,
+    #[serde(default)]
+    compared: Option<Comparison>,
     #[serde(default)]
     queries_started: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -90,6 +93,7 @@ impl TryFrom<Stored> for ReportRecord {
             events_applied: s.events_applied,
             recomputed: s.recomputed,
             rechecked: s.rechecked,
+            compared: s.compared,
             delivery,
             queries_started: s.queries_started,
             queries_unfinished: s.queries_unfinished,

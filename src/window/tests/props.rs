@@ -4,7 +4,7 @@
 use super::super::*;
 use proptest::prelude::*;
 
-const ZONES: [Tz; 16] = [
+pub(super) const ZONES: [Tz; 16] = [
     Tz::UTC,
     Tz::Europe__London,
     Tz::Europe__Dublin, // negative DST in tzdata: winter is the "saving" time
@@ -22,7 +22,7 @@ const ZONES: [Tz; 16] = [
     Tz::Antarctica__Troll,  // a two-hour DST shift
     Tz::Europe__Moscow,
 ];
-const LENGTHS: [u64; 6] = [20, 600, 1800, 3600, 4 * 3600, 6 * 3600];
+pub(super) const LENGTHS: [u64; 6] = [20, 600, 1800, 3600, 4 * 3600, 6 * 3600];
 
 fn offset_at(tz: Tz, t: DateTime<Utc>) -> i64 {
     i64::from(

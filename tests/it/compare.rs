@@ -1,0 +1,108 @@
+//! Comparisons through the real binary: sales back-dated into the window before, the same
+//! window yesterday and a week ago (written before the service starts) give the exact
+//! "📈 Compared with" lines in the posted report and the same figures in the API.
+
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
+use bson::{doc, Document};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::time::Duration;
+
+fn sale(at: DateTime<Utc>, utility: &str, amount: &str, status: &str) -> Document {
+    doc! { "createdAt": bson::DateTime::from_chrono(at), "utility": utility, "amount": amount, "status": status }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_compares_with_previous_yesterday_and_last_week() {
+    let db = TestDb::new("compare").await;
+    let slack = FakeSlack::start().await;
+    let w = upcoming(10, 4);
+    let previous = spec(10).previous(&w);
+    let day = TimeDelta::days(1);
+    let (yesterday, last_week) = (w.start - day, w.start - day * 7);
+    let second = TimeDelta::seconds(1);
+    db.coll
+        .insert_many(vec![
+            sale(previous.start + second, "IKEDC", "40100", "fulfilled"),
+            sale(yesterday + second, "IKEDC", "20000", "fulfilled"),
+            sale(yesterday + second * 5, "IKEDC", "5000", "fulfilled"),
+            sale(yesterday + second * 9, "EKEDC", "25000", "fulfilled"),
+            // Just outside yesterday's window, and not fulfilled: not counted.
+            sale(yesterday - second, "IKEDC", "999", "fulfilled"),
+            sale(yesterday + second * 10, "IKEDC", "999", "fulfilled"),
+            sale(yesterday + second, "IKEDC", "999", "pending"),
+            sale(last_week + second * 2, "AEDC", "45000", "fulfilled"),
+        ])
+        .await
+        .unwrap();
+
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[("POWER_REVENUE_WINDOW", "10s")],
+    );
+    svc.wait_connected().await;
+    let at = w.start + second;
+    let mut now = vec![];
+    for _ in 0..3 {
+        now.push(sale(at, "IKEDC", "10000", "fulfilled"));
+    }
+    now.push(sale(at, "EKEDC", "7500", "fulfilled"));
+    now.push(sale(at, "EKEDC", "7500", "fulfilled"));
+    now.push(sale(at, "AEDC", "750", "fulfilled"));
+    db.coll.insert_many(now).await.unwrap();
+
+    let text = report_of(&slack, &w, 40).await;
+    // The seed's lines, unchanged, then the comparisons after the breakdown.
+    let expected = "💰 Total Revenue Generated:\n₦45,750.00\n\n📊 Total Transactions: 6\n\n\
+        ━━━━━━━━━━━━━━━━━━━━\n\n🏢 Revenue Breakdown by Utility:\n\
+        • IKEDC: ₦30,000.00 (3 transactions)\n\
+        • EKEDC: ₦15,000.00 (2 transactions)\n\
+        • AEDC: ₦750.00 (1 transaction)\n\n\
+        📈 Compared with\n\
+        • Previous window: ₦40,100.00 (+14.1%)\n\
+        • Same window yesterday: ₦50,000.00 (-8.5%)\n\
+        • Same window last week: ₦45,000.00 (+1.7%)\n\
+        • IKEDC: +20.0% vs yesterday\n\
+        • EKEDC: -40.0% vs yesterday\n\
+        • AEDC: n/a vs yesterday";
+    assert!(text.contains(expected), "{text}");
+
+    // The API shows the same figures as new fields of the window.
+    let api = wait_for(
+        Duration::from_secs(20),
+        "the window in the API",
+        async || {
+            let all = svc.get_json("/api/v1/windows").await?;
+            all.as_array()?
+                .iter()
+                .find(|x| {
+                    x["start"]
+                        .as_str()
+                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                        == Some(w.start)
+                })
+                .cloned()
+        },
+    )
+    .await;
+    let c = &api["compared"];
+    assert_eq!(c["previous"]["revenue"], "40100.00", "{api}");
+    assert_eq!(c["previous"]["change"], "+14.1%", "{api}");
+    assert_eq!(c["yesterday"]["revenue"], "50000.00", "{api}");
+    assert_eq!(c["yesterday"]["count"], 3, "{api}");
+    assert_eq!(c["yesterday"]["change"], "-8.5%", "{api}");
+    assert_eq!(c["last_week"]["change"], "+1.7%", "{api}");
+    assert_eq!(
+        c["last_week"]["start"]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+        Some(last_week),
+        "{api}"
+    );
+    assert_eq!(c["utilities_vs_yesterday"][0]["change"], "+20.0%", "{api}");
+    assert_eq!(c["utilities_vs_yesterday"][2]["utility"], "AEDC", "{api}");
+    assert_eq!(c["utilities_vs_yesterday"][2]["change"], "n/a", "{api}");
+    assert_eq!(api["reconciled"]["revenue"], "45750.00", "{api}");
+}
