@@ -1,6 +1,6 @@
 //! The binary as an operator meets it: configuration errors, `report`, `status`, `init-indexes`.
 
-use crate::common::service::{run_cli, Service};
+use crate::common::service::{report_dry_run, run_cli, Service};
 use crate::common::{server_uri, wait_for, TestDb};
 use bson::doc;
 use futures::TryStreamExt;
@@ -98,15 +98,7 @@ async fn report_dry_run_prints_the_windows_message() {
         ("MONGODB_URI", uri.as_str()),
         ("POWER_REVENUE_DATABASE", db.name.as_str()),
     ];
-    let (code, stdout, stderr) = run_cli(
-        &[
-            "report",
-            "--window-start",
-            "2025-05-29T12:00:00Z",
-            "--dry-run",
-        ],
-        &env,
-    );
+    let (code, stdout, stderr) = report_dry_run("2025-05-29T12:00:00Z", &env);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("📅 Period: Afternoon Period (12:00 PM – 6:00 PM)"),
@@ -121,15 +113,7 @@ async fn report_dry_run_prints_the_windows_message() {
         "{stdout}"
     );
 
-    let (code, _, stderr) = run_cli(
-        &[
-            "report",
-            "--window-start",
-            "2025-05-29T13:00:00Z",
-            "--dry-run",
-        ],
-        &env,
-    );
+    let (code, _, stderr) = report_dry_run("2025-05-29T13:00:00Z", &env);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("not a window start") && stderr.contains("2025-05-29T12:00:00+00:00"),

@@ -1,7 +1,7 @@
 //! Daylight-saving days through the real binary: `report --window-start` in New York on the
 //! 25-hour 2025-11-02, whose windows follow the wall clock (00:00 EDT, 06:00 EST, …).
 
-use crate::common::service::run_cli;
+use crate::common::service::report_dry_run;
 use crate::common::{server_uri, TestDb};
 use bson::doc;
 
@@ -27,8 +27,7 @@ async fn report_names_and_times_new_york_fall_back_windows() {
         ("POWER_REVENUE_TIMEZONE", "America/New_York"),
     ];
     let report = |start: &str| {
-        let (code, stdout, stderr) =
-            run_cli(&["report", "--window-start", start, "--dry-run"], &env);
+        let (code, stdout, stderr) = report_dry_run(start, &env);
         assert_eq!(code, 0, "{start}: {stderr}");
         stdout
     };
@@ -63,15 +62,7 @@ async fn report_names_and_times_new_york_fall_back_windows() {
     );
 
     // 05:00 EDT: the elapsed-hours rule's boundary, not a wall-clock one.
-    let (code, _, stderr) = run_cli(
-        &[
-            "report",
-            "--window-start",
-            "2025-11-02T10:00:00Z",
-            "--dry-run",
-        ],
-        &env,
-    );
+    let (code, _, stderr) = report_dry_run("2025-11-02T10:00:00Z", &env);
     assert_eq!(code, 1);
     assert!(
         stderr.contains("not a window start") && stderr.contains("2025-11-02T04:00:00+00:00"),

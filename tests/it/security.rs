@@ -2,7 +2,7 @@
 //! the URI, verified by rustls), a recognisable password and webhook token, and every byte
 //! the binary printed searched for them.
 
-use crate::common::service::{run_cli, Service};
+use crate::common::service::{report_dry_run, run_cli, Service};
 use crate::common::slack::FakeSlack;
 use crate::common::wait_for;
 use bson::doc;
@@ -173,15 +173,7 @@ async fn tls_and_auth_work_and_no_secret_is_ever_printed() {
         ("MONGODB_URI", wrong.as_str()),
         ("POWER_REVENUE_HTTP_ADDR", "127.0.0.1:0"),
     ];
-    let (code, out, err) = run_cli(
-        &[
-            "report",
-            "--window-start",
-            "2025-05-29T12:00:00Z",
-            "--dry-run",
-        ],
-        &report_env,
-    );
+    let (code, out, err) = report_dry_run("2025-05-29T12:00:00Z", &report_env);
     assert_ne!(code, 0);
     assert!(err.to_lowercase().contains("auth"), "{err}");
     assert!(

@@ -246,6 +246,11 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     (code, read(&out), read(&err))
 }
 
+/// `report --window-start START --dry-run`: one window's report, printed instead of posted.
+pub fn report_dry_run(start: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    run_cli(&["report", "--window-start", start, "--dry-run"], env)
+}
+
 /// The binary with `args` and `env` (nothing inherited but PATH), its stdout and stderr in
 /// `out` and `err` of the returned directory.
 pub fn spawn_cli(args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, Child) {
