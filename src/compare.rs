@@ -4,7 +4,7 @@
 //! reconciliation, so comparisons hold from the first day of running) and their API shape.
 
 use crate::config::Config;
-use crate::reconcile;
+use crate::reconcile::{self, ReconcileError};
 use crate::window::{Totals, Window};
 use bson::Document;
 use chrono::{DateTime, Utc};
@@ -71,7 +71,12 @@ pub(crate) async fn query(
     window: &Window,
 ) -> Comparison {
     let one = |(against, w): (Against, Window)| async move {
-        let totals = match reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await {
+        let result = if crate::failpoint::fails("compare-query") {
+            Err(ReconcileError::BadResult("failpoint compare-query".into()))
+        } else {
+            reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await
+        };
+        let totals = match result {
             Ok(totals) => Some(totals),
             Err(error) => {
                 warn!(%error, window = %window.id(), compared = %w.id(), against = against.as_str(), "A comparison query failed; the report says n/a for it.");

@@ -1,7 +1,8 @@
-//! Crash points for fault-injection tests: built with the `failpoints` feature (the tests
-//! enable it; release builds do not), `POWER_REVENUE_FAILPOINT=NAME` (or `NAME:N`) makes the
-//! process abort, as `kill -9` would, the first (or N-th) time it reaches that point. Armed or
-//! not, a point costs one relaxed atomic load; without the feature, nothing.
+//! Crash and error points for fault-injection tests: built with the `failpoints` feature (the
+//! tests enable it; release builds do not), `POWER_REVENUE_FAILPOINT=NAME` (or `NAME:N`) makes
+//! the process abort, as `kill -9` would, the first (or N-th) time it reaches a crash point of
+//! that name ([`hit`]), or makes an error point of that name fail every time ([`fails`]).
+//! Armed or not, a point costs one relaxed atomic load; without the feature, nothing.
 
 /// A named crash point.
 #[inline]
@@ -10,6 +11,19 @@ pub(crate) fn hit(name: &str) {
     armed::hit(name);
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
+}
+
+/// A named error point: `true` when armed, and the caller then fails as the real operation
+/// can (for failures the test server cannot be made to produce on cue).
+#[inline]
+pub(crate) fn fails(name: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return armed::is(name);
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 #[cfg(feature = "failpoints")]
@@ -23,6 +37,10 @@ mod armed {
         Some((name.to_owned(), n.parse().unwrap_or(1)))
     });
     static HITS: AtomicU32 = AtomicU32::new(0);
+
+    pub(super) fn is(name: &str) -> bool {
+        ARMED.as_ref().is_some_and(|(armed, _)| armed == name)
+    }
 
     pub(super) fn hit(name: &str) {
         if let Some((armed, n)) = &*ARMED {

@@ -1,6 +1,7 @@
 //! Comparisons through the real binary: sales back-dated into the window before, the same
 //! window yesterday and a week ago (written before the service starts) give the exact
-//! "📈 Compared with" lines in the posted report and the same figures in the API.
+//! "📈 Compared with" lines in the posted report and the same figures in the API; comparison
+//! queries that fail say `n/a` and never hold the report back.
 
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
@@ -105,4 +106,96 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     assert_eq!(c["utilities_vs_yesterday"][2]["utility"], "AEDC", "{api}");
     assert_eq!(c["utilities_vs_yesterday"][2]["change"], "n/a", "{api}");
     assert_eq!(api["reconciled"]["revenue"], "45750.00", "{api}");
+}
+
+/// Every comparison query fails (the `compare-query` error point, since the test server cannot
+/// be made to fail one query and answer the next on cue): the report still goes out once, on
+/// time, with the database's own figures, each comparison `n/a`, no per-utility lines, and
+/// the failures counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
+    let db = TestDb::new("compare_fail").await;
+    let slack = FakeSlack::start().await;
+    let w = upcoming(10, 4);
+    let previous = spec(10).previous(&w);
+    db.coll
+        .insert_one(sale(
+            previous.start + TimeDelta::seconds(1),
+            "IKEDC",
+            "40100",
+            "fulfilled",
+        ))
+        .await
+        .unwrap();
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", "10s"),
+            ("POWER_REVENUE_FAILPOINT", "compare-query"),
+        ],
+    );
+    svc.wait_connected().await;
+    db.coll
+        .insert_many(vec![
+            sale(
+                w.start + TimeDelta::seconds(1),
+                "IKEDC",
+                "10000",
+                "fulfilled",
+            ),
+            sale(
+                w.start + TimeDelta::seconds(2),
+                "EKEDC",
+                "2500.50",
+                "fulfilled",
+            ),
+        ])
+        .await
+        .unwrap();
+
+    // Non-retryable failures: the report is not held for the comparisons' 20 s of patience.
+    let text = report_of(&slack, &w, 15).await;
+    let expected = "🏢 Revenue Breakdown by Utility:\n\
+        • IKEDC: ₦10,000.00 (1 transaction)\n\
+        • EKEDC: ₦2,500.50 (1 transaction)\n\n\
+        📈 Compared with\n\
+        • Previous window: n/a\n\
+        • Same window yesterday: n/a\n\
+        • Same window last week: n/a";
+    assert!(text.contains(expected), "{text}");
+    assert!(!text.contains("vs yesterday"), "{text}");
+    assert!(text.contains("₦12,500.50"), "{text}");
+
+    let api = wait_for(
+        Duration::from_secs(20),
+        "the window in the API",
+        async || {
+            let all = svc.get_json("/api/v1/windows").await?;
+            all.as_array()?
+                .iter()
+                .find(|x| {
+                    x["start"]
+                        .as_str()
+                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                        == Some(w.start)
+                })
+                .cloned()
+        },
+    )
+    .await;
+    let c = &api["compared"];
+    for against in ["previous", "yesterday", "last_week"] {
+        assert_eq!(c[against]["revenue"], serde_json::Value::Null, "{api}");
+        assert_eq!(c[against]["change"], "n/a", "{api}");
+    }
+    assert_eq!(api["reconciled"]["revenue"], "12500.50", "{api}");
+    let metrics = svc.get_text("/metrics").await.expect("metrics");
+    // Three per report posted (windows before `w` may have been reported too).
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("power_revenue_comparison_query_failures_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the failure counter is served");
+    assert!(failures >= 3 && failures % 3 == 0, "{metrics}");
 }

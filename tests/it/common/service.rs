@@ -128,6 +128,16 @@ impl Service {
 
     /// A JSON endpoint of the running service (with its API token, if it has one).
     pub async fn get_json(&self, path: &str) -> Option<Value> {
+        self.get(path).await?.json().await.ok()
+    }
+
+    /// A text endpoint of the running service (with its API token, if it has one).
+    pub async fn get_text(&self, path: &str) -> Option<String> {
+        let resp = self.get(path).await?;
+        resp.text().await.ok()
+    }
+
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
         let mut req = reqwest::Client::new().get(format!("{}{path}", self.try_http()?));
         if let Some((_, token)) = self
             .env
@@ -136,8 +146,7 @@ impl Service {
         {
             req = req.bearer_auth(token);
         }
-        let resp = req.send().await.ok()?;
-        resp.json().await.ok()
+        req.send().await.ok()
     }
 
     /// Waits until the change stream is open (sales inserted before that are not streamed).
