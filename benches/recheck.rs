@@ -28,7 +28,7 @@ use power_revenue::{reconcile, setup};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::Server;
+use support::{sale, Server};
 
 const COLLECTION: &str = "power_transaction_items";
 /// Windows of the service runs and their horizon: 28 windows, as 6 h windows in the default
@@ -110,20 +110,6 @@ fn config(uri: &str, database: &str) -> Config {
         ..Default::default()
     })
     .unwrap()
-}
-
-fn sale(id: i64, at: DateTime<Utc>) -> Document {
-    const UTILITIES: [&str; 5] = ["IKEDC", "EKEDC", "AEDC", "PHED", "IBEDC"];
-    // Amounts in the forms the rules read, strings included (the server's regex is most of a
-    // `$facet`'s cost), as in the e2e bench.
-    let naira = 500 + id % 1_000;
-    let amount = match id % 10 {
-        0..=3 => bson::Bson::String(format!("{naira}.50")),
-        4 => bson::Bson::String(format!("₦1,{:03}.00", naira % 1_000)),
-        _ => bson::Bson::Int64(naira),
-    };
-    doc! { "_id": id, "createdAt": bson::DateTime::from_chrono(at),
-    "utility": UTILITIES[(id % 5) as usize], "amount": amount, "status": "fulfilled" }
 }
 
 /// The median of two runs of one window's `$facet` over `sales` sales.

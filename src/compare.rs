@@ -65,11 +65,7 @@ pub(crate) fn windows(config: &Config, window: &Window) -> [(Against, Window); 3
 
 /// The three comparison queries, concurrently, each with the reconciliation's retry helper.
 /// Never fails: a query that fails for good is logged once and its figures are `None`.
-pub(crate) async fn query(
-    coll: &Collection<Document>,
-    config: &Config,
-    window: &Window,
-) -> Comparison {
+pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Comparison {
     let one = |(against, w): (Against, Window)| async move {
         let result = if crate::failpoint::fails("compare-query") {
             Err(ReconcileError::BadResult("failpoint compare-query".into()))

@@ -1,5 +1,7 @@
 //! Shared by the benchmarks: the database server they run against.
 
+use bson::{doc, Document};
+use chrono::{DateTime, Utc};
 use power_revenue::devserver::DevServer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,4 +91,18 @@ pub fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// One fulfilled sale, `_id` `id`, at `at`: five utilities, amounts in the forms the rules read
+/// (strings included: the server's regex is most of a `$facet`'s cost), as in the e2e bench.
+pub fn sale(id: i64, at: DateTime<Utc>) -> Document {
+    const UTILITIES: [&str; 5] = ["IKEDC", "EKEDC", "AEDC", "PHED", "IBEDC"];
+    let naira = 500 + id % 1_000;
+    let amount = match id % 10 {
+        0..=3 => bson::Bson::String(format!("{naira}.50")),
+        4 => bson::Bson::String(format!("₦1,{:03}.00", naira % 1_000)),
+        _ => bson::Bson::Int64(naira),
+    };
+    doc! { "_id": id, "createdAt": bson::DateTime::from_chrono(at),
+    "utility": UTILITIES[(id % 5) as usize], "amount": amount, "status": "fulfilled" }
 }
