@@ -31,6 +31,7 @@ mod service;
 #[allow(dead_code)]
 #[path = "../../tests/it/common/slack.rs"]
 mod slack;
+#[allow(dead_code)] // each bench uses part of the shared support
 #[path = "../support/mod.rs"]
 mod support;
 
