@@ -196,7 +196,9 @@ pub(crate) async fn closed(
     };
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Some(link) = next.and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok()) {
+    if let Some(link) =
+        next.and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok())
+    {
         h.insert(header::LINK, link);
     }
     response
@@ -217,7 +219,11 @@ fn select(
             let take = range.limit.saturating_add(1);
             let read = s.store.reports_between(range.from, range.to, take)?;
             let page = range.page(read, |r| r.window.start);
-            let items = page.items.iter().map(ClosedWindowView::from_record).collect();
+            let items = page
+                .items
+                .iter()
+                .map(ClosedWindowView::from_record)
+                .collect();
             Ok((items, page.next_from.map(|t| range.next_url(t))))
         }
     }

@@ -166,23 +166,29 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| w["start"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap())
+        .map(|w| {
+            w["start"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .unwrap()
+        })
         .collect();
     assert_eq!(starts, [first.start, second.start], "oldest first: {items}");
 
     let resp = get(&svc, &range, Some("text/csv")).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/csv; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(resp.headers()["vary"], "Accept");
     let body = resp.text().await.unwrap();
     eprintln!("{body}");
     assert!(body.contains(",'=1+2,700.00,1\n"), "no formula: {body}");
     let csv = csv_rows(&body);
     let database = database_rows(&db, &[first, second]).await;
-    assert_eq!(csv, database, "CSV rows = the database's, per window and utility");
+    assert_eq!(
+        csv, database,
+        "CSV rows = the database's, per window and utility"
+    );
     assert_eq!(json_rows(&items), database);
     let sum = |rows: &Rows| {
         rows.values()
@@ -200,7 +206,12 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
             .get("link")
             .map(|l| l.to_str().unwrap().to_owned())
             .map(|l| {
-                let url = l.strip_prefix('<').unwrap().split_once(">; rel=\"next\"").unwrap().0;
+                let url = l
+                    .strip_prefix('<')
+                    .unwrap()
+                    .split_once(">; rel=\"next\"")
+                    .unwrap()
+                    .0;
                 url.to_owned()
             });
         let page: Value = resp.json().await.unwrap();
@@ -211,8 +222,17 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
     assert_eq!(json_rows(&Value::Array(paged)), database);
 
     // `last` works as before; bad values are one plain line.
-    let last: Value = get(&svc, "/api/v1/windows?last=50", None).await.json().await.unwrap();
-    let newest_first: Vec<_> = last.as_array().unwrap().iter().map(|w| w["start"].as_str().unwrap().to_owned()).collect();
+    let last: Value = get(&svc, "/api/v1/windows?last=50", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let newest_first: Vec<_> = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["start"].as_str().unwrap().to_owned())
+        .collect();
     let mut sorted = newest_first.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(newest_first, sorted);
@@ -220,13 +240,22 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
         ("from=yesterday", "from must be an RFC 3339 time"),
         ("to=2025-05-29", "to must be an RFC 3339 time"),
         ("limit=0", "limit must be a number from 1 to 5000"),
-        ("last=3&from=2025-05-29T00:00:00Z", "last cannot be combined"),
-        ("from=2025-05-29T00:00:00Z&to=2025-05-28T00:00:00Z", "to must be later than from"),
+        (
+            "last=3&from=2025-05-29T00:00:00Z",
+            "last cannot be combined",
+        ),
+        (
+            "from=2025-05-29T00:00:00Z&to=2025-05-28T00:00:00Z",
+            "to must be later than from",
+        ),
     ] {
         let resp = get(&svc, &format!("/api/v1/windows?{query}"), Some("text/csv")).await;
         assert_eq!(resp.status(), 400, "{query}");
         let text = resp.text().await.unwrap();
-        assert!(text.starts_with(says) && text.lines().count() == 1, "{query}: {text}");
+        assert!(
+            text.starts_with(says) && text.lines().count() == 1,
+            "{query}: {text}"
+        );
     }
 }
 
@@ -255,7 +284,12 @@ async fn the_dashboard_chart_matches_the_api_on_a_laptop_and_a_phone() {
         .flat_map(|(i, w)| {
             utilities.iter().enumerate().map(move |(j, u)| {
                 let id = (10 * i + j) as i32;
-                sale(id, w.start + TimeDelta::milliseconds(100 * (j as i64 + 1)), u, 1_000 * (i as i64 + 1) + 250 * j as i64)
+                sale(
+                    id,
+                    w.start + TimeDelta::milliseconds(100 * (j as i64 + 1)),
+                    u,
+                    1_000 * (i as i64 + 1) + 250 * j as i64,
+                )
             })
         })
         .collect();
@@ -280,36 +314,62 @@ async fn the_dashboard_chart_matches_the_api_on_a_laptop_and_a_phone() {
     for w in api.as_array().unwrap() {
         for u in w["totals"]["by_utility"].as_array().unwrap() {
             want.insert(
-                (w["start"].as_str().unwrap().to_owned(), u["utility"].as_str().unwrap().to_owned()),
+                (
+                    w["start"].as_str().unwrap().to_owned(),
+                    u["utility"].as_str().unwrap().to_owned(),
+                ),
                 u["revenue"].as_str().unwrap().to_owned(),
             );
         }
     }
     assert_eq!(want.len(), 12, "{api}");
-    let drawn = wait_for(Duration::from_secs(30), "the windows on the chart", async || {
-        let rows = browser.eval(CHART_ROWS).await;
-        let drawn: BTreeMap<(String, String), String> = rows
-            .as_array()?
-            .iter()
-            .filter(|r| r[3] == "")
-            .map(|r| ((r[0].as_str().unwrap().to_owned(), r[1].as_str().unwrap().to_owned()), r[2].as_str().unwrap().to_owned()))
-            .filter(|(k, _)| want.contains_key(k))
-            .collect();
-        (drawn.len() == want.len()).then_some(drawn)
-    })
+    let drawn = wait_for(
+        Duration::from_secs(30),
+        "the windows on the chart",
+        async || {
+            let rows = browser.eval(CHART_ROWS).await;
+            let drawn: BTreeMap<(String, String), String> = rows
+                .as_array()?
+                .iter()
+                .filter(|r| r[3] == "")
+                .map(|r| {
+                    (
+                        (
+                            r[0].as_str().unwrap().to_owned(),
+                            r[1].as_str().unwrap().to_owned(),
+                        ),
+                        r[2].as_str().unwrap().to_owned(),
+                    )
+                })
+                .filter(|(k, _)| want.contains_key(k))
+                .collect();
+            (drawn.len() == want.len()).then_some(drawn)
+        },
+    )
     .await;
     assert_eq!(drawn, want, "each bar segment is the API's figure");
     let today = browser
         .eval("const p = document.getElementById('today'); return [p.textContent, p.dataset.today]")
         .await;
-    assert!(today[0].as_str().unwrap().contains("today so far"), "{today}");
-    assert!(today[1].as_str().unwrap().parse::<Decimal>().is_ok(), "{today}");
+    assert!(
+        today[0].as_str().unwrap().contains("today so far"),
+        "{today}"
+    );
+    assert!(
+        today[1].as_str().unwrap().parse::<Decimal>().is_ok(),
+        "{today}"
+    );
     // Names are text: the markup-like name is a legend entry's text, never an element.
     let legend = browser
         .eval("return [...document.querySelectorAll('#legend li')].map((li) => li.textContent).join('|')")
         .await;
     assert!(legend.as_str().unwrap().contains("<B>X</B>"), "{legend}");
-    assert_eq!(browser.eval("return document.querySelectorAll('#chart b, #legend b').length").await, 0);
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('#chart b, #legend b').length")
+            .await,
+        0
+    );
 
     // A utility the silence detector lists is marked in the legend and on its bars.
     browser
@@ -331,7 +391,10 @@ async fn the_dashboard_chart_matches_the_api_on_a_laptop_and_a_phone() {
     })
     .await;
     assert_eq!(marked[0], "AEDC", "{marked}");
-    assert!(marked[1].as_str().unwrap().contains("silent 2 h"), "{marked}");
+    assert!(
+        marked[1].as_str().unwrap().contains("silent 2 h"),
+        "{marked}"
+    );
     assert!(marked[2].as_u64().unwrap() >= 3, "{marked}");
 
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -357,7 +420,10 @@ async fn the_dashboard_chart_matches_the_api_on_a_laptop_and_a_phone() {
         (n(0) <= n(2) && (n(0) - n(1)).abs() < 2.0).then_some(v)
     })
     .await;
-    assert!(fit[3].as_f64().unwrap() <= fit[2].as_f64().unwrap(), "{fit}");
+    assert!(
+        fit[3].as_f64().unwrap() <= fit[2].as_f64().unwrap(),
+        "{fit}"
+    );
     assert!(fit[4].as_f64().unwrap() >= 11.0, "{fit}");
     browser
         .eval("document.getElementById('chart').scrollIntoView(); return true")

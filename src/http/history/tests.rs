@@ -51,13 +51,19 @@ fn last_keeps_working_and_a_range_is_half_open_and_bounded() {
         (&[("from", "2025-05-29")], QueryError::From),
         (&[("to", "2025-05-29T00:00:00")], QueryError::To),
         (
-            &[("from", "2025-05-29T00:00:00Z"), ("to", "2025-05-29T00:00:00Z")],
+            &[
+                ("from", "2025-05-29T00:00:00Z"),
+                ("to", "2025-05-29T00:00:00Z"),
+            ],
             QueryError::Empty,
         ),
         (&[("limit", "0")], QueryError::Limit),
         (&[("limit", "5001")], QueryError::Limit),
         (&[("limit", "-1")], QueryError::Limit),
-        (&[("last", "3"), ("from", "2025-05-29T00:00:00Z")], QueryError::Mixed),
+        (
+            &[("last", "3"), ("from", "2025-05-29T00:00:00Z")],
+            QueryError::Mixed,
+        ),
     ] {
         assert_eq!(Selection::parse(&query(pairs)), Err(error), "{pairs:?}");
         let line = error.to_string();
@@ -72,7 +78,8 @@ fn a_page_names_where_the_next_one_starts() {
         to: Some(at("2025-05-30T00:00:00+00:00")),
         limit: 2,
     };
-    let hours = |n: u32| (0..n).map(|h| at("2025-05-29T00:00:00Z") + chrono::TimeDelta::hours(h.into()));
+    let hours =
+        |n: u32| (0..n).map(|h| at("2025-05-29T00:00:00Z") + chrono::TimeDelta::hours(h.into()));
     let page = range.page(hours(3).collect(), |t| *t);
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.next_from, Some(at("2025-05-29T02:00:00Z")));
@@ -84,9 +91,10 @@ fn a_page_names_where_the_next_one_starts() {
     assert_eq!((last.items.len(), last.next_from), (2, None));
     // The next page's URL parses back into the same range, from its new start.
     let url = range.next_url(at("2025-05-29T02:00:00.5Z"));
-    let pairs: HashMap<String, String> = url::form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes())
-        .into_owned()
-        .collect();
+    let pairs: HashMap<String, String> =
+        url::form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
     assert_eq!(
         Selection::parse(&pairs),
         Ok(Selection::Range(Range {
@@ -118,7 +126,11 @@ fn totals(rows: &[(&str, i64, u64)]) -> Totals {
     for (utility, naira, count) in rows {
         for i in 0..*count {
             // The whole amount on the first sale, nothing on the rest.
-            let amount = if i == 0 { Decimal::from(*naira) } else { Decimal::ZERO };
+            let amount = if i == 0 {
+                Decimal::new(*naira * 100, 2)
+            } else {
+                Decimal::ZERO
+            };
             t.add(utility, amount).unwrap();
         }
     }
@@ -140,12 +152,20 @@ fn the_csv_has_one_row_per_window_and_utility_with_the_corrections_in() {
         .ready(db, messages, Settlement::default(), w.end)
         .unwrap();
     // A later report re-checked it: one IKEDC sale refunded, an AEDC sale back-dated in.
-    reported.rechecked = Some(totals(&[("IKEDC", 1_000, 1), ("=1+2", 700, 1), ("AEDC", 50, 1)]));
+    reported.rechecked = Some(totals(&[
+        ("IKEDC", 1_000, 1),
+        ("=1+2", 700, 1),
+        ("AEDC", 50, 1),
+    ]));
     let next = Window {
         start: w.end,
         end: at("2025-05-29T12:00:00Z"),
     };
-    let unreconciled = ReportRecord::closed(OpenWindow::new(next, next.start), ClosedBy::Clock, next.end);
+    let unreconciled = ReportRecord::closed(
+        OpenWindow::new(next, next.start),
+        ClosedBy::Stream,
+        next.end,
+    );
     let views: Vec<ClosedWindowView> = [&reported, &unreconciled]
         .into_iter()
         .map(ClosedWindowView::from_record)
@@ -160,7 +180,10 @@ fn the_csv_has_one_row_per_window_and_utility_with_the_corrections_in() {
     let json = serde_json::to_value(&views).unwrap();
     assert_eq!(json[0]["totals_from"], "rechecked");
     assert_eq!(json[0]["totals"]["revenue"], "1750.00");
-    assert_eq!(json[0]["totals"]["by_utility"][1]["utility"], "=1+2", "the JSON keeps the name");
+    assert_eq!(
+        json[0]["totals"]["by_utility"][1]["utility"], "=1+2",
+        "the JSON keeps the name"
+    );
     assert_eq!(json[0]["reconciled"]["revenue"], "2200.00");
     assert_eq!(json[1]["totals_from"], "streamed");
 }
