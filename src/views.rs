@@ -31,7 +31,7 @@ pub struct UtilityView {
 }
 
 /// Totals with their per-utility rows, highest revenue first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TotalsView {
     /// `revenue` and `count` of the whole.
     #[serde(flatten)]
@@ -124,6 +124,14 @@ pub struct RecordView {
     pub rechecked: Option<TotalsView>,
     /// The live stream's figures at close.
     pub streamed: TotalsView,
+    /// What the window holds as far as the service knows: its report's figures plus the
+    /// corrections posted since, i.e. `rechecked`, else `reconciled`, else `streamed`. What
+    /// the history (`from`/`to`) and its CSV show. Absent from a service older than it.
+    #[serde(default)]
+    pub totals: TotalsView,
+    /// Which of the three `totals` is.
+    #[serde(default)]
+    pub totals_from: FiguresFrom,
     /// Whether the two agreed; `null` until reconciled.
     pub matched_stream: Option<bool>,
     pub recomputed: bool,
@@ -142,6 +150,8 @@ impl RecordView {
             reconciled: db.map(TotalsView::of),
             rechecked: r.rechecked.as_ref().map(TotalsView::of),
             streamed: TotalsView::of(&r.streamed),
+            totals: TotalsView::of(r.reported()),
+            totals_from: FiguresFrom::of(r),
             matched_stream: db.map(|d| *d == r.streamed),
             recomputed: r.recomputed,
             sent_at: match r.delivery() {
@@ -154,7 +164,32 @@ impl RecordView {
     }
 }
 
-/// One element of `GET /api/v1/windows?last=N` (newest first).
+/// Where a closed window's current figures ([`RecordView::totals`]) come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FiguresFrom {
+    /// A later report's re-check of the database (the report plus its corrections).
+    Rechecked,
+    /// The window's own `$facet` (what its report posts).
+    Reconciled,
+    /// The live stream at close: not reconciled yet, or the query failed.
+    #[default]
+    Streamed,
+}
+
+impl FiguresFrom {
+    fn of(r: &ReportRecord) -> FiguresFrom {
+        if r.rechecked.is_some() {
+            Self::Rechecked
+        } else if r.reconciled().and_then(|x| x.database()).is_some() {
+            Self::Reconciled
+        } else {
+            Self::Streamed
+        }
+    }
+}
+
+/// One element of `GET /api/v1/windows` (`last=N`: newest first; `from`/`to`: oldest first).
 #[derive(Debug, Serialize)]
 pub struct ClosedWindowView {
     #[serde(flatten)]
@@ -360,93 +395,4 @@ pub(crate) fn millis(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::window::ClosedBy;
-    use rust_decimal::Decimal;
-    use serde_json::json;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(secs, 0).expect("in range")
-    }
-
-    fn open_window() -> OpenWindow {
-        let window = Window {
-            start: at(0),
-            end: at(60),
-        };
-        let mut w = OpenWindow::new(window, at(10));
-        w.totals.add("IKEDC", Decimal::new(150_050, 2)).unwrap();
-        w.totals.add("EKEDC", Decimal::new(2_000, 2)).unwrap();
-        w.totals.add("EKEDC", Decimal::new(1_000, 2)).unwrap();
-        w.events_applied = 3;
-        w.last_event_at = Some(at(30));
-        w
-    }
-
-    #[test]
-    fn ranked_rows_keep_the_apis_shape() {
-        let v = serde_json::to_value(TotalsView::of(&open_window().totals)).unwrap();
-        assert_eq!(
-            v,
-            json!({
-                "revenue": "1530.50",
-                "count": 3,
-                "by_utility": [
-                    {"utility": "IKEDC", "display": "IKEDC", "revenue": "1500.50", "count": 1},
-                    {"utility": "EKEDC", "display": "EKEDC", "revenue": "30.00", "count": 2},
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn the_status_window_carries_its_first_shape_and_the_apis() {
-        let w = open_window();
-        let status = serde_json::to_value(WindowView::of(&w)).unwrap();
-        let api = serde_json::to_value(OpenWindowView::of(&w)).unwrap();
-        assert_eq!(status["window"], json!({"start": at(0), "end": at(60)}));
-        assert_eq!(status["total"], json!({"revenue": "1530.50", "count": 3}));
-        assert_eq!(
-            status["by_utility"],
-            json!([
-                ["IKEDC", {"revenue": "1500.50", "count": 1}],
-                ["EKEDC", {"revenue": "30.00", "count": 2}],
-            ])
-        );
-        for (k, v) in api.as_object().unwrap() {
-            assert_eq!(&status[k], v, "{k}");
-        }
-        assert_eq!(status["partial"], true);
-        // `status` reads the running service's JSON back.
-        let back: WindowView = serde_json::from_value(status.clone()).unwrap();
-        assert_eq!(serde_json::to_value(back).unwrap(), status);
-    }
-
-    #[test]
-    fn a_report_shows_the_same_record_in_the_status_and_the_api() {
-        let r = ReportRecord::closed(open_window(), ClosedBy::Stream, at(90));
-        let api = serde_json::to_value(ClosedWindowView::from_record(&r)).unwrap();
-        let status = serde_json::to_value(ReportStatus {
-            window: r.window,
-            delivery: r.status(),
-            total: Some(r.reported().total()),
-            late: Tally::default(),
-            late_not_yet_reported: Tally::default(),
-            record: RecordView::of(&r),
-        })
-        .unwrap();
-        for (k, v) in api.as_object().unwrap() {
-            if k != "delivery" {
-                assert_eq!(&status[k], v, "{k}");
-            }
-        }
-        assert_eq!(api["delivery"], "closed");
-        assert_eq!(status["delivery"], json!({"state": "closed"}));
-        for field in ["attempts", "last_error", "recomputed", "late", "total"] {
-            assert!(status.get(field).is_some(), "{field}");
-        }
-        let back: ReportStatus = serde_json::from_value(status.clone()).unwrap();
-        assert_eq!(serde_json::to_value(back).unwrap(), status);
-    }
-}
+mod tests;

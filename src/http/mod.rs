@@ -1,15 +1,18 @@
-//! The HTTP listener: the live totals API, Prometheus metrics, health probes and the dashboard
-//! page. Everything but `/healthz` requires the API token when one is configured ([`auth`]:
-//! the `Authorization` header, or the cookie the dashboard sets).
+//! The HTTP listener: the live totals API, the closed windows' history ([`history`], also as
+//! CSV), Prometheus metrics, health probes and the dashboard page. Everything but `/healthz`
+//! requires the API token when one is configured ([`auth`]: the `Authorization` header, or the
+//! cookie the dashboard sets).
 
 mod api;
 mod auth;
+mod csv;
+mod history;
 
 use crate::config::Config;
 use crate::source::Live;
 use crate::store::Store;
-use crate::views::{ClosedWindowView, CurrentView, StatusView};
-use axum::extract::{Query, State};
+use crate::views::{CurrentView, StatusView};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +20,6 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use api::{Readiness, MIN_OPLOG_HEADROOM_SECS};
@@ -35,7 +37,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/windows/current", get(current))
-        .route("/api/v1/windows", get(closed))
+        .route("/api/v1/windows", get(history::closed))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -87,31 +89,6 @@ async fn status(State(s): State<HttpState>) -> ApiResult<StatusView> {
 
 async fn current(State(s): State<HttpState>) -> Json<CurrentView> {
     Json(CurrentView::build(&s.live, &s.config, Utc::now()))
-}
-
-async fn closed(
-    State(s): State<HttpState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Vec<ClosedWindowView>> {
-    let last = match q.get("last").map(|v| v.parse::<usize>()) {
-        None => 10,
-        Some(Ok(n)) if (1..=1000).contains(&n) => n,
-        Some(_) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "last must be a number from 1 to 1000\n".into(),
-            ))
-        }
-    };
-    let reports = s.store.reports().map_err(internal)?;
-    Ok(Json(
-        reports
-            .iter()
-            .rev()
-            .take(last)
-            .map(ClosedWindowView::from_record)
-            .collect(),
-    ))
 }
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, Json<Readiness>) {

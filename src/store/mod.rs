@@ -283,6 +283,39 @@ impl Store {
             })
             .collect()
     }
+
+    /// At most `take` outbox records whose window starts in `[from, to)` (either end open
+    /// when `None`), oldest first. Reads only those keys: a history page costs its own size,
+    /// however many windows the store holds. Windows before 1970 (never closed by this
+    /// service) are not found.
+    pub fn reports_between(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        take: usize,
+    ) -> Result<Vec<ReportRecord>, StoreError> {
+        // Keys are whole milliseconds: the key range is the bounds widened to them, and each
+        // record is then held to the exact bounds.
+        let lo = report_key(WindowId(from.map_or(0, |t| t.timestamp_millis().max(0))));
+        let hi = match to {
+            Some(t) => report_key(WindowId(t.timestamp_millis().saturating_add(1).max(0))),
+            // Past every report key (`report/` then digits).
+            None => format!("{REPORT_PREFIX}:"),
+        };
+        let mut out = Vec::new();
+        for kv in self.tree.range(lo.as_bytes()..hi.as_bytes()) {
+            if out.len() >= take {
+                break;
+            }
+            let (k, v) = kv?;
+            let r: ReportRecord = decode(&k, &v)?;
+            let start = r.window.start;
+            if from.is_none_or(|f| f <= start) && to.is_none_or(|t| start < t) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn report_key(id: WindowId) -> String {

@@ -219,3 +219,49 @@ async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_history_page_holds_the_windows_starting_in_its_range_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let spec = WindowSpec::new(3600, Tz::UTC).unwrap();
+    let mut w = window();
+    let mut windows = vec![];
+    for _ in 0..5 {
+        let r = ReportRecord::closed(OpenWindow::new(w, w.start), ClosedBy::Stream, w.end);
+        store.put_report(&r).await.unwrap();
+        windows.push(w);
+        w = spec.next(&w);
+    }
+    let starts = |rs: Vec<ReportRecord>| rs.iter().map(|r| r.window.start).collect::<Vec<_>>();
+    let all: Vec<_> = windows.iter().map(|w| w.start).collect();
+    assert_eq!(starts(store.reports_between(None, None, 100).unwrap()), all);
+    // Half-open on the start: `to` at a window's start leaves it out, `from` there keeps it.
+    let (from, to) = (Some(windows[1].start), Some(windows[3].start));
+    assert_eq!(
+        starts(store.reports_between(from, to, 100).unwrap()),
+        all[1..3]
+    );
+    // Bounds between whole milliseconds, and inside a window.
+    let ns = chrono::TimeDelta::nanoseconds(1);
+    let (from, to) = (Some(windows[1].start + ns), Some(windows[3].start + ns));
+    assert_eq!(
+        starts(store.reports_between(from, to, 100).unwrap()),
+        all[2..4]
+    );
+    let (from, to) = (Some(windows[1].start - ns), Some(windows[3].start - ns));
+    assert_eq!(
+        starts(store.reports_between(from, to, 100).unwrap()),
+        all[1..3]
+    );
+    assert_eq!(
+        starts(store.reports_between(None, None, 2).unwrap()),
+        all[..2]
+    );
+    assert!(store.reports_between(to, from, 100).unwrap().is_empty());
+    let before_1970 = DateTime::from_timestamp(-10, 0);
+    assert_eq!(
+        starts(store.reports_between(before_1970, None, 100).unwrap()),
+        all
+    );
+}

@@ -15,6 +15,7 @@ mod decoder_fuzz;
 mod dst;
 mod faults;
 mod hardening_config;
+mod history;
 mod hostile_names;
 mod http_surface;
 mod live_view;
