@@ -190,7 +190,7 @@ mod tests {
         let p = periods(lagos, at("2025-05-29T13:05:00Z"), Duration::from_secs(1800));
         assert_eq!(p.len(), 7);
         assert_eq!(p[0], (at("2025-05-28T12:35:00Z"), at("2025-05-28T13:05:00Z")));
-        assert_eq!(p[6], (at("2025-05-21T12:35:00Z"), at("2025-05-21T13:05:00Z")));
+        assert_eq!(p[6], (at("2025-05-22T12:35:00Z"), at("2025-05-22T13:05:00Z")));
     }
 
     #[test]

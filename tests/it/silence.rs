@@ -4,7 +4,7 @@
 //! "🔕 IKEDC" alert within the silence period plus one window, shown in the API meanwhile, and
 //! exactly one "🔔 IKEDC … resumed" once it sells again.
 
-use crate::common::service::Service;
+use crate::common::service::{run_cli, Service};
 use crate::common::slack::FakeSlack;
 use crate::common::{report_of, upcoming, wait_for, TestDb};
 use bson::{doc, Document};
@@ -120,6 +120,19 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
         assert!(s["silent_for_secs"].as_i64().unwrap() >= 5, "{s}");
         assert!(s["silent_since"].as_str().unwrap().parse::<DateTime<Utc>>().is_ok(), "{s}");
     }
+
+    // And by `status`, which asks the running service.
+    let env: Vec<(&str, &str)> = svc
+        .env()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (code, out, err) = run_cli(&["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Silent: IKEDC: no sales for ") && out.contains("(usually 5 per silence period at this hour)"),
+        "{out}"
+    );
 
     // It sells again: one "resumed" notice.
     ikedc.store(true, Relaxed);
