@@ -267,7 +267,10 @@ pub enum Silence {
     Off,
     /// Alert after `period` without a sale, for utilities averaging at least `min_sales` per
     /// period at this time of day.
-    After { period: Duration, min_sales: u32 },
+    After {
+        period: Duration,
+        min_sales: u32,
+    },
 }
 
 impl Config {

@@ -434,7 +434,11 @@ fn silence_settings_are_bounded() {
     assert_eq!(with(Some("off"), None).unwrap().silence, Silence::Off);
     assert_eq!(with(Some(" OFF "), None).unwrap().silence, Silence::Off);
     let err = |silence, min| with(silence, min).unwrap_err().to_string();
-    assert!(err(Some("25h"), None).contains("at most 1d"), "{}", err(Some("25h"), None));
+    assert!(
+        err(Some("25h"), None).contains("at most 1d"),
+        "{}",
+        err(Some("25h"), None)
+    );
     assert!(err(Some("0s"), None).contains("at least 1s"));
     assert!(err(Some("500ms"), None).contains("at least 1s"));
     assert!(err(Some("soon"), None).contains("not a duration"));

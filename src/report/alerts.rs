@@ -204,7 +204,12 @@ mod tests {
 
     #[test]
     fn hostile_names_in_silence_alerts_are_inert() {
-        for name in ["<!channel> x", "A\nFORGED: 1", "\u{1b}]0;PWNED\u{7}", "<@U123>&"] {
+        for name in [
+            "<!channel> x",
+            "A\nFORGED: 1",
+            "\u{1b}]0;PWNED\u{7}",
+            "<@U123>&",
+        ] {
             let name = name.to_owned();
             for alert in [
                 Alert::Silent {

@@ -32,10 +32,10 @@ impl Baseline {
     /// half up, so never below `min_sales`).
     pub(crate) fn usual_at_least(&self, min_sales: u64) -> impl Iterator<Item = (&str, u64)> {
         let days = u64::from(self.days);
-        self.sales.iter().filter_map(move |(u, &n)| {
-            (days > 0 && n >= min_sales.saturating_mul(days))
-                .then(|| (u.as_str(), n.saturating_add(days / 2) / days))
-        })
+        self.sales
+            .iter()
+            .filter(move |&(_, &n)| days > 0 && n >= min_sales.saturating_mul(days))
+            .map(move |(u, &n)| (u.as_str(), n.saturating_add(days / 2) / days))
     }
 }
 
@@ -189,8 +189,14 @@ mod tests {
         let lagos: Tz = "Africa/Lagos".parse().unwrap();
         let p = periods(lagos, at("2025-05-29T13:05:00Z"), Duration::from_secs(1800));
         assert_eq!(p.len(), 7);
-        assert_eq!(p[0], (at("2025-05-28T12:35:00Z"), at("2025-05-28T13:05:00Z")));
-        assert_eq!(p[6], (at("2025-05-22T12:35:00Z"), at("2025-05-22T13:05:00Z")));
+        assert_eq!(
+            p[0],
+            (at("2025-05-28T12:35:00Z"), at("2025-05-28T13:05:00Z"))
+        );
+        assert_eq!(
+            p[6],
+            (at("2025-05-22T12:35:00Z"), at("2025-05-22T13:05:00Z"))
+        );
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Machine {
         }
     }
 
+    /// Whether a baseline has arrived (before it, nothing can be said about silence).
+    pub(crate) fn has_baseline(&self) -> bool {
+        self.baseline.is_some()
+    }
+
     /// A fresh baseline replaces the last one.
     pub(crate) fn baseline(&mut self, baseline: Baseline) {
         self.baseline = Some(baseline);
@@ -197,7 +202,11 @@ impl Machine {
                 State::Selling { .. } => None,
             })
             .collect();
-        v.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.utility.cmp(&b.utility)));
+        v.sort_by(|a, b| {
+            a.since
+                .cmp(&b.since)
+                .then_with(|| a.utility.cmp(&b.utility))
+        });
         v
     }
 }

@@ -113,7 +113,8 @@ impl Watcher {
         ));
         let mut machine = Machine::new(period, min_sales, Utc::now());
         let mut seen = Seen::default();
-        let mut ticks = tokio::time::interval((period / 4).clamp(Duration::from_millis(100), MAX_TICK));
+        let mut ticks =
+            tokio::time::interval((period / 4).clamp(Duration::from_millis(100), MAX_TICK));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -135,7 +136,9 @@ impl Watcher {
                 self.act(&mut machine, action, period);
             }
             let silent = machine.silent();
-            metrics::gauge!(crate::telemetry::SILENT_UTILITIES).set(silent.len() as f64);
+            if machine.has_baseline() {
+                metrics::gauge!(crate::telemetry::SILENT_UTILITIES).set(silent.len() as f64);
+            }
             self.board.set(silent);
         }
     }

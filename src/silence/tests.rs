@@ -59,7 +59,10 @@ fn one_alert_per_silence_and_one_resumed() {
     assert_eq!(silent_of(&alerts), [("IKEDC", 30, 42)]);
     let silent = m.silent();
     assert_eq!(silent.len(), 1);
-    assert_eq!((silent[0].utility.as_str(), silent[0].since), ("IKEDC", at(1)));
+    assert_eq!(
+        (silent[0].utility.as_str(), silent[0].since),
+        ("IKEDC", at(1))
+    );
     // It sells again: one resumed notice, with how long the silence lasted.
     assert_eq!(
         m.sale("IKEDC", at(75)),

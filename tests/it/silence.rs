@@ -88,18 +88,25 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
     wait_for(Duration::from_secs(30), "IKEDC's live sales", async || {
         let cur = svc.get_json("/api/v1/windows/current").await?;
         let rows = cur["windows"].as_array()?.iter().flat_map(|w| {
-            w["totals"]["by_utility"].as_array().cloned().unwrap_or_default()
+            w["totals"]["by_utility"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
         });
-        rows.into_iter().any(|u| u["utility"] == "IKEDC").then_some(())
+        rows.into_iter()
+            .any(|u| u["utility"] == "IKEDC")
+            .then_some(())
     })
     .await;
     ikedc.store(false, Relaxed);
     let stopped = Instant::now();
 
     let limit = Duration::from_secs(SILENCE_SECS + WINDOW_SECS);
-    let alert = wait_for(limit + Duration::from_secs(5), "the silence alert", async || {
-        texts_starting(&slack, "🔕").first().cloned()
-    })
+    let alert = wait_for(
+        limit + Duration::from_secs(5),
+        "the silence alert",
+        async || texts_starting(&slack, "🔕").first().cloned(),
+    )
     .await;
     let took = stopped.elapsed();
     assert!(took <= limit, "the alert took {took:?}: {alert}");
@@ -115,10 +122,21 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
         let silent = body["silent"].as_array().expect("silent");
         assert_eq!(silent.len(), 1, "{route}: {body}");
         let s = &silent[0];
-        assert_eq!((&s["utility"], &s["display"]), (&"IKEDC".into(), &"IKEDC".into()), "{s}");
+        assert_eq!(
+            (&s["utility"], &s["display"]),
+            (&"IKEDC".into(), &"IKEDC".into()),
+            "{s}"
+        );
         assert_eq!(s["usual_sales"], 5, "{s}");
         assert!(s["silent_for_secs"].as_i64().unwrap() >= 5, "{s}");
-        assert!(s["silent_since"].as_str().unwrap().parse::<DateTime<Utc>>().is_ok(), "{s}");
+        assert!(
+            s["silent_since"]
+                .as_str()
+                .unwrap()
+                .parse::<DateTime<Utc>>()
+                .is_ok(),
+            "{s}"
+        );
     }
 
     // And by `status`, which asks the running service.
@@ -130,7 +148,8 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
     let (code, out, err) = run_cli(&["status"], &env);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("Silent: IKEDC: no sales for ") && out.contains("(usually 5 per silence period at this hour)"),
+        out.contains("Silent: IKEDC: no sales for ")
+            && out.contains("(usually 5 per silence period at this hour)"),
         "{out}"
     );
 
@@ -150,7 +169,11 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
     stop.store(true, Relaxed);
     feeder.await.unwrap();
     assert_eq!(texts_starting(&slack, "🔕"), [alert], "one alert only");
-    assert_eq!(texts_starting(&slack, "🔔"), [resumed], "one resumed notice only");
+    assert_eq!(
+        texts_starting(&slack, "🔔"),
+        [resumed],
+        "one resumed notice only"
+    );
     let status = svc.status().await.unwrap();
     assert_eq!(status["silent"], serde_json::json!([]), "{status}");
     let metrics = reqwest::get(format!("{}/metrics", svc.http()))
