@@ -4,6 +4,7 @@
 //! "🔕 IKEDC" alert within the silence period plus one window, shown in the API meanwhile, and
 //! exactly one "🔔 IKEDC … resumed" once it sells again.
 
+use crate::common::browser::Browser;
 use crate::common::service::{run_cli, Service};
 use crate::common::slack::FakeSlack;
 use crate::common::{report_of, upcoming, wait_for, TestDb};
@@ -151,6 +152,21 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
         out.contains("Silent: IKEDC: no sales for ")
             && out.contains("(usually 5 per silence period at this hour)"),
         "{out}"
+    );
+
+    // And on the dashboard, as text.
+    let browser = Browser::start(1280, 800).await;
+    browser.goto(&format!("{}/", svc.http())).await;
+    let badge = wait_for(Duration::from_secs(20), "the silent badge", async || {
+        let t = browser
+            .eval("const li = document.querySelector('#silent li[data-utility=IKEDC]'); return li ? li.textContent : ''")
+            .await;
+        t.as_str().filter(|t| !t.is_empty()).map(str::to_owned)
+    })
+    .await;
+    assert!(
+        badge.starts_with("🔕 IKEDC: no sales for ") && badge.ends_with(" (usually 5)"),
+        "{badge}"
     );
 
     // It sells again: one "resumed" notice.
