@@ -29,6 +29,9 @@ use tracing::{info, warn};
 const MAX_REFRESH: Duration = Duration::from_secs(300);
 /// …and at least this far apart (short silence periods, in tests).
 const MIN_REFRESH: Duration = Duration::from_secs(2);
+/// The first baseline is read this long after the stream's first open attempt at most (half
+/// the period when that is shorter).
+const MAX_FIRST_REFRESH: Duration = Duration::from_secs(120);
 /// The watcher looks at the live totals this often at most (a quarter of the period when
 /// that is shorter).
 const MAX_TICK: Duration = Duration::from_secs(1);
@@ -191,9 +194,15 @@ async fn refresh(
     tx: watch::Sender<Option<Baseline>>,
     stop: CancellationToken,
 ) {
-    // Like every query that can wait: behind the stream's first open attempt.
+    // Like every query that can wait: behind the stream's first open attempt, and then some.
+    // No utility can be silent for a whole period before the period has passed since start, so
+    // the first baseline is not needed sooner; and a process in a crash loop must not leave one
+    // more aggregate running on the server on every start.
     tokio::select! {
-        _ = live.first_open_attempt(crate::source::OPEN_TIMEOUT) => {}
+        _ = async {
+            live.first_open_attempt(crate::source::OPEN_TIMEOUT).await;
+            tokio::time::sleep((period / 2).min(MAX_FIRST_REFRESH)).await;
+        } => {}
         _ = stop.cancelled() => return,
     }
     let every = (period / 6).clamp(MIN_REFRESH, MAX_REFRESH);
