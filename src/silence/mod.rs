@@ -92,10 +92,14 @@ impl Seen {
 
 /// The watcher's loop around the [`Machine`].
 pub(crate) struct Watcher {
+    /// The sales collection, through the queries' client (the baselines).
     pub coll: Collection<Document>,
     pub config: Arc<Config>,
+    /// The tailer's live totals and stream state: where sales are seen.
     pub live: Arc<Live>,
+    /// Sends the alerts, rate-limited per utility.
     pub alerts: Alerter,
+    /// Where the views read the silent utilities.
     pub board: Arc<Board>,
 }
 
@@ -245,6 +249,7 @@ pub struct SilentView {
     pub display: String,
     /// Its last sale seen, or when the service began watching.
     pub silent_since: DateTime<Utc>,
+    /// Seconds since then.
     pub silent_for_secs: i64,
     /// Average sales per silence period at this time of day over the last seven days.
     pub usual_sales: u64,
