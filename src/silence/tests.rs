@@ -180,3 +180,25 @@ fn sales_are_seen_where_a_count_goes_up() {
     live.windows.remove(&w.id());
     assert!(seen.look(&live).is_empty());
 }
+
+#[test]
+fn the_api_shape_is_the_contracts() {
+    let board = super::Board::default();
+    board.set(vec![super::machine::SilentNow {
+        utility: "IK\u{1b}EDC".into(),
+        since: at(0),
+        usual_sales: 42,
+    }]);
+    let list = super::SilentView::list(&board, at(31));
+    let v = serde_json::to_value(&list).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{
+            "utility": "IK\u{1b}EDC",
+            "display": "IK\u{FFFD}EDC",
+            "silent_since": at(0),
+            "silent_for_secs": 31 * 60,
+            "usual_sales": 42,
+        }])
+    );
+}
