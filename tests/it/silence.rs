@@ -206,3 +206,27 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
         assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
     }
 }
+
+#[test]
+fn bad_silence_settings_are_one_line_and_exit_2_before_connecting() {
+    let uri = "mongodb://127.0.0.1:1/power";
+    for (var, value, expected) in [
+        ("POWER_REVENUE_SILENCE", "25h", "use at most 1d"),
+        ("POWER_REVENUE_SILENCE", "0s", "use at least 1s (or off)"),
+        ("POWER_REVENUE_SILENCE", "soon", "not a duration"),
+        ("POWER_REVENUE_SILENCE_MIN_SALES", "0", "from 1 to 1000000"),
+        (
+            "POWER_REVENUE_SILENCE_MIN_SALES",
+            "lots",
+            "from 1 to 1000000",
+        ),
+    ] {
+        let (code, _, stderr) = run_cli(&["serve"], &[("MONGODB_URI", uri), (var, value)]);
+        assert_eq!(code, 2, "{var}={value}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(expected),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
