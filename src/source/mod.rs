@@ -382,15 +382,18 @@ impl Tailer {
     /// After a batch (`last`: its last event, if any): whether the stream has caught up
     /// ([`Live::caught_up`]).
     fn note_caught_up(&mut self, last: Option<&RawDocument>) {
-        let had_events = last.is_some();
-        self.empty_batches = if had_events {
-            0
-        } else {
-            self.empty_batches.saturating_add(1)
+        let caught_up = match last {
+            Some(_) => {
+                self.empty_batches = 0;
+                let lag_ms = u64::try_from(self.live.lag_ms.load(Relaxed)).unwrap_or(0);
+                u128::from(lag_ms) <= CAUGHT_UP_LAG.as_millis()
+            }
+            // Caught up stays so on an idle stream; behind, two in a row prove the end.
+            None => {
+                self.empty_batches = self.empty_batches.saturating_add(1);
+                self.empty_batches >= 2 || self.live.caught_up.load(Relaxed)
+            }
         };
-        let lag_ms = u64::try_from(self.live.lag_ms.load(Relaxed)).unwrap_or(0);
-        let caught_up = self.empty_batches >= 2
-            || (had_events && u128::from(lag_ms) <= CAUGHT_UP_LAG.as_millis());
         self.live.caught_up.store(caught_up, Relaxed);
     }
 
