@@ -1,5 +1,5 @@
 //! The running service: opens the state, builds the MongoDB client, and runs the tailer, the
-//! outbox worker and the HTTP listener until shutdown.
+//! outbox worker, the silence watcher and the HTTP listener until shutdown.
 
 use crate::alert::Alerter;
 use crate::config::{scrub, Config};
@@ -87,6 +87,14 @@ impl App {
             alerts.clone(),
             chrono::Utc::now(),
         )?;
+        let silence = Arc::new(crate::silence::Board::default());
+        let watcher = crate::silence::Watcher {
+            coll: self.sales.queries.clone(),
+            config: self.config.clone(),
+            live: self.live.clone(),
+            alerts: alerts.clone(),
+            board: silence.clone(),
+        };
         let deliverer = Deliverer {
             coll: self.sales.queries.clone(),
             config: self.config.clone(),
@@ -114,10 +122,12 @@ impl App {
             self.live.clone(),
             stop.clone(),
         ));
+        tokio::spawn(watcher.run(stop.clone()));
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),
             config: self.config.clone(),
+            silence,
         });
         let http_stop = stop.clone();
         let http_task = tokio::spawn(async move {

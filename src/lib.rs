@@ -21,7 +21,8 @@
 //!
 //! Layers, each using only those before it: the domain (`window`, `money`, `rules`, `raw`,
 //! `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
-//! `reconcile`, `deliver`, `alert`), the adapters (`http`, `status`, `views`, `commands`, `app`):
+//! `reconcile`, `deliver`, `alert`, `silence`: silent-utility alerts), the adapters (`http`,
+//! `status`, `views`, `commands`, `app`):
 //! `views` owns every output shape built from the store and the live state (the CLI's status,
 //! the API, the dashboard), `status` renders it as text, `http` routes it.
 //! `config` validates settings before anything connects; `limits` bounds every command sent to
@@ -50,6 +51,7 @@ pub mod reconcile;
 pub mod report;
 pub mod rules;
 pub mod setup;
+pub mod silence;
 pub mod sink;
 pub mod source;
 pub mod status;

@@ -59,6 +59,18 @@ impl StatusView {
                 c.checkpoints
             );
         }
+        for u in &self.silent {
+            // `display` came over JSON from the service: made inert again, never trusted.
+            let _ = writeln!(
+                s,
+                "Silent: {}: no sales for {} (usually {} per silence period at this hour)",
+                display::utility_name(&u.utility),
+                humantime::format_duration(std::time::Duration::from_secs(
+                    u64::try_from(u.silent_for_secs).unwrap_or(0)
+                )),
+                u.usual_sales
+            );
+        }
         let _ = writeln!(s, "Open windows: {}", self.open_windows.len());
         for w in &self.open_windows {
             let _ = writeln!(

@@ -28,6 +28,12 @@ pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_tot
 pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
 pub(crate) const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
 pub(crate) const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
+pub(crate) const SILENT_UTILITIES: &str = "power_revenue_silent_utilities";
+pub(crate) const SILENCE_ALERTS_TOTAL: &str = "power_revenue_silence_alerts_total";
+pub(crate) const SILENCE_RESUMED_TOTAL: &str = "power_revenue_silence_resumed_total";
+pub(crate) const BASELINE_FAILURES_TOTAL: &str =
+    "power_revenue_silence_baseline_query_failures_total";
+pub(crate) const BASELINE_SECONDS: &str = "power_revenue_silence_baseline_query_duration_seconds";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +190,41 @@ const METRICS: &[Metric] = &[
         labels: &[],
         help: "Time of one Slack webhook post.",
     },
+    Metric {
+        name: SILENT_UTILITIES,
+        kind: Kind::Gauge,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Utilities that usually sell at this time of day and have sold nothing for POWER_REVENUE_SILENCE.",
+    },
+    Metric {
+        name: SILENCE_ALERTS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Silent-utility alerts sent (one per silence; held back by the rate limit: not counted).",
+    },
+    Metric {
+        name: SILENCE_RESUMED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Resumed notices sent for alerted silent utilities.",
+    },
+    Metric {
+        name: BASELINE_FAILURES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Silence baseline queries that failed; the last baseline stays until the next refresh.",
+    },
+    Metric {
+        name: BASELINE_SECONDS,
+        kind: Kind::Histogram,
+        unit: Some(Unit::Seconds),
+        labels: &[],
+        help: "Time of one silence baseline query (7 periods, one aggregate).",
+    },
 ];
 
 /// HELP for every metric, and a first (zero) series for those without labels.
@@ -257,8 +298,11 @@ mod tests {
             );
             match m.kind {
                 Kind::Counter => assert!(name.ends_with("_total"), "{name}"),
+                // A gauge counting things is named for them, in the plural.
                 Kind::Gauge | Kind::Histogram => assert!(
-                    ["_seconds", "_bool"].iter().any(|u| name.ends_with(u)),
+                    ["_seconds", "_bool", "_utilities"]
+                        .iter()
+                        .any(|u| name.ends_with(u)),
                     "{name}"
                 ),
             }

@@ -10,6 +10,7 @@
 use crate::compare::ComparisonView;
 use crate::config::Config;
 use crate::setup::RestatementMode;
+use crate::silence::SilentView;
 use crate::source::Live;
 use crate::store::{Delivery, DeliveryStatus, ReportRecord, Stage, Store, StoreError};
 use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
@@ -95,6 +96,9 @@ pub struct CurrentView {
     pub lag_secs: f64,
     /// Open windows, oldest first (usually one: the current window).
     pub windows: Vec<OpenWindowView>,
+    /// Utilities that usually sell now and have sold nothing for the silence period, longest
+    /// silent first (the HTTP layer fills it from the silence watcher).
+    pub silent: Vec<SilentView>,
 }
 
 impl CurrentView {
@@ -106,6 +110,7 @@ impl CurrentView {
             last_event_at: millis(live.last_event_ms.load(Relaxed)),
             lag_secs: live.lag_ms.load(Relaxed) as f64 / 1000.0,
             windows: live.snapshot().iter().map(OpenWindowView::of).collect(),
+            silent: Vec::new(),
         }
     }
 }
@@ -235,6 +240,9 @@ pub struct StatusView {
     pub late_awaiting_report: Vec<(WindowId, Tally)>,
     pub restatements: Restatements,
     pub counters: Option<Counters>,
+    /// Silent utilities, as in `windows/current`; empty when the service is not running.
+    #[serde(default)]
+    pub silent: Vec<SilentView>,
 }
 
 /// How sales that change after their report reach later reports.
@@ -383,6 +391,7 @@ impl StatusView {
                 reconnects: l.reconnects.load(Relaxed),
                 checkpoints: l.checkpoints.load(Relaxed),
             }),
+            silent: Vec::new(),
         })
     }
 }

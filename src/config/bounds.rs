@@ -54,6 +54,46 @@ pub(super) fn grace(value: Option<&str>, window: Duration) -> Result<Duration, C
     }
 }
 
+/// The longest silence period: a utility quiet for a day is no longer news at this hour.
+pub const MAX_SILENCE: Duration = DAY;
+/// The largest minimum of usual sales per silence period.
+pub const MAX_SILENCE_MIN_SALES: u32 = 1_000_000;
+
+/// `POWER_REVENUE_SILENCE` (`off`, or 1 s – 1 d; default 30m) and
+/// `POWER_REVENUE_SILENCE_MIN_SALES` (1 – 1 000 000; default 5).
+pub(super) fn silence(
+    period: Option<&str>,
+    min_sales: Option<&str>,
+) -> Result<super::Silence, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_SILENCE";
+    const MIN_NAME: &str = "POWER_REVENUE_SILENCE_MIN_SALES";
+    let min_value = min_sales.unwrap_or("5");
+    let min_sales = match min_value.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_SILENCE_MIN_SALES).contains(&n) => n,
+        _ => {
+            return Err(ConfigError::BadCount {
+                name: MIN_NAME,
+                value: min_value.to_owned(),
+                min: 1,
+                max: MAX_SILENCE_MIN_SALES,
+            })
+        }
+    };
+    let value = period.unwrap_or("30m");
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(super::Silence::Off);
+    }
+    let period = bounded(NAME, value, MAX_SILENCE)?;
+    if period < Duration::from_secs(1) {
+        return Err(ConfigError::TooShort {
+            name: NAME,
+            value: value.to_owned(),
+            min: "1s (or off)",
+        });
+    }
+    Ok(super::Silence::After { period, min_sales })
+}
+
 /// `366d`, `7d`, `6h`, `20s`: as an operator would write it back.
 pub(super) fn show(d: Duration) -> String {
     if d >= DAY && d.as_secs() % DAY.as_secs() == 0 && d.subsec_nanos() == 0 {

@@ -101,6 +101,14 @@ pub struct Settings {
     /// File holding the API token (one line, at most 64 KiB).
     #[arg(long, env = "POWER_REVENUE_API_TOKEN_FILE", global = true)]
     pub api_token_file: Option<PathBuf>,
+    /// Alert when a utility that usually sells has sold nothing this long (1s to 1d), or `off`
+    /// [default: 30m].
+    #[arg(long, env = "POWER_REVENUE_SILENCE", global = true)]
+    pub silence: Option<String>,
+    /// Only utilities averaging at least this many sales per silence period at this time of
+    /// day (over the last 7 days) are watched; 1 to 1000000 [default: 5].
+    #[arg(long, env = "POWER_REVENUE_SILENCE_MIN_SALES", global = true)]
+    pub silence_min_sales: Option<String>,
 }
 
 impl Settings {
@@ -130,6 +138,8 @@ impl Settings {
             http_addr: self.http_addr.or(lower.http_addr),
             api_token: self.api_token.or(lower.api_token),
             api_token_file: self.api_token_file.or(lower.api_token_file),
+            silence: self.silence.or(lower.silence),
+            silence_min_sales: self.silence_min_sales.or(lower.silence_min_sales),
         }
     }
 }
@@ -194,6 +204,13 @@ pub enum ConfigError {
     },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
+    #[error("{name} = {value:?} is not a whole number from {min} to {max}; use e.g. 5")]
+    BadCount {
+        name: &'static str,
+        value: String,
+        min: u32,
+        max: u32,
+    },
 }
 
 /// Document field names.
@@ -240,6 +257,20 @@ pub struct Config {
     pub alert_stream_down: Duration,
     /// Server-side limit (`maxTimeMS`) on each window query.
     pub query_timeout: Duration,
+    /// Silent-utility alerts.
+    pub silence: Silence,
+}
+
+/// Silent-utility alerts (`POWER_REVENUE_SILENCE`, `POWER_REVENUE_SILENCE_MIN_SALES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    Off,
+    /// Alert after `period` without a sale, for utilities averaging at least `min_sales` per
+    /// period at this time of day.
+    After {
+        period: Duration,
+        min_sales: u32,
+    },
 }
 
 impl Config {
@@ -301,6 +332,7 @@ impl Config {
             MAX_ALERT,
         )?;
         let query_timeout = query_timeout(s.query_timeout.as_deref())?;
+        let silence = bounds::silence(s.silence.as_deref(), s.silence_min_sales.as_deref())?;
         let http = s.http_addr.unwrap_or_else(|| "127.0.0.1:9464".into());
         let http_addr = http.parse().map_err(|_| ConfigError::BadHttpAddr(http))?;
 
@@ -346,6 +378,7 @@ impl Config {
             max_future,
             alert_stream_down,
             query_timeout,
+            silence,
         })
     }
 

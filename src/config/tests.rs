@@ -267,7 +267,7 @@ type BoundCase = (fn(String) -> Settings, &'static str, &'static str);
 #[test]
 fn every_duration_is_bounded_with_the_bound_in_the_message() {
     let err = |s: Settings| Config::from_settings(s).unwrap_err().to_string();
-    let cases: [BoundCase; 6] = [
+    let cases: [BoundCase; 7] = [
         (
             |v| Settings {
                 max_catchup: Some(v),
@@ -314,6 +314,14 @@ fn every_duration_is_bounded_with_the_bound_in_the_message() {
                 ..base()
             },
             "POWER_REVENUE_WINDOW",
+            "1d",
+        ),
+        (
+            |v| Settings {
+                silence: Some(v),
+                ..base()
+            },
+            "POWER_REVENUE_SILENCE",
             "1d",
         ),
     ];
@@ -404,5 +412,43 @@ fn query_timeout_is_five_minutes_unless_set_within_a_second_and_a_day() {
             e.contains("POWER_REVENUE_QUERY_TIMEOUT") && e.contains(bound),
             "{e}"
         );
+    }
+}
+
+#[test]
+fn silence_settings_are_bounded() {
+    let with = |silence: Option<&str>, min: Option<&str>| {
+        Config::from_settings(Settings {
+            silence: silence.map(Into::into),
+            silence_min_sales: min.map(Into::into),
+            ..base()
+        })
+    };
+    let after = |secs, min_sales| Silence::After {
+        period: Duration::from_secs(secs),
+        min_sales,
+    };
+    assert_eq!(with(None, None).unwrap().silence, after(1800, 5));
+    assert_eq!(with(Some("2s"), Some("1")).unwrap().silence, after(2, 1));
+    assert_eq!(with(Some("1d"), None).unwrap().silence, after(86_400, 5));
+    assert_eq!(with(Some("off"), None).unwrap().silence, Silence::Off);
+    assert_eq!(with(Some(" OFF "), None).unwrap().silence, Silence::Off);
+    let err = |silence, min| with(silence, min).unwrap_err().to_string();
+    assert!(
+        err(Some("25h"), None).contains("at most 1d"),
+        "{}",
+        err(Some("25h"), None)
+    );
+    assert!(err(Some("0s"), None).contains("at least 1s"));
+    assert!(err(Some("500ms"), None).contains("at least 1s"));
+    assert!(err(Some("soon"), None).contains("not a duration"));
+    assert!(err(Some("300000y"), None).contains("too long"));
+    for bad in ["0", "-1", "1000001", "five", "1.5", ""] {
+        let e = err(None, Some(bad));
+        assert!(
+            e.starts_with("POWER_REVENUE_SILENCE_MIN_SALES") && e.contains("from 1 to 1000000"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
     }
 }

@@ -9,6 +9,7 @@ mod csv;
 mod history;
 
 use crate::config::Config;
+use crate::silence::{Board, SilentView};
 use crate::source::Live;
 use crate::store::Store;
 use crate::views::{CurrentView, StatusView};
@@ -29,6 +30,8 @@ pub struct HttpState {
     pub store: Store,
     pub live: Arc<Live>,
     pub config: Arc<Config>,
+    /// The silent utilities, as the silence watcher last saw them.
+    pub silence: Arc<Board>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -74,21 +77,22 @@ fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
 }
 
 async fn status(State(s): State<HttpState>) -> ApiResult<StatusView> {
-    let view = StatusView::build(
-        &s.store,
-        Some(&s.live),
-        s.config.restate_horizon,
-        Utc::now(),
-    )
-    .map_err(internal)?;
+    let now = Utc::now();
+    let view = StatusView::build(&s.store, Some(&s.live), s.config.restate_horizon, now)
+        .map_err(internal)?;
     Ok(Json(StatusView {
         source: s.config.mongo().ok().map(|m| m.describe()),
+        silent: SilentView::list(&s.silence, now),
         ..view
     }))
 }
 
 async fn current(State(s): State<HttpState>) -> Json<CurrentView> {
-    Json(CurrentView::build(&s.live, &s.config, Utc::now()))
+    let now = Utc::now();
+    Json(CurrentView {
+        silent: SilentView::list(&s.silence, now),
+        ..CurrentView::build(&s.live, &s.config, now)
+    })
 }
 
 async fn readyz(State(s): State<HttpState>) -> (StatusCode, Json<Readiness>) {

@@ -1,10 +1,12 @@
-//! The wording of error alerts (see [`crate::alert`], which sends them): the workers say what
+//! The wording of alerts (see [`crate::alert`], which sends them): the workers say what
 //! happened as an [`Alert`], this module alone says it to people. Built from our own values
-//! and error texts, never from a secret.
+//! and error texts, never from a secret; utility names are data, made inert and escaped for
+//! Slack ([`super::display_name`]).
 
 use crate::window::WindowId;
 use chrono::{DateTime, Utc};
 use std::fmt;
+use std::time::Duration;
 
 /// What went wrong, as facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,16 @@ pub enum Alert {
     ReconcileFailed { window: WindowId, error: String },
     /// Slack refused a window's report for good.
     Undeliverable { window: WindowId, error: String },
+    /// `utility` (the stored name) has sold nothing for `silent_for`, where it usually makes
+    /// `usual_sales` sales per `period` at this time of day.
+    Silent {
+        utility: String,
+        silent_for: Duration,
+        usual_sales: u64,
+        period: Duration,
+    },
+    /// A silent utility that was alerted sells again, after `lasted` without a sale.
+    Resumed { utility: String, lasted: Duration },
 }
 
 /// Alerts of one kind are sent at most once per interval (see [`crate::alert`]).
@@ -32,6 +44,8 @@ pub enum AlertKind {
     HistoryLost,
     Undeliverable,
     CatchUpLimited,
+    Silent,
+    Resumed,
 }
 
 impl Alert {
@@ -42,15 +56,57 @@ impl Alert {
             Self::CatchUpLimited { .. } => AlertKind::CatchUpLimited,
             Self::ReconcileFailed { .. } => AlertKind::ReconcileFailed,
             Self::Undeliverable { .. } => AlertKind::Undeliverable,
+            Self::Silent { .. } => AlertKind::Silent,
+            Self::Resumed { .. } => AlertKind::Resumed,
+        }
+    }
+
+    /// The utility an alert is about, for alerts that are per utility.
+    pub fn utility(&self) -> Option<&str> {
+        match self {
+            Self::Silent { utility, .. } | Self::Resumed { utility, .. } => Some(utility),
+            _ => None,
         }
     }
 }
 
-/// The message as posted: "🚨 power-revenue: …".
+/// `30m`, `1h 5m`, `45s`: whole seconds, as the settings are written.
+fn span(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+}
+
+/// The message as posted: "🚨 power-revenue: …", and for utilities "🔕 IKEDC: no sales for
+/// 30m (usually 42 in 30m at this hour)", "🔔 IKEDC: sales resumed after 47m 12s of silence".
 impl fmt::Display for Alert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Silent {
+                utility,
+                silent_for,
+                usual_sales,
+                period,
+            } => {
+                return write!(
+                    f,
+                    "🔕 {}: no sales for {} (usually {usual_sales} in {} at this hour)",
+                    super::display_name(utility),
+                    span(*silent_for),
+                    span(*period)
+                )
+            }
+            Self::Resumed { utility, lasted } => {
+                return write!(
+                    f,
+                    "🔔 {}: sales resumed after {} of silence",
+                    super::display_name(utility),
+                    span(*lasted)
+                )
+            }
+            _ => {}
+        }
         f.write_str("🚨 power-revenue: ")?;
         match self {
+            Self::Silent { .. } | Self::Resumed { .. } => Ok(()),
             Self::StreamDown { down_secs } => write!(
                 f,
                 "the change stream has been down for {down_secs} s; retrying"
@@ -121,6 +177,56 @@ mod tests {
         ];
         for (alert, text) in cases {
             assert_eq!(alert.to_string(), format!("🚨 power-revenue: {text}"));
+        }
+    }
+
+    #[test]
+    fn silence_alerts_name_the_utility_and_the_spans() {
+        let silent = Alert::Silent {
+            utility: "IKEDC".into(),
+            silent_for: Duration::from_millis(1_800_900),
+            usual_sales: 42,
+            period: Duration::from_secs(1800),
+        };
+        assert_eq!(
+            silent.to_string(),
+            "🔕 IKEDC: no sales for 30m (usually 42 in 30m at this hour)"
+        );
+        let resumed = Alert::Resumed {
+            utility: "IKEDC".into(),
+            lasted: Duration::from_secs(2832),
+        };
+        assert_eq!(
+            resumed.to_string(),
+            "🔔 IKEDC: sales resumed after 47m 12s of silence"
+        );
+    }
+
+    #[test]
+    fn hostile_names_in_silence_alerts_are_inert() {
+        for name in [
+            "<!channel> x",
+            "A\nFORGED: 1",
+            "\u{1b}]0;PWNED\u{7}",
+            "<@U123>&",
+        ] {
+            let name = name.to_owned();
+            for alert in [
+                Alert::Silent {
+                    utility: name.clone(),
+                    silent_for: Duration::from_secs(60),
+                    usual_sales: 5,
+                    period: Duration::from_secs(60),
+                },
+                Alert::Resumed {
+                    utility: name.clone(),
+                    lasted: Duration::from_secs(60),
+                },
+            ] {
+                let text = alert.to_string();
+                assert!(!text.contains('<') && !text.contains('>'), "{text}");
+                assert!(!text.chars().any(crate::display::is_hidden), "{text:?}");
+            }
         }
     }
 }

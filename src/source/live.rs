@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
+/// How far behind its commit time an applied event may be for the stream to count as caught up.
+pub const CAUGHT_UP_LAG: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Default)]
 pub struct Live {
     /// Keyed by a plain integer hashed per event: Fx, not SipHash (no untrusted keys here).
@@ -20,6 +23,11 @@ pub struct Live {
     pub reconnects: AtomicU64,
     pub checkpoints: AtomicU64,
     pub connected: AtomicBool,
+    /// The stream has shown every sale committed until recently: its last batch ended at the
+    /// end of the oplog (two empty batches in a row), or its last event was applied within
+    /// [`CAUGHT_UP_LAG`] of its commit. False while disconnected and after each (re)open until
+    /// then. Silence alerts wait for it.
+    pub caught_up: AtomicBool,
     /// Set once the first attempt to open the stream has ended, opened or not. Slow queries
     /// at start wait for it (see [`Live::first_open_attempt`]).
     pub open_attempted: tokio::sync::watch::Sender<bool>,

@@ -15,7 +15,7 @@ mod stream;
 
 pub use error::SourceError;
 pub use fold::{cluster_time, document_id, ClusterTime, Event, Fold, Folded};
-pub use live::{Live, LogLimiter};
+pub use live::{Live, LogLimiter, CAUGHT_UP_LAG};
 pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 
 use crate::alert::{Alert, Alerter};
@@ -93,6 +93,8 @@ pub(crate) struct Tailer {
     down_since: Option<Instant>,
     /// Batches received since the stream was (re)opened.
     batches: u64,
+    /// Empty batches in a row (two at the end of the oplog: see [`Live::caught_up`]).
+    empty_batches: u32,
     skip_log: LogLimiter,
     late_log: LogLimiter,
 }
@@ -174,6 +176,7 @@ impl Tailer {
             fold,
             down_since: None,
             batches: 0,
+            empty_batches: 0,
             skip_log: LogLimiter::new("skipped", 20, Duration::from_secs(10)),
             late_log: LogLimiter::new("late", 20, Duration::from_secs(10)),
         })
@@ -257,6 +260,8 @@ impl Tailer {
             self.live.reconnects.fetch_add(1, Relaxed);
         }
         self.closer.connected_now();
+        self.empty_batches = 0;
+        self.live.caught_up.store(false, Relaxed);
         info!(resuming = self.token.is_some(), "Change stream open.");
         backoff.reset();
         self.down_since = None;
@@ -265,6 +270,7 @@ impl Tailer {
     fn on_disconnected(&mut self) {
         self.closer.disconnected();
         self.live.connected.store(false, Relaxed);
+        self.live.caught_up.store(false, Relaxed);
         let since = *self.down_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= self.config.alert_stream_down {
             self.alerts.raise(Alert::StreamDown {
@@ -369,7 +375,26 @@ impl Tailer {
         if let Some(token) = end.or_else(|| last.and_then(event_token)) {
             self.token = Some(token);
         }
+        self.note_caught_up(last);
         self.step(Now::read(), None).await
+    }
+
+    /// After a batch (`last`: its last event, if any): whether the stream has caught up
+    /// ([`Live::caught_up`]).
+    fn note_caught_up(&mut self, last: Option<&RawDocument>) {
+        let caught_up = match last {
+            Some(_) => {
+                self.empty_batches = 0;
+                let lag_ms = u64::try_from(self.live.lag_ms.load(Relaxed)).unwrap_or(0);
+                u128::from(lag_ms) <= CAUGHT_UP_LAG.as_millis()
+            }
+            // Caught up stays so on an idle stream; behind, two in a row prove the end.
+            None => {
+                self.empty_batches = self.empty_batches.saturating_add(1);
+                self.empty_batches >= 2 || self.live.caught_up.load(Relaxed)
+            }
+        };
+        self.live.caught_up.store(caught_up, Relaxed);
     }
 
     fn apply(&mut self, event: &bson::RawDocument, read: &Event<'_>, now: DateTime<Utc>) {

@@ -143,3 +143,46 @@ async fn a_rebuilt_windows_fence_survives_a_restart() {
         .unwrap();
     assert_eq!(counted(&t), 2);
 }
+
+/// Silence alerts wait for the stream to catch up: an event applied long after its commit is
+/// behind, one applied at once is caught up and stays so while the stream idles; behind, two
+/// empty batches in a row (the end of the oplog) catch it up; a reconnect starts behind.
+#[tokio::test]
+async fn caught_up_by_lag_or_at_the_end_of_the_oplog() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tailer(dir.path()).await;
+    let caught_up = |t: &Tailer| t.live.caught_up.load(Relaxed);
+    let none = || std::iter::empty::<Option<&RawDocument>>();
+    assert!(!caught_up(&t));
+    // Committed in 1970: far behind.
+    t.apply_events([Some(&*insert(1))].into_iter(), || None)
+        .await
+        .unwrap();
+    assert!(!caught_up(&t));
+    t.apply_events(none(), || None).await.unwrap();
+    assert!(!caught_up(&t), "one empty batch proves nothing");
+    t.apply_events(none(), || None).await.unwrap();
+    assert!(caught_up(&t), "two in a row: the end of the oplog");
+    t.on_connected(&mut reconnect_backoff());
+    assert!(!caught_up(&t), "a reopened stream starts behind");
+    let now = u32::try_from(Utc::now().timestamp()).unwrap();
+    let fresh = rawdoc! {
+        "_id": { "_data": "00000002" },
+        "operationType": "insert",
+        "clusterTime": bson::Timestamp { time: now, increment: 1 },
+        "fullDocument": {
+            "createdAt": bson::DateTime::now(),
+            "amount": 100,
+            "utility": "IKEDC",
+            "status": "fulfilled",
+        },
+    };
+    t.apply_events([Some(&*fresh)].into_iter(), || None)
+        .await
+        .unwrap();
+    assert!(caught_up(&t), "applied right after its commit");
+    t.apply_events(none(), || None).await.unwrap();
+    assert!(caught_up(&t), "and stays so on an idle stream");
+    t.on_disconnected();
+    assert!(!caught_up(&t));
+}

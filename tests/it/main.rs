@@ -24,6 +24,7 @@ mod restart_load;
 mod restatements;
 mod rules_agree;
 mod security;
+mod silence;
 mod slack_limits;
 mod state_dir;
 mod supply_chain;
