@@ -45,6 +45,7 @@ pub(crate) mod failpoint;
 pub mod http;
 pub(crate) mod limits;
 pub mod money;
+pub mod period;
 pub mod raw;
 pub mod reconcile;
 pub mod report;

@@ -28,6 +28,7 @@ pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_tot
 pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
 pub(crate) const CHANGES_BEYOND_HORIZON_TOTAL: &str = "power_revenue_changes_beyond_horizon_total";
 pub(crate) const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_seconds";
+pub(crate) const SUMMARIES_POSTED_TOTAL: &str = "power_revenue_summaries_posted_total";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +184,13 @@ const METRICS: &[Metric] = &[
         unit: Some(Unit::Seconds),
         labels: &[],
         help: "Time of one Slack webhook post.",
+    },
+    Metric {
+        name: SUMMARIES_POSTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Period summaries (POWER_REVENUE_SUMMARY) posted, every message accepted by Slack.",
     },
 ];
 

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
+mod summary;
+pub use summary::SummaryStatus;
+
 /// One per-utility row of a ranked breakdown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UtilityView {
@@ -200,6 +203,9 @@ pub struct StatusView {
     pub late_awaiting_report: Vec<(WindowId, Tally)>,
     pub restatements: Restatements,
     pub counters: Option<Counters>,
+    /// The latest period summary, if any (absent in answers of builds before summaries).
+    #[serde(default)]
+    pub last_summary: Option<SummaryStatus>,
 }
 
 /// How sales that change after their report reach later reports.
@@ -339,6 +345,7 @@ impl StatusView {
                 unreported_windows: unposted.unreported,
                 beyond_horizon: unposted.beyond_horizon,
             },
+            last_summary: store.summaries()?.last().map(SummaryStatus::of),
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),

@@ -10,6 +10,7 @@ pub use bounds::{DEFAULT_GRACE, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
 pub(crate) use secret::scrub;
 pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
 
+use crate::period::PeriodSpec;
 use crate::window::WindowSpec;
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
@@ -101,6 +102,10 @@ pub struct Settings {
     /// File holding the API token (one line, at most 64 KiB).
     #[arg(long, env = "POWER_REVENUE_API_TOKEN_FILE", global = true)]
     pub api_token_file: Option<PathBuf>,
+    /// One summary per period, after its last window's report: a multiple of the window that
+    /// divides 24 h (1d, 12h…), or `off` [default: 1d].
+    #[arg(long, env = "POWER_REVENUE_SUMMARY", global = true)]
+    pub summary: Option<String>,
 }
 
 impl Settings {
@@ -130,6 +135,7 @@ impl Settings {
             http_addr: self.http_addr.or(lower.http_addr),
             api_token: self.api_token.or(lower.api_token),
             api_token_file: self.api_token_file.or(lower.api_token_file),
+            summary: self.summary.or(lower.summary),
         }
     }
 }
@@ -194,6 +200,8 @@ pub enum ConfigError {
     },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
+    #[error("POWER_REVENUE_SUMMARY: {0}")]
+    BadSummary(String),
 }
 
 /// Document field names.
@@ -240,6 +248,8 @@ pub struct Config {
     pub alert_stream_down: Duration,
     /// Server-side limit (`maxTimeMS`) on each window query.
     pub query_timeout: Duration,
+    /// Summary periods; `None` when summaries are off.
+    pub summary: Option<PeriodSpec>,
 }
 
 impl Config {
@@ -289,6 +299,7 @@ impl Config {
         let window =
             WindowSpec::new(window_length.as_secs(), tz).map_err(ConfigError::BadWindow)?;
         let grace = bounds::grace(s.grace.as_deref(), window_length)?;
+        let summary = summary(s.summary.as_deref(), window)?;
         let horizon = |name, value: Option<String>, default| {
             bounds::bounded(name, value.as_deref().unwrap_or(default), MAX_HORIZON)
         };
@@ -346,6 +357,7 @@ impl Config {
             max_future,
             alert_stream_down,
             query_timeout,
+            summary,
         })
     }
 
@@ -374,6 +386,25 @@ fn query_timeout(value: Option<&str>) -> Result<Duration, ConfigError> {
         });
     }
     Ok(d)
+}
+
+/// `POWER_REVENUE_SUMMARY`: `off`, or a period that is a multiple of the window and divides a
+/// day (at most a day, whole seconds).
+fn summary(value: Option<&str>, window: WindowSpec) -> Result<Option<PeriodSpec>, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_SUMMARY";
+    let value = value.unwrap_or("1d");
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let d = bounds::bounded(NAME, value, MAX_WINDOW)?;
+    if d.subsec_nanos() != 0 {
+        return Err(ConfigError::BadSummary(
+            "the period must be whole seconds; use e.g. 1d, or off".into(),
+        ));
+    }
+    PeriodSpec::new(d.as_secs(), window)
+        .map(Some)
+        .map_err(ConfigError::BadSummary)
 }
 
 /// Where and what, without the value: "invalid type: integer `918273645`, expected a string"

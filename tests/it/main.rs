@@ -25,4 +25,5 @@ mod rules_agree;
 mod security;
 mod slack_limits;
 mod state_dir;
+mod summary;
 mod supply_chain;
