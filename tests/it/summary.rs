@@ -137,7 +137,7 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
     assert_eq!(reports_sum, sold);
     // Compared with the period before (₦4,000.00): the change in revenue.
     assert!(
-        text.contains("• Previous period: ₦4,000.00, 1 transaction (+284.6%)"),
+        text.contains("• Previous period: ₦4,000.00, 1 transaction (+275.9%)"),
         "{text}"
     );
     // After the period's last report.
