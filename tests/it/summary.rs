@@ -197,6 +197,11 @@ async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repea
     let sold = sell_through(&db, &period).await;
     let status = svc.wait_exit(Duration::from_secs(60)).await;
     assert!(!status.success(), "the failpoint aborts the process");
+    let log = svc.current_log();
+    assert!(log.contains("failpoint before_summary: aborting"), "{log}");
+    // The period's last report went out in the write that queued the summary.
+    assert!(log.contains("Report posted."), "{log}");
+    assert!(!log.contains("Summary posted."), "{log}");
     svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
     svc.wait_connected().await;
     let text = summary_of(&slack, &period, 40).await;
