@@ -299,7 +299,7 @@ impl Config {
         let window =
             WindowSpec::new(window_length.as_secs(), tz).map_err(ConfigError::BadWindow)?;
         let grace = bounds::grace(s.grace.as_deref(), window_length)?;
-        let summary = summary(s.summary.as_deref(), window)?;
+        let summary = bounds::summary(s.summary.as_deref(), window)?;
         let horizon = |name, value: Option<String>, default| {
             bounds::bounded(name, value.as_deref().unwrap_or(default), MAX_HORIZON)
         };
@@ -386,25 +386,6 @@ fn query_timeout(value: Option<&str>) -> Result<Duration, ConfigError> {
         });
     }
     Ok(d)
-}
-
-/// `POWER_REVENUE_SUMMARY`: `off`, or a period that is a multiple of the window and divides a
-/// day (at most a day, whole seconds).
-fn summary(value: Option<&str>, window: WindowSpec) -> Result<Option<PeriodSpec>, ConfigError> {
-    const NAME: &str = "POWER_REVENUE_SUMMARY";
-    let value = value.unwrap_or("1d");
-    if value.trim().eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    let d = bounds::bounded(NAME, value, MAX_WINDOW)?;
-    if d.subsec_nanos() != 0 {
-        return Err(ConfigError::BadSummary(
-            "the period must be whole seconds; use e.g. 1d, or off".into(),
-        ));
-    }
-    PeriodSpec::new(d.as_secs(), window)
-        .map(Some)
-        .map_err(ConfigError::BadSummary)
 }
 
 /// Where and what, without the value: "invalid type: integer `918273645`, expected a string"

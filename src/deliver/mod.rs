@@ -3,7 +3,9 @@
 //! Preparing a report (reconciling, and settling late sales of earlier windows by re-checking
 //! them, module `late`) is module `prepare`. A report too long for one Slack message goes as
 //! several, each marked after its 2xx. The record's states and moves are
-//! [`crate::store::ReportRecord`]'s; this worker decides when to make them.
+//! [`crate::store::ReportRecord`]'s; this worker decides when to make them. Period summaries
+//! (module `summary`) are queued when a period's last report is settled and posted the same
+//! way, before any later window's report.
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before its mark was flushed; that gap

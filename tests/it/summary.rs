@@ -213,3 +213,37 @@ async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repea
     report_of(&slack, &after, 20).await;
     summary_of(&slack, &period, 0).await;
 }
+
+#[test]
+fn a_period_that_is_no_multiple_of_the_window_exits_2_with_one_line() {
+    for (window, summary, says) in [
+        ("6h", "9h", "not a multiple of the window (6h)"),
+        ("2s", "14s", "does not divide 24 h"),
+        ("6h", "2d", "at most 1d"),
+    ] {
+        let (code, out, err) = crate::common::service::run_cli(
+            &["serve"],
+            &[
+                ("MONGODB_URI", "mongodb://127.0.0.1:9/power"),
+                ("POWER_REVENUE_WINDOW", window),
+                ("POWER_REVENUE_SUMMARY", summary),
+            ],
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("POWER_REVENUE_SUMMARY") && err.contains(says),
+            "{err}"
+        );
+    }
+    // The flag, as the variable.
+    let (code, out, err) = crate::common::service::run_cli(
+        &["serve", "--summary", "bogus"],
+        &[("MONGODB_URI", "mongodb://127.0.0.1:9/power")],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("POWER_REVENUE_SUMMARY = \"bogus\" is not a duration"),
+        "{err}"
+    );
+}
