@@ -26,6 +26,7 @@ use backoff::backoff::Backoff;
 use bson::Document;
 use chrono::{DateTime, Utc};
 use mongodb::Collection;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use summary::Outgoing;
@@ -103,6 +104,9 @@ impl Deliverer {
     /// Drives every pending report as far as it can go, oldest first; stops at the first one
     /// Slack cannot take yet so reports arrive in order.
     async fn round(&self, shutdown: &CancellationToken) -> Result<(), DeliverError> {
+        // Summaries whose queries failed in this round: tried again next round, not before
+        // every report of this one.
+        let mut failed = BTreeSet::new();
         for mut record in self
             .store
             .reports()?
@@ -113,7 +117,10 @@ impl Deliverer {
                 break;
             }
             // Summaries of periods that ended before this window first: messages in order.
-            if let Next::EndRound(why) = self.summaries(record.window.start, shutdown).await? {
+            if let Next::EndRound(why) = self
+                .summaries(record.window.start, &mut failed, shutdown)
+                .await?
+            {
                 debug!(?why, "Summaries wait for the next round.");
                 return Ok(());
             }
@@ -138,7 +145,8 @@ impl Deliverer {
             }
         }
         if !shutdown.is_cancelled() {
-            self.summaries(DateTime::<Utc>::MAX_UTC, shutdown).await?;
+            self.summaries(DateTime::<Utc>::MAX_UTC, &mut failed, shutdown)
+                .await?;
         }
         Ok(())
     }

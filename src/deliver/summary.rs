@@ -16,12 +16,14 @@ use crate::store::{
 use crate::telemetry;
 use crate::window::WindowId;
 use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// How long one round keeps retrying the period's query before trying again next round.
-const SUMMARY_PATIENCE: Duration = Duration::from_secs(120);
+/// How long one round keeps retrying the period's query (on top of one full query limit)
+/// before trying again next round: short, since reports wait meanwhile.
+const SUMMARY_PATIENCE: Duration = Duration::from_secs(20);
 /// The previous period is context: its query gives up sooner (the summary says `n/a`).
 const PREVIOUS_PATIENCE: Duration = Duration::from_secs(20);
 
@@ -118,6 +120,7 @@ impl Deliverer {
     pub(super) async fn summaries(
         &self,
         until: DateTime<Utc>,
+        failed: &mut BTreeSet<WindowId>,
         shutdown: &CancellationToken,
     ) -> Result<Next, DeliverError> {
         if self.config.summary.is_none() {
@@ -127,7 +130,8 @@ impl Deliverer {
             .store
             .summaries()?
             .into_iter()
-            .filter(|s| s.is_pending() && s.period.end <= until);
+            .filter(|s| s.is_pending() && s.period.end <= until && !failed.contains(&s.period.id()))
+            .collect::<Vec<_>>();
         for mut summary in pending {
             if shutdown.is_cancelled() {
                 return Ok(Next::EndRound(Later::ShuttingDown));
@@ -136,6 +140,7 @@ impl Deliverer {
             // lose the summary nor post it twice.
             crate::failpoint::hit("before_summary");
             if summary.stage() == Stage::Closed && !self.prepare_summary(&mut summary).await? {
+                failed.insert(summary.period.id());
                 continue;
             }
             if let Next::EndRound(why) = self.deliver_summary(&mut summary, shutdown).await? {
