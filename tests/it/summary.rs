@@ -169,6 +169,20 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
             >= period.start,
         "{status}"
     );
+    // And as text, from the state directory once stopped.
+    assert!(svc.terminate().success());
+    let env: Vec<(&str, &str)> = svc
+        .env()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (code, text, err) = crate::common::service::run_cli(&["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Last summary: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(": sent "), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
