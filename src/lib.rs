@@ -17,10 +17,13 @@
 //!                              │                ──► report (all wording: text + Block Kit)
 //!                              ▼
 //!                          sink (Slack webhook, 2xx) ──► store: Sent, never posted twice
+//!                              │  a period's last report Sent → its summary queued, same write
+//!                              ▼
+//!                          deliver (summary) ──► one $facet over the period ──► sink, once
 //! ```
 //!
-//! Layers, each using only those before it: the domain (`window`, `money`, `rules`, `raw`,
-//! `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
+//! Layers, each using only those before it: the domain (`window`, `period`, `money`, `rules`,
+//! `raw`, `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
 //! `reconcile`, `deliver`, `alert`, `silence`: silent-utility alerts), the adapters (`http`,
 //! `status`, `views`, `commands`, `app`):
 //! `views` owns every output shape built from the store and the live state (the CLI's status,
@@ -46,6 +49,7 @@ pub(crate) mod failpoint;
 pub mod http;
 pub(crate) mod limits;
 pub mod money;
+pub mod period;
 pub mod raw;
 pub mod reconcile;
 pub mod report;

@@ -68,6 +68,10 @@ fn main() -> ExitCode {
     let mut settings = cli.settings;
     #[cfg(feature = "demo")]
     if matches!(cli.command, Command::Demo) {
+        if settings.window.is_none() && cli.config.is_none() {
+            // A summary every three windows, so the demo shows one within a minute.
+            settings.summary.get_or_insert("1m".into());
+        }
         settings.window.get_or_insert("20s".into());
         settings.grace.get_or_insert("2s".into());
         settings.state_dir.get_or_insert(

@@ -12,6 +12,9 @@ use mongodb::options::ReadConcern;
 use mongodb::Collection;
 use std::time::Duration;
 
+mod period;
+pub(crate) use period::{query_period, PeriodTotals};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("MongoDB: {0}")]

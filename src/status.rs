@@ -7,6 +7,7 @@ use crate::display;
 use crate::money::format_naira;
 use crate::report::transactions;
 use crate::setup::RestatementMode;
+use crate::store::DeliveryStatus;
 use crate::views::{ReportStatus, StatusView};
 use std::fmt::Write;
 
@@ -108,6 +109,26 @@ impl StatusView {
             None => {
                 let _ = writeln!(s, "Last reported window: none yet");
             }
+        }
+        if let Some(summary) = &self.last_summary {
+            let total = summary
+                .total
+                .map(|t| format!(", {} ({})", format_naira(t.revenue), transactions(t.count)))
+                .unwrap_or_default();
+            let state = match &summary.delivery {
+                DeliveryStatus::Closed => "queued".to_owned(),
+                DeliveryStatus::Ready => "posting".to_owned(),
+                DeliveryStatus::Sent { at } => format!("sent {}", at.to_rfc3339()),
+                DeliveryStatus::Undeliverable { reason } => {
+                    format!("undeliverable: {}", display::escaped(reason))
+                }
+            };
+            let _ = writeln!(
+                s,
+                "Last summary: {} – {}: {state}{total}",
+                summary.period.start.to_rfc3339(),
+                summary.period.end.to_rfc3339()
+            );
         }
         let _ = writeln!(s, "Pending reports: {}", self.pending_reports.len());
         for r in &self.pending_reports {

@@ -34,6 +34,7 @@ pub(crate) const SILENCE_RESUMED_TOTAL: &str = "power_revenue_silence_resumed_to
 pub(crate) const BASELINE_FAILURES_TOTAL: &str =
     "power_revenue_silence_baseline_query_failures_total";
 pub(crate) const BASELINE_SECONDS: &str = "power_revenue_silence_baseline_query_duration_seconds";
+pub(crate) const SUMMARIES_POSTED_TOTAL: &str = "power_revenue_summaries_posted_total";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +225,13 @@ const METRICS: &[Metric] = &[
         unit: Some(Unit::Seconds),
         labels: &[],
         help: "Time of one silence baseline query (7 periods, one aggregate).",
+    },
+    Metric {
+        name: SUMMARIES_POSTED_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Period summaries (POWER_REVENUE_SUMMARY) posted, every message accepted by Slack.",
     },
 ];
 

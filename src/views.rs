@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
+mod summary;
+pub use summary::SummaryStatus;
+
 /// One per-utility row of a ranked breakdown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UtilityView {
@@ -243,6 +246,9 @@ pub struct StatusView {
     /// Silent utilities, as in `windows/current`; empty when the service is not running.
     #[serde(default)]
     pub silent: Vec<SilentView>,
+    /// The latest period summary, if any (absent in answers of builds before summaries).
+    #[serde(default)]
+    pub last_summary: Option<SummaryStatus>,
 }
 
 /// How sales that change after their report reach later reports.
@@ -382,6 +388,7 @@ impl StatusView {
                 unreported_windows: unposted.unreported,
                 beyond_horizon: unposted.beyond_horizon,
             },
+            last_summary: store.summaries()?.last().map(SummaryStatus::of),
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),

@@ -3,6 +3,8 @@
 //! range is ±262 000 years, and what is added to an instant is at most 366 days.
 
 use super::ConfigError;
+use crate::period::PeriodSpec;
+use crate::window::WindowSpec;
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -101,4 +103,26 @@ pub(super) fn show(d: Duration) -> String {
     } else {
         humantime::format_duration(d).to_string()
     }
+}
+
+/// `POWER_REVENUE_SUMMARY`: `off`, or a period that is a multiple of the window and divides a
+/// day (at most a day, whole seconds).
+pub(super) fn summary(
+    value: Option<&str>,
+    window: WindowSpec,
+) -> Result<Option<PeriodSpec>, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_SUMMARY";
+    let value = value.unwrap_or("1d");
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let d = bounded(NAME, value, MAX_WINDOW)?;
+    if d.subsec_nanos() != 0 {
+        return Err(ConfigError::BadSummary(
+            "the period must be whole seconds; use e.g. 1d, or off".into(),
+        ));
+    }
+    PeriodSpec::new(d.as_secs(), window)
+        .map(Some)
+        .map_err(ConfigError::BadSummary)
 }

@@ -10,6 +10,7 @@ pub use bounds::{DEFAULT_GRACE, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
 pub(crate) use secret::scrub;
 pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
 
+use crate::period::PeriodSpec;
 use crate::window::WindowSpec;
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
@@ -109,6 +110,10 @@ pub struct Settings {
     /// day (over the last 7 days) are watched; 1 to 1000000 [default: 5].
     #[arg(long, env = "POWER_REVENUE_SILENCE_MIN_SALES", global = true)]
     pub silence_min_sales: Option<String>,
+    /// One summary per period, after its last window's report: a multiple of the window that
+    /// divides 24 h (1d, 12h…), or `off` [default: 1d].
+    #[arg(long, env = "POWER_REVENUE_SUMMARY", global = true)]
+    pub summary: Option<String>,
 }
 
 impl Settings {
@@ -140,6 +145,7 @@ impl Settings {
             api_token_file: self.api_token_file.or(lower.api_token_file),
             silence: self.silence.or(lower.silence),
             silence_min_sales: self.silence_min_sales.or(lower.silence_min_sales),
+            summary: self.summary.or(lower.summary),
         }
     }
 }
@@ -211,6 +217,8 @@ pub enum ConfigError {
         min: u32,
         max: u32,
     },
+    #[error("POWER_REVENUE_SUMMARY: {0}")]
+    BadSummary(String),
 }
 
 /// Document field names.
@@ -271,6 +279,8 @@ pub enum Silence {
         period: Duration,
         min_sales: u32,
     },
+    /// Summary periods; `None` when summaries are off.
+    pub summary: Option<PeriodSpec>,
 }
 
 impl Config {
@@ -320,6 +330,7 @@ impl Config {
         let window =
             WindowSpec::new(window_length.as_secs(), tz).map_err(ConfigError::BadWindow)?;
         let grace = bounds::grace(s.grace.as_deref(), window_length)?;
+        let summary = bounds::summary(s.summary.as_deref(), window)?;
         let horizon = |name, value: Option<String>, default| {
             bounds::bounded(name, value.as_deref().unwrap_or(default), MAX_HORIZON)
         };
@@ -379,6 +390,7 @@ impl Config {
             alert_stream_down,
             query_timeout,
             silence,
+            summary,
         })
     }
 

@@ -452,3 +452,37 @@ fn silence_settings_are_bounded() {
         assert!(!e.contains('\n'));
     }
 }
+
+#[test]
+fn summary_is_daily_unless_off_or_another_multiple_of_the_window_dividing_a_day() {
+    let with = |window: &str, v: &str| {
+        Config::from_settings(Settings {
+            window: Some(window.into()),
+            summary: Some(v.into()),
+            ..base()
+        })
+    };
+    let c = Config::from_settings(base()).unwrap();
+    assert!(c.summary.is_some_and(|s| s.is_daily()));
+    assert!(with("6h", "off").unwrap().summary.is_none());
+    assert!(with("6h", " OFF ").unwrap().summary.is_none());
+    assert_eq!(
+        with("6h", "12h").unwrap().summary.unwrap().length_secs(),
+        43_200
+    );
+    assert_eq!(with("2s", "6s").unwrap().summary.unwrap().length_secs(), 6);
+    for (window, value, says) in [
+        ("6h", "9h", "not a multiple of the window"),
+        ("6h", "3h", "not a multiple of the window"),
+        ("2s", "14s", "does not divide 24 h"),
+        ("6h", "2d", "at most 1d"),
+        ("6h", "1500ms", "whole seconds"),
+        ("6h", "daily", "not a duration"),
+    ] {
+        let e = with(window, value).unwrap_err().to_string();
+        assert!(
+            e.contains("POWER_REVENUE_SUMMARY") && e.contains(says) && !e.contains('\n'),
+            "{value}: {e}"
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! Preparing a report (reconciling, and settling late sales of earlier windows by re-checking
 //! them, module `late`) is module `prepare`. A report too long for one Slack message goes as
 //! several, each marked after its 2xx. The record's states and moves are
-//! [`crate::store::ReportRecord`]'s; this worker decides when to make them.
+//! [`crate::store::ReportRecord`]'s; this worker decides when to make them. Period summaries
+//! (module `summary`) are queued when a period's last report is settled and posted the same
+//! way, before any later window's report.
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before its mark was flushed; that gap
@@ -11,20 +13,23 @@
 
 mod late;
 mod prepare;
+mod summary;
 
 pub use crate::sink::Sink;
 
-use crate::alert::{Alert, Alerter};
+use crate::alert::Alerter;
 use crate::config::Config;
 use crate::sink::slack::{text_only_fallback, SlackClient, SlackError};
 use crate::store::{Delivery, Progress, ReportRecord, Store, StoreError, Transition};
 use crate::telemetry;
 use backoff::backoff::Backoff;
 use bson::Document;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use mongodb::Collection;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use summary::Outgoing;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -99,6 +104,9 @@ impl Deliverer {
     /// Drives every pending report as far as it can go, oldest first; stops at the first one
     /// Slack cannot take yet so reports arrive in order.
     async fn round(&self, shutdown: &CancellationToken) -> Result<(), DeliverError> {
+        // Summaries whose queries failed in this round: tried again next round, not before
+        // every report of this one.
+        let mut failed = BTreeSet::new();
         for mut record in self
             .store
             .reports()?
@@ -107,6 +115,14 @@ impl Deliverer {
         {
             if shutdown.is_cancelled() {
                 break;
+            }
+            // Summaries of periods that ended before this window first: messages in order.
+            if let Next::EndRound(why) = self
+                .summaries(record.window.start, &mut failed, shutdown)
+                .await?
+            {
+                debug!(?why, "Summaries wait for the next round.");
+                return Ok(());
             }
             if *record.delivery() == Delivery::Closed {
                 if !hold_back(&record, shutdown).await {
@@ -124,9 +140,13 @@ impl Deliverer {
                 Next::Continue => {}
                 Next::EndRound(why) => {
                     debug!(window = %record.window.id(), ?why, "Report waits for the next round.");
-                    break;
+                    return Ok(());
                 }
             }
+        }
+        if !shutdown.is_cancelled() {
+            self.summaries(DateTime::<Utc>::MAX_UTC, &mut failed, shutdown)
+                .await?;
         }
         Ok(())
     }
@@ -152,9 +172,12 @@ impl Deliverer {
             self.store.put_report(record).await?;
             info!(window = %id, part = record.parts_accepted(), "Report part posted.");
         }
-        // Every part accepted: `Sent`, and what the report settles, in one write.
+        // Every part accepted: `Sent`, what the report settles, and the summary of the
+        // period it ends (if any), in one write.
         record.sent(Utc::now())?;
-        self.store.mark_delivered(record).await?;
+        self.store
+            .mark_delivered_then(record, self.summary_after(record))
+            .await?;
         if let Delivery::Sent(sent) = record.delivery() {
             let settled = &sent.settled;
             metrics::counter!(telemetry::CORRECTIONS_TOTAL).increment(settled.corrections);
@@ -171,16 +194,16 @@ impl Deliverer {
     /// Posts one message until Slack accepts it, refuses it for good, or patience runs out;
     /// every failed attempt is persisted so `status` shows it. A message whose blocks Slack
     /// refuses is tried once more as plain text before the report is given up.
-    async fn post(
+    async fn post<R: Outgoing>(
         &self,
-        record: &mut ReportRecord,
+        record: &mut R,
         mut payload: serde_json::Value,
         shutdown: &CancellationToken,
     ) -> Result<Posted, DeliverError> {
-        let id = record.window.id();
+        let id = record.id();
         let mut backoff = SlackClient::backoff(Some(SLACK_PATIENCE));
         loop {
-            record.attempts = record.attempts.saturating_add(1);
+            *record.attempts_mut() = record.attempts_mut().saturating_add(1);
             crate::failpoint::hit("before_post");
             let started = std::time::Instant::now();
             let sent = self.sink.send_once(&payload).await;
@@ -193,7 +216,7 @@ impl Deliverer {
                 }
                 Err(e) => e,
             };
-            record.last_error = Some(error.to_string());
+            *record.last_error_mut() = Some(error.to_string());
             let kind = if error.is_retryable() {
                 "retryable"
             } else {
@@ -203,22 +226,21 @@ impl Deliverer {
             if let Some(text_only) = text_only_fallback(&payload, &error) {
                 // Not persisted: the stored message stays as rendered, so a later round tries
                 // the blocks again and falls back again the same way.
-                warn!(%error, window = %id, part = record.parts_accepted().saturating_add(1), "Slack refused the report's blocks; posting it as text only.");
-                self.store.put_report(record).await?;
+                warn!(%error, window = %id, part = record.parts_accepted().saturating_add(1), kind = R::KIND, "Slack refused the message's blocks; posting it as text only.");
+                record.save(&self.store).await?;
                 payload = text_only;
                 continue;
             }
             if !error.is_retryable() {
-                error!(%error, window = %id, "Slack refused the report; giving up on it.");
-                self.alerts.raise(Alert::Undeliverable {
-                    window: id,
-                    error: error.to_string(),
-                });
+                error!(%error, window = %id, kind = R::KIND, "Slack refused the message; giving up on it.");
+                if let Some(alert) = record.alert_refused(error.to_string()) {
+                    self.alerts.raise(alert);
+                }
                 record.refused(error.to_string(), Utc::now())?;
-                self.store.put_report(record).await?;
+                record.save_refused(self).await?;
                 return Ok(Posted::Refused);
             }
-            self.store.put_report(record).await?;
+            record.save(&self.store).await?;
             let wait = match (&error, backoff.next_backoff()) {
                 (
                     SlackError::RateLimited {
@@ -228,11 +250,11 @@ impl Deliverer {
                 ) => *d,
                 (_, Some(d)) => d,
                 (_, None) => {
-                    warn!(%error, window = %id, attempts = record.attempts, "Slack post failed; will retry in the next round.");
+                    warn!(%error, window = %id, kind = R::KIND, "Slack post failed; will retry in the next round.");
                     return Ok(Posted::Later(Later::PatienceRanOut));
                 }
             };
-            warn!(%error, window = %id, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
+            warn!(%error, window = %id, kind = R::KIND, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => return Ok(Posted::Later(Later::ShuttingDown)),

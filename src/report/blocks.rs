@@ -96,7 +96,7 @@ pub fn message(head: Head, notes: &[String], window: &str, closing: Option<&str>
 
 /// Notes packed greedily into sections of at most [`MAX_SECTION_TEXT`], one line each, with
 /// how many notes each holds.
-fn note_sections(notes: &[String]) -> Vec<(Value, usize)> {
+pub(crate) fn note_sections(notes: &[String]) -> Vec<(Value, usize)> {
     let mut out = vec![];
     let mut current = String::new();
     let mut count = 0;

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod blocks;
 mod compare;
 pub mod notes;
+pub mod summary;
 
 use crate::compare::Comparison;
 use crate::display;

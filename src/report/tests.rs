@@ -396,3 +396,4 @@ fn ampersand_names_are_escaped_then_cut_within_the_limit() {
 mod compare;
 mod dst;
 mod names;
+mod summary;

@@ -2,7 +2,7 @@
 //! window, and those whose window is unknown), the marks delivered reports settle, and the
 //! counters of changes no report carries. One key per window, never per sale.
 
-use super::{decode, encode, report_key, Delivery, ReportRecord, Store, StoreError};
+use super::{decode, encode, report_key, Delivery, ReportRecord, Store, StoreError, SummaryRecord};
 use crate::change::Marks;
 use crate::window::{Tally, Totals, WindowId};
 use serde::{Deserialize, Serialize};
@@ -103,12 +103,26 @@ impl Store {
     /// one flushed batch: a correction is posted from exactly one delivered report, and an
     /// earlier window's new baseline is written exactly when the report saying so was
     /// delivered.
+    #[cfg(test)]
     pub(crate) async fn mark_delivered(&self, r: &ReportRecord) -> Result<(), StoreError> {
+        self.mark_delivered_then(r, None).await
+    }
+
+    /// [`Self::mark_delivered`], queueing the summary of `then` (the period this report's
+    /// window ends, if summaries are on) in the same write, unless it is queued already.
+    pub(crate) async fn mark_delivered_then(
+        &self,
+        r: &ReportRecord,
+        then: Option<SummaryRecord>,
+    ) -> Result<(), StoreError> {
         let Delivery::Sent(sent) = r.delivery() else {
             return Err(StoreError::NotSent(r.window.id()));
         };
         let mut batch = sled::Batch::default();
         batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        if let Some(summary) = &then {
+            self.queue_summary(&mut batch, summary)?;
+        }
         let settles = &sent.settled;
         for (id, totals) in &settles.rechecked {
             if let Some(mut earlier) = self.report(*id)? {

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 mod changes;
 mod outbox;
 mod perms;
+mod summaries;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
 pub use outbox::{
     Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
-    Step, Transition, Undeliverable,
+    Step, SummaryRecord, SummaryState, Transition, Undeliverable,
 };
 
 const KEY_FORMAT: &[u8] = b"format";

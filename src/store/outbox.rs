@@ -13,9 +13,11 @@ use serde_json::Value;
 use std::fmt;
 
 mod messages;
+mod summary;
 mod v1;
 
 pub use messages::Messages;
+pub use summary::{SummaryRecord, SummaryState};
 
 /// One window's report in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

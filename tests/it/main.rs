@@ -27,4 +27,5 @@ mod security;
 mod silence;
 mod slack_limits;
 mod state_dir;
+mod summary;
 mod supply_chain;

@@ -32,6 +32,9 @@ impl Service {
             // released (another process could take it in between).
             ("POWER_REVENUE_HTTP_ADDR".into(), "127.0.0.1:0".into()),
             ("RUST_LOG".into(), "info,mongodb=warn".into()),
+            // Daily summaries would add a message to any test that runs across midnight UTC;
+            // the summary tests turn them on.
+            ("POWER_REVENUE_SUMMARY".into(), "off".into()),
         ];
         if let Some(url) = slack_url {
             env.push(("SLACK_WEBHOOK_URL".into(), url.into()));

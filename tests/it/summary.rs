@@ -1,0 +1,263 @@
+//! Period summaries through the real binary: 2 s windows summed up every 6 s. Sales in each
+//! window of a period (and in the period before, for the comparison) give one summary, posted
+//! once, after the period's last report, whose total is the sum of the windows' reports (the
+//! database's figures) to the kobo; neither a restart nor a crash between the last report and
+//! the summary posts it twice or loses it.
+
+use crate::common::service::Service;
+use crate::common::slack::FakeSlack;
+use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
+use bson::{doc, Document};
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use power_revenue::report::time_line;
+use power_revenue::window::Window;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::time::Duration;
+
+const WINDOW: &str = "2s";
+const PERIOD: &str = "6s";
+
+fn sale(at: DateTime<Utc>, utility: &str, amount: &str, status: &str) -> Document {
+    doc! { "createdAt": bson::DateTime::from_chrono(at), "utility": utility, "amount": amount, "status": status }
+}
+
+/// `₦1,234.50` as a decimal.
+fn naira(s: &str) -> Decimal {
+    Decimal::from_str(&s.trim_start_matches('₦').replace(',', "")).unwrap()
+}
+
+/// The figure after "💰 Total Revenue Generated:" in a message's text.
+fn total_of(text: &str) -> Decimal {
+    let line = text
+        .split("💰 Total Revenue Generated:\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no total in {text}"));
+    naira(line)
+}
+
+/// Waits for the summary of `period`; panics if it is posted more than once.
+async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> String {
+    let needle = format!("🕐 Time: {}", time_line(period, Tz::UTC));
+    let until_end = (period.end - Utc::now()).to_std().unwrap_or_default();
+    let text = wait_for(
+        until_end + Duration::from_secs(secs_after_end),
+        &format!("the summary for {needle}"),
+        async || {
+            slack
+                .messages_about(&needle)
+                .into_iter()
+                .find(|t| t.starts_with("📆 Revenue Summary (6s)"))
+        },
+    )
+    .await;
+    let all = slack.messages_about(&needle);
+    assert_eq!(all.len(), 1, "posted more than once: {all:?}");
+    text
+}
+
+/// Sales in each window of `period` as it runs, dated inside the window: returns their sum.
+async fn sell_through(db: &TestDb, period: &Window) -> Decimal {
+    let windows = [0, 2, 4].map(|s| period.start + TimeDelta::seconds(s));
+    let amounts = [["1500.50", "2500"], ["700.25", "0.25"], ["10000", "333.33"]];
+    let mut sum = Decimal::ZERO;
+    for (start, pair) in windows.iter().zip(amounts) {
+        wait_for(Duration::from_secs(30), "the window to begin", async || {
+            (Utc::now() >= *start).then_some(())
+        })
+        .await;
+        let at = *start + TimeDelta::milliseconds(300);
+        db.coll
+            .insert_many(vec![
+                sale(at, "IKEDC", pair[0], "fulfilled"),
+                sale(at, "EKEDC", pair[1], "fulfilled"),
+                // Not fulfilled: in no figure.
+                sale(at, "IKEDC", "99999", "pending"),
+            ])
+            .await
+            .unwrap();
+        sum += naira(pair[0]) + naira(pair[1]);
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restart() {
+    let db = TestDb::new("summary").await;
+    let slack = FakeSlack::start().await;
+    let period = upcoming(6, 4);
+    // The period before: the comparison's figure.
+    db.coll
+        .insert_one(sale(
+            period.start - TimeDelta::seconds(3),
+            "IKEDC",
+            "4000",
+            "fulfilled",
+        ))
+        .await
+        .unwrap();
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+        ],
+    );
+    svc.wait_connected().await;
+    let sold = sell_through(&db, &period).await;
+
+    let text = summary_of(&slack, &period, 40).await;
+    assert_eq!(total_of(&text), sold, "{text}");
+    assert!(text.contains("📊 Total Transactions: 6\n"), "{text}");
+    // The sum of the period's three reports, each the database's figures for its window.
+    let windows: Vec<Window> = (0..3)
+        .map(|i| spec(2).window_of(period.start + TimeDelta::seconds(2 * i)))
+        .collect();
+    let mut reports_sum = Decimal::ZERO;
+    for w in &windows {
+        let report = report_of(&slack, w, 20).await;
+        reports_sum += total_of(&report);
+        // Its window line in the summary says the same.
+        let range = time_line(w, Tz::UTC);
+        let range = range.split(" UTC").next().unwrap();
+        let line = format!("• {range}: ₦");
+        let shown = text
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("no line {line} in {text}"));
+        assert_eq!(
+            naira(shown[line.len() - "₦".len()..].split(' ').next().unwrap()),
+            total_of(&report),
+            "{shown}"
+        );
+    }
+    assert_eq!(reports_sum, sold);
+    // Compared with the period before (₦4,000.00): the change in revenue.
+    assert!(
+        text.contains("• Previous period: ₦4,000.00, 1 transaction (+275.9%)"),
+        "{text}"
+    );
+    // After the period's last report.
+    let order: Vec<String> = slack
+        .messages()
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    let last_report = order
+        .iter()
+        .position(|t| t.contains(&time_line(&windows[2], Tz::UTC)))
+        .unwrap();
+    let summary_at = order.iter().position(|t| *t == text).unwrap();
+    assert!(last_report < summary_at, "{order:?}");
+
+    // Restart: the summary is not posted again, and `status` says it was sent.
+    svc.terminate();
+    svc.restart();
+    svc.wait_connected().await;
+    let later = upcoming(2, 3);
+    let later = spec(2).next(&later);
+    report_of(&slack, &later, 20).await;
+    summary_of(&slack, &period, 0).await;
+    let status = svc.status().await.unwrap();
+    let last = &status["last_summary"];
+    assert_eq!(last["delivery"]["state"], "sent", "{status}");
+    assert!(
+        DateTime::parse_from_rfc3339(last["period"]["start"].as_str().unwrap()).unwrap()
+            >= period.start,
+        "{status}"
+    );
+    // And as text, from the state directory once stopped.
+    assert!(svc.terminate().success());
+    let env: Vec<(&str, &str)> = svc
+        .env()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (code, text, err) = crate::common::service::run_cli(&["status"], &env);
+    assert_eq!(code, 0, "{err}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Last summary: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(": sent "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repeats_it() {
+    let db = TestDb::new("summary_crash").await;
+    let slack = FakeSlack::start().await;
+    // Started at the beginning of a period, the service queues that period's summary first.
+    let period = wait_for(Duration::from_secs(20), "a period to begin", async || {
+        let now = Utc::now();
+        let p = spec(6).window_of(now);
+        (now - p.start < TimeDelta::milliseconds(400)).then_some(p)
+    })
+    .await;
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+            // Aborts when the first summary is queued (with its period's last report, in one
+            // write) and not yet posted.
+            ("POWER_REVENUE_FAILPOINT", "before_summary"),
+        ],
+    );
+    svc.wait_connected().await;
+    let sold = sell_through(&db, &period).await;
+    let status = svc.wait_exit(Duration::from_secs(60)).await;
+    assert!(!status.success(), "the failpoint aborts the process");
+    let log = svc.current_log();
+    assert!(log.contains("failpoint before_summary: aborting"), "{log}");
+    // The period's last report went out in the write that queued the summary.
+    assert!(log.contains("Report posted."), "{log}");
+    assert!(!log.contains("Summary posted."), "{log}");
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
+    svc.wait_connected().await;
+    let text = summary_of(&slack, &period, 40).await;
+    assert_eq!(total_of(&text), sold, "{text}");
+    let last = spec(2).window_of(period.end - TimeDelta::seconds(1));
+    report_of(&slack, &last, 20).await;
+    // A later report goes out too; the summary stays posted once.
+    let after = spec(2).next(&spec(2).window_of(Utc::now() + TimeDelta::seconds(2)));
+    report_of(&slack, &after, 20).await;
+    summary_of(&slack, &period, 0).await;
+}
+
+#[test]
+fn a_period_that_is_no_multiple_of_the_window_exits_2_with_one_line() {
+    for (window, summary, says) in [
+        ("6h", "9h", "not a multiple of the window (6h)"),
+        ("2s", "14s", "does not divide 24 h"),
+        ("6h", "2d", "at most 1d"),
+    ] {
+        let (code, out, err) = crate::common::service::run_cli(
+            &["serve"],
+            &[
+                ("MONGODB_URI", "mongodb://127.0.0.1:9/power"),
+                ("POWER_REVENUE_WINDOW", window),
+                ("POWER_REVENUE_SUMMARY", summary),
+            ],
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("POWER_REVENUE_SUMMARY") && err.contains(says),
+            "{err}"
+        );
+    }
+    // The flag, as the variable.
+    let (code, out, err) = crate::common::service::run_cli(
+        &["serve", "--summary", "bogus"],
+        &[("MONGODB_URI", "mongodb://127.0.0.1:9/power")],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("POWER_REVENUE_SUMMARY = \"bogus\" is not a duration"),
+        "{err}"
+    );
+}
