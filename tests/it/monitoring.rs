@@ -37,7 +37,9 @@ const DASHBOARD_MUST_USE: [&str; 7] = [
 ];
 
 fn deploy(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(dir)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(dir)
 }
 
 /// Words of PromQL that are not metric names: aggregations, grouping and set operators.
@@ -135,7 +137,9 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 fn metric_names_are_read_out_of_promql() {
     let names = |e: &str| metric_names(e).into_iter().collect::<Vec<_>>();
     assert_eq!(
-        names(r#"histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{instance=~"$instance", le!="x"}[$__rate_interval])))"#),
+        names(
+            r#"histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{instance=~"$instance", le!="x"}[$__rate_interval])))"#
+        ),
         ["a_seconds_bucket"]
     );
     assert_eq!(
@@ -351,7 +355,9 @@ async fn the_dashboard_and_the_alerts_use_only_metrics_the_service_serves() {
     let mut exempt_used = BTreeSet::new();
     for expr in rule_exprs(&rules) {
         for name in metric_names(&expr) {
-            if NOT_FROM_THIS_SERVICE.contains(&name.as_str()) || MERGED_LATER.contains(&name.as_str()) {
+            if NOT_FROM_THIS_SERVICE.contains(&name.as_str())
+                || MERGED_LATER.contains(&name.as_str())
+            {
                 exempt_used.insert(name);
                 continue;
             }

@@ -65,21 +65,22 @@ async fn the_openapi_document_is_valid_and_every_answer_matches_it() {
     svc.wait_connected().await;
     let sale = |utility: &str, amount: &str| {
         doc! { "createdAt": bson::DateTime::from_chrono(Utc::now()), "utility": utility,
-               "amount": amount, "status": "fulfilled" }
+        "amount": amount, "status": "fulfilled" }
     };
     db.coll
         .insert_many([sale("IKEDC", "₦1,000.25"), sale("AEDC", "abc")])
         .await
         .unwrap();
-    wait_for(Duration::from_secs(60), "an undeliverable report", async || {
-        let s = svc.status().await?;
-        (!s["undeliverable_reports"].as_array()?.is_empty()).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "an undeliverable report",
+        async || {
+            let s = svc.status().await?;
+            (!s["undeliverable_reports"].as_array()?.is_empty()).then_some(())
+        },
+    )
     .await;
-    db.coll
-        .insert_one(sale("EKEDC", "2,500"))
-        .await
-        .unwrap();
+    db.coll.insert_one(sale("EKEDC", "2,500")).await.unwrap();
     let base = svc.http();
     wait_for(
         Duration::from_secs(60),
@@ -130,7 +131,10 @@ async fn the_openapi_document_is_valid_and_every_answer_matches_it() {
     assert_eq!(doc, std::fs::read_to_string(file).unwrap());
     exchanges.push(served);
     // What the document does not describe: unknown paths.
-    assert_eq!(exchange(&base, "/api/v1/nope", Some(TOKEN)).await["status"], 404);
+    assert_eq!(
+        exchange(&base, "/api/v1/nope", Some(TOKEN)).await["status"],
+        404
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let verdict = check(tmp.path(), &doc, &exchanges);

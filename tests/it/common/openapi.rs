@@ -51,8 +51,12 @@ fn python() -> PathBuf {
                 .expect("staging directory")
                 .keep();
             run(Command::new("python3").args(["-m", "venv"]).arg(&staging));
-            run(Command::new(staging.join("bin").join("pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", VALIDATOR]));
+            run(Command::new(staging.join("bin").join("pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                VALIDATOR,
+            ]));
             std::fs::write(staging.join(".installed"), VALIDATOR).expect("marker");
             if std::fs::rename(&staging, &dir).is_err() {
                 let _ = std::fs::remove_dir_all(&staging); // another run won the race
