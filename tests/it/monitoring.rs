@@ -7,14 +7,14 @@
 use crate::common::promtool;
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
-use crate::common::{wait_for, TestDb};
+use crate::common::TestDb;
 use crate::http_surface::families;
 use bson::doc;
 use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "monitoring-token-for-tests";
 
@@ -303,26 +303,39 @@ async fn the_dashboard_and_the_alerts_use_only_metrics_the_service_serves() {
         .unwrap();
     let client = reqwest::Client::new();
     let url = format!("{}/metrics", svc.http());
+    // Series (name and labels) that must be there, with a value of at least 1.
     let wanted = [
-        "power_revenue_reports_posted_total 1",
+        "power_revenue_reports_posted_total",
         "power_revenue_report_post_failures_total{kind=\"retryable\"}",
         "power_revenue_events_skipped_total{reason=\"amount_unparseable\"}",
         "power_revenue_resume_token_age_seconds",
         "power_revenue_oplog_headroom_seconds",
     ];
-    let exposition = wait_for(
-        Duration::from_secs(90),
-        "a report, a failed post, a skipped sale and the oplog headroom in /metrics",
-        async || {
-            let resp = client.get(&url).bearer_auth(TOKEN).send().await.ok()?;
-            let text = resp.text().await.ok()?;
-            wanted
-                .iter()
-                .all(|w| text.lines().any(|l| l.starts_with(w)))
-                .then_some(text)
-        },
-    )
-    .await;
+    let missing = |text: &str| -> Vec<&str> {
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        let wanted = wanted.iter().copied();
+        wanted
+            .filter(|w| value(w).is_none_or(|v| v < 1.0))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let exposition = loop {
+        let resp = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        let text = resp.text().await.unwrap();
+        let not_yet = missing(&text);
+        if not_yet.is_empty() {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 120 s, /metrics still lacks {not_yet:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let (declared, served) = families(&exposition);
     let histograms: BTreeSet<String> = declared
         .iter()
