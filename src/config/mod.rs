@@ -267,6 +267,8 @@ pub struct Config {
     pub query_timeout: Duration,
     /// Silent-utility alerts.
     pub silence: Silence,
+    /// Summary periods; `None` when summaries are off.
+    pub summary: Option<PeriodSpec>,
 }
 
 /// Silent-utility alerts (`POWER_REVENUE_SILENCE`, `POWER_REVENUE_SILENCE_MIN_SALES`).
@@ -279,8 +281,6 @@ pub enum Silence {
         period: Duration,
         min_sales: u32,
     },
-    /// Summary periods; `None` when summaries are off.
-    pub summary: Option<PeriodSpec>,
 }
 
 impl Config {

@@ -1,7 +1,8 @@
 //! The HTTP listener: the live totals API, the closed windows' history ([`history`], also as
 //! CSV), Prometheus metrics, health probes and the dashboard page. Everything but `/healthz`
-//! requires the API token when one is configured ([`auth`]: the `Authorization` header, or the
-//! cookie the dashboard sets).
+//! and the API's description (`/api/v1/openapi.json`, which holds no data) requires the API
+//! token when one is configured ([`auth`]: the `Authorization` header, or the cookie the
+//! dashboard sets).
 
 mod api;
 mod auth;
@@ -24,6 +25,13 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use api::{Readiness, MIN_OPLOG_HEADROOM_SECS};
+
+/// The OpenAPI 3.1 description of every `/api/v1` route, served as is. Kept by hand next to
+/// the views it describes; `tests/it/openapi.rs` validates it and checks live answers against
+/// it, so a field added to a view without it fails there.
+const OPENAPI: &str = include_str!("openapi.json");
+/// Where [`OPENAPI`] is served.
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -48,6 +56,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(auth::dashboard))
+        .route(OPENAPI_PATH, get(openapi))
         .merge(protected)
         .with_state(state)
 }
@@ -105,10 +114,44 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, Json<Readiness>) {
     (code, Json(ready))
 }
 
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
     api::export_gauges(&s.live, Utc::now());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::telemetry::prometheus().render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document parses, says which build it describes, and names each `/api/v1` route
+    /// this router serves (the live answers are checked against it in `tests/it/openapi.rs`).
+    #[test]
+    fn the_openapi_document_describes_this_build_and_its_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        let mut paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            [
+                OPENAPI_PATH,
+                "/api/v1/status",
+                "/api/v1/windows",
+                "/api/v1/windows/current"
+            ]
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! The HTTP listener of the real binary as a client sees it: the dashboard takes `?token=` once
 //! and swaps it for a cookie, every other route takes only the header or that cookie, and
 //! `/metrics` is valid Prometheus exposition (HELP and TYPE for every series; `promtool check
-//! metrics` clean where promtool is installed).
+//! metrics` clean, promtool provisioned by `common::promtool`).
 
+use crate::common::promtool;
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
 use crate::common::{wait_for, TestDb};
@@ -10,8 +11,7 @@ use bson::doc;
 use chrono::Utc;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 const TOKEN: &str = "dashboard-token-for-tests";
@@ -139,13 +139,13 @@ async fn the_dashboard_swaps_the_url_token_for_a_cookie_and_nothing_else_takes_i
 
 /// What an exposition text says of one metric family.
 #[derive(Debug, Clone, Default)]
-struct Declared {
-    help: bool,
-    kind: Option<String>,
+pub(crate) struct Declared {
+    pub(crate) help: bool,
+    pub(crate) kind: Option<String>,
 }
 
 /// Metric families of an exposition text: what each declares, and each sample's family.
-fn families(text: &str) -> (BTreeMap<String, Declared>, BTreeSet<String>) {
+pub(crate) fn families(text: &str) -> (BTreeMap<String, Declared>, BTreeSet<String>) {
     let mut declared: BTreeMap<String, Declared> = BTreeMap::new();
     let mut samples = BTreeSet::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -182,22 +182,6 @@ fn families(text: &str) -> (BTreeMap<String, Declared>, BTreeSet<String>) {
     (declared, sample_families)
 }
 
-/// `promtool check metrics` on `text`: `None` when promtool is not installed.
-fn promtool(text: &str) -> Option<(bool, String)> {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(text.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Some((out.status.success(), said))
-}
-
 fn check_exposition(text: &str, when: &str) {
     let (declared, sample_families) = families(text);
     assert!(!sample_families.is_empty(), "{when}: no samples:\n{text}");
@@ -210,19 +194,16 @@ fn check_exposition(text: &str, when: &str) {
             assert!(family.ends_with("_total"), "{family}");
         }
     }
-    match promtool(text) {
-        Some((ok, said)) => {
-            assert!(
-                ok && said.trim().is_empty(),
-                "{when}: promtool check metrics:\n{said}"
-            );
-            eprintln!(
-                "{when}: promtool check metrics: clean ({} families)",
-                declared.len()
-            );
-        }
-        None => eprintln!("{when}: promtool is not installed; skipped `promtool check metrics`"),
-    }
+    let v = promtool::run(Path::new("."), &["check", "metrics"], text);
+    assert!(
+        v.ok && v.said.trim().is_empty(),
+        "{when}: promtool check metrics:\n{}",
+        v.said
+    );
+    eprintln!(
+        "{when}: promtool check metrics: clean ({} families)",
+        declared.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

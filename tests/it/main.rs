@@ -3,7 +3,8 @@
 //! library and its dependencies are linked once instead of once per file.
 //!
 //! `common` is the test support: the test server (SecantusDB, or `MONGODB_URI`), the loopback
-//! Slack, the service launcher and the browser, each provisioned once per run.
+//! Slack, the service launcher, the browser and the checkers (promtool, an OpenAPI validator),
+//! each provisioned once per run.
 
 mod common;
 
@@ -19,6 +20,8 @@ mod history;
 mod hostile_names;
 mod http_surface;
 mod live_view;
+mod monitoring;
+mod openapi;
 mod pipeline;
 mod restart_load;
 mod restatements;

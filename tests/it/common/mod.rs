@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod openapi;
+pub mod promtool;
 pub mod service;
 pub mod slack;
 
