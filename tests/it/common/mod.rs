@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod deploy_tools;
 pub mod service;
 pub mod slack;
 
