@@ -3,7 +3,7 @@
 //! against a running service, and the Lambda's Secrets Manager JSON in `_FILE` secrets.
 //! The image itself is built and run in `container.rs`.
 
-use crate::common::deploy_tools::{output_of, repo_root, tools_bin};
+use crate::common::deploy_tools::{hadolint, kubernetes_validate, output_of, repo_root, tools_bin};
 use crate::common::service::{run_cli, Service};
 use crate::common::slack::FakeSlack;
 use crate::common::{server_uri, spec, wait_for, TestDb};
@@ -30,11 +30,7 @@ fn kubernetes_manifests_validate() {
     let mut files: Vec<String> = listed.lines().map(str::to_owned).collect();
     files.push("secret.example.yaml".into());
     for file in &files {
-        let (code, out) = output_of(
-            Command::new(bin.join("kubernetes-validate"))
-                .args(["--strict", file])
-                .current_dir(&dir),
-        );
+        let (code, out) = output_of(kubernetes_validate().arg(file).current_dir(&dir));
         eprintln!("kubernetes-validate --strict {file}: {}", out.trim());
         assert_eq!(code, 0, "{file}: {out}");
         assert!(
@@ -60,30 +56,29 @@ fn kubernetes_manifests_validate() {
         text.replace("terminationGracePeriodSeconds", "terminationGraceSeconds"),
     )
     .unwrap();
-    let (code, out) = output_of(
-        Command::new(bin.join("kubernetes-validate"))
-            .arg("--strict")
-            .arg(&bad_file),
-    );
+    let (code, out) = output_of(kubernetes_validate().arg(&bad_file));
     assert_ne!(code, 0, "a misspelt field passed: {out}");
 
     // Rendered by kustomize (kubectl's, where installed).
-    let (code, rendered) = match output_of(Command::new("kubectl").args(["kustomize"]).arg(&dir)) {
-        (0, rendered) => (0, rendered),
-        (code, out) if code == -1 || out.contains("not found") => {
+    let rendered = match Command::new("kubectl").arg("kustomize").arg(&dir).output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!("kubectl is not installed: the kustomization's files were validated one by one, not rendered");
             return;
         }
-        other => other,
+        Err(e) => panic!("kubectl did not start: {e}"),
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "kubectl kustomize failed: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        }
     };
-    assert_eq!(code, 0, "kubectl kustomize failed: {rendered}");
     let rendered_file = bad.path().join("rendered.yaml");
     std::fs::write(&rendered_file, &rendered).unwrap();
-    let (code, out) = output_of(
-        Command::new(bin.join("kubernetes-validate"))
-            .arg("--strict")
-            .arg(&rendered_file),
-    );
+    let (code, out) = output_of(kubernetes_validate().arg(&rendered_file));
     eprintln!(
         "kubectl kustomize | kubernetes-validate --strict: {}",
         out.trim()
@@ -136,11 +131,7 @@ assert kinds == ["ConfigMap", "NetworkPolicy", "Service", "StatefulSet"], kinds
 fn containerfiles_lint_and_agree() {
     let dir = repo_root().join("deploy/container");
     for file in ["Containerfile", "Containerfile.offline"] {
-        let (code, out) = output_of(
-            Command::new(tools_bin().join("hadolint"))
-                .arg(file)
-                .current_dir(&dir),
-        );
+        let (code, out) = output_of(hadolint().arg(file).current_dir(&dir));
         eprintln!("hadolint {file}: exit {code} {}", out.trim());
         assert_eq!(code, 0, "hadolint {file}: {out}");
     }

