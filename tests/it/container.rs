@@ -283,6 +283,12 @@ async fn the_offline_image_runs_as_65532_against_the_test_server() {
         show("no final checkpoint")
     );
     assert!(!text.contains("ERROR"), "{}", show("errors logged"));
+    // The image's state directory was already 65532's and 0700: nothing to tighten.
+    assert!(
+        !text.contains("Tightened"),
+        "{}",
+        show("the image's state directory was not 0700")
+    );
 
     // The state is on the image's volume: `status` in a new run of the container reads the
     // checkpoint and the report the service left there.
