@@ -109,3 +109,85 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long `healthcheck` waits for the whole answer: well inside a container runtime's probe
+/// timeout (Docker's default is 30 s).
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which probe `healthcheck` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/healthz`: the process is up (open, no token).
+    Live,
+    /// `/readyz`: stream connected, checkpoint fresh, oplog headroom (with the API token, so a
+    /// Kubernetes exec probe needs no token in its manifest).
+    Ready,
+}
+
+impl Probe {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Live => "/healthz",
+            Self::Ready => "/readyz",
+        }
+    }
+}
+
+/// `healthcheck`: GET `/healthz` (or `/readyz`) of the running service, for images without a
+/// shell or curl. The address is the one the service recorded in the state directory (it may
+/// have bound port 0), else the configured one; a wildcard host (`0.0.0.0`, `[::]`) is reached
+/// on loopback. Nothing here touches MongoDB or Slack. Every failure is one line.
+pub async fn healthcheck(config: &Config, probe: Probe) -> anyhow::Result<()> {
+    let mut addr = crate::store::recorded_http_addr(&config.state_dir).unwrap_or(config.http_addr);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{addr}{}", probe.path());
+    // No proxy: a container's HTTP(S)_PROXY is for the outside world, not for its own port.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(HEALTHCHECK_TIMEOUT)
+        .build()
+        .context("unhealthy: the HTTP client could not be built")?;
+    let mut request = client.get(&url);
+    if let (Probe::Ready, Some(token)) = (probe, &config.api_token) {
+        request = request.bearer_auth(token.expose_secret());
+    }
+    let response = request.send().await.map_err(|e| {
+        anyhow::anyhow!("unhealthy: {url} did not answer ({})", request_failure(&e))
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::OK {
+        return Ok(());
+    }
+    // /readyz says why it is not ready; its problems are the service's own words, no secrets.
+    let problems = match probe {
+        Probe::Ready => response
+            .json::<crate::http::Readiness>()
+            .await
+            .map(|r| r.problems.join("; "))
+            .unwrap_or_default(),
+        Probe::Live => String::new(),
+    };
+    if problems.is_empty() {
+        bail!("unhealthy: {url} answered {status}");
+    }
+    bail!(
+        "not ready: {url} answered {status}: {}",
+        crate::display::escaped(&problems)
+    );
+}
+
+/// What went wrong with a request, in a few words (reqwest's own message nests its causes).
+fn request_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or unreachable"
+    } else {
+        "request failed"
+    }
+}

@@ -5,10 +5,12 @@
 
 mod bounds;
 mod secret;
+mod secret_json;
 
 pub use bounds::{DEFAULT_GRACE, MAX_ALERT, MAX_HORIZON, MAX_WINDOW};
 pub(crate) use secret::scrub;
 pub use secret::{redact_uri, SecretVar, MAX_SECRET_FILE_BYTES};
+pub use secret_json::{JsonProblem, SecretJsonError};
 
 use crate::period::PeriodSpec;
 use crate::window::WindowSpec;
@@ -219,6 +221,9 @@ pub enum ConfigError {
     },
     #[error("POWER_REVENUE_SUMMARY: {0}")]
     BadSummary(String),
+    /// A `_FILE` secret holding JSON other than the Lambda's Secrets Manager object.
+    #[error(transparent)]
+    SecretJson(#[from] SecretJsonError),
 }
 
 /// Document field names.

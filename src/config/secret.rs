@@ -2,6 +2,7 @@
 //! keeping them out of every message. A connection string's userinfo is found by the *last*
 //! `@` in it, so a password is cut out whole whatever characters it holds.
 
+use super::secret_json::{self, SecretJsonError};
 use super::ConfigError;
 use secrecy::SecretString;
 use std::io::Read;
@@ -91,7 +92,14 @@ pub(super) fn secret(
                 return Err(ConfigError::EmptySecretFile { var, path });
             }
             let from = format!("{} ({})", var.file_env(), path.display());
-            (text, from)
+            match secret_json::unwrap(var, &text) {
+                Ok(None) => (text, from),
+                Ok(Some(value)) => {
+                    let key = secret_json::json_key(var).unwrap_or_default();
+                    (value, format!("{from}, key \"{key}\","))
+                }
+                Err(problem) => return Err(SecretJsonError { var, path, problem }.into()),
+            }
         }
     };
     let value = value.trim();

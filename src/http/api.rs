@@ -14,7 +14,7 @@ pub const MAX_CHECKPOINT_AGE_SECS: i64 = 60;
 pub use crate::source::oplog::MIN_OPLOG_HEADROOM_SECS;
 
 /// `GET /readyz`: 200 when every check passes, else 503 with the failing ones.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Readiness {
     pub ready: bool,
     pub stream_connected: bool,

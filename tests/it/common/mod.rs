@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod openapi;
 pub mod promtool;
+pub mod deploy_tools;
 pub mod service;
 pub mod slack;
 
