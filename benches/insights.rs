@@ -3,13 +3,21 @@
 //!
 //! `cargo bench --bench insights` (harness off). Against `secantusd-rs` if installed, else the
 //! Python SecantusDB with fewer sales (said in the output). `INSIGHTS_SALES` sets the sales per
-//! window (default 1 M on `secantusd-rs`, 20 k on the Python server). Progress on stderr; the
+//! window (default 1 M on `secantusd-rs`, 20 k on the Python server), `INSIGHTS_ROUNDS` the
+//! rounds (default 2). Progress on stderr; the
 //! last line on stdout is one JSON object with every figure.
 //!
 //! A 6 h window and the three it is compared with (the window before, the same window
-//! yesterday and a week ago) each hold `INSIGHTS_SALES` sales, with the index `setup` creates.
-//! Measured, alternating, twice: the report's `$facet` over its window, and
-//! [`compare::query`] (the three comparison `$facet`s, run concurrently as a report runs them).
+//! yesterday and a week ago) each hold `INSIGHTS_SALES` sales, with the index `setup` creates;
+//! the 30 minutes before the same time of day on the five other days of the past week hold
+//! their share (1/12 of it), as a week of such windows would. Measured, in turn, twice:
+//! - the report's `$facet` over its window;
+//! - [`compare::query`]: the three comparison `$facet`s, run concurrently as a report runs them;
+//! - one silent-utility baseline ([`silence::baseline::query`], `30m`, seven days: 7/12 of a
+//!   window's sales), which the service runs every 5 minutes;
+//! - a summary's period `$facet` ([`reconcile::query_period`]) over two windows (the window
+//!   and the one before): a daily summary of 6 h windows runs two such queries over four
+//!   windows each (the day and the day before).
 
 #[allow(dead_code)]
 mod support;
@@ -20,7 +28,7 @@ use futures::future::join_all;
 use mongodb::{Client, Collection};
 use power_revenue::config::{Config, Settings};
 use power_revenue::window::{Window, WindowSpec};
-use power_revenue::{compare, reconcile, setup};
+use power_revenue::{compare, reconcile, setup, silence};
 use serde_json::json;
 use std::time::Instant;
 use support::{sale, Server};
@@ -77,14 +85,31 @@ async fn run() -> serde_json::Value {
     for (i, window) in windows.iter().enumerate() {
         fill(&coll, window, i as i64 * sales, sales).await;
     }
+    // The baseline's other five days: [t − 30m, t) at the same time of day.
+    let at = w.start + TimeDelta::hours(3);
+    let period = std::time::Duration::from_secs(30 * 60);
+    for d in 2..=6 {
+        let end = at - TimeDelta::days(d);
+        let slice = Window {
+            start: end - TimeDelta::minutes(30),
+            end,
+        };
+        fill(&coll, &slice, (3 + d) * sales, sales / 12).await;
+    }
     let insert_secs = began.elapsed().as_secs_f64();
     eprintln!(
         "insights: inserted {} sales in {insert_secs:.1} s",
         sales * windows.len() as i64
     );
 
-    let (mut report, mut comparisons) = (vec![], vec![]);
-    for round in 0..2 {
+    let two = Window {
+        start: windows[1].start,
+        end: w.end,
+    };
+    let pair = [windows[1].clone(), w.clone()];
+    let (mut report, mut comparisons, mut baseline, mut summary) = (vec![], vec![], vec![], vec![]);
+    let mut baseline_sales = 0;
+    for round in 0..rounds {
         let began = Instant::now();
         let totals = reconcile::query(&coll, &config, &w).await.unwrap();
         report.push(began.elapsed().as_secs_f64());
@@ -97,13 +122,33 @@ async fn run() -> serde_json::Value {
             let t = compared.totals.as_ref().expect("comparison query failed");
             assert_eq!(t.total().count, sales as u64);
         }
+
+        let began = Instant::now();
+        let b = silence::baseline::query(&coll, &config, at, period)
+            .await
+            .unwrap();
+        baseline.push(began.elapsed().as_secs_f64());
+        baseline_sales = b.sales.values().sum::<u64>();
+        assert!(baseline_sales >= 5 * (sales as u64 / 12));
+
+        let began = Instant::now();
+        let p = reconcile::query_period(&coll, &config, &two, &pair)
+            .await
+            .unwrap();
+        summary.push(began.elapsed().as_secs_f64());
+        assert_eq!(p.totals.total().count, 2 * sales as u64);
         eprintln!(
-            "insights: round {round}: report $facet {:.1} s, comparisons {:.1} s",
-            report[round], comparisons[round]
+            "insights: round {round}: report $facet {:.1} s, comparisons {:.1} s, baseline {:.1} s, period of 2 windows {:.1} s",
+            report[round], comparisons[round], baseline[round], summary[round]
         );
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (r, c) = (mean(&report), mean(&comparisons));
+    let (r, c, b, p) = (
+        mean(&report),
+        mean(&comparisons),
+        mean(&baseline),
+        mean(&summary),
+    );
     eprintln!("\n| per report at {sales} sales/window | seconds | × the report's own $facet |");
     eprintln!("|---|---|---|");
     eprintln!("| report `$facet` | {r:.1} | 1.00 |");
@@ -117,8 +162,17 @@ async fn run() -> serde_json::Value {
         "insert_secs": round1(insert_secs),
         "report_facet_secs": report.iter().copied().map(round1).collect::<Vec<_>>(),
         "comparisons_secs": comparisons.iter().copied().map(round1).collect::<Vec<_>>(),
-        "comparisons_over_report": (c / r * 100.0).round() / 100.0,
+        "baseline_sales_counted": baseline_sales,
+        "baseline_secs": baseline.iter().copied().map(round1).collect::<Vec<_>>(),
+        "period_of_two_windows_secs": summary.iter().copied().map(round1).collect::<Vec<_>>(),
+        "comparisons_over_report": ratio(c, r),
+        "baseline_over_report": ratio(b, r),
+        "period_of_two_over_report": ratio(p, r),
     })
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    (a / b * 100.0).round() / 100.0
 }
 
 fn round1(x: f64) -> f64 {

@@ -13,7 +13,7 @@ use mongodb::Collection;
 use std::time::Duration;
 
 mod period;
-pub(crate) use period::{query_period, PeriodTotals};
+pub use period::{query_period, PeriodTotals};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -58,7 +58,7 @@ pub(crate) fn period_pipeline(
 }
 
 /// Runs the period's `$facet` once, limited and read like a window's ([`super::query`]).
-pub(crate) async fn query_period(
+pub async fn query_period(
     coll: &Collection<Document>,
     config: &Config,
     period: &Window,

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod deploy_tools;
 pub mod openapi;
 pub mod promtool;
-pub mod deploy_tools;
 pub mod service;
 pub mod slack;
 
