@@ -60,6 +60,10 @@ async fn run() -> serde_json::Value {
         "insights: server {}, {sales} sales per window",
         server.name()
     );
+    let rounds: usize = std::env::var("INSIGHTS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let client = Client::with_uri_str(&uri).await.unwrap();
     let config = Config::from_settings(Settings {
         mongodb_uri: Some(uri.clone()),
@@ -76,7 +80,7 @@ async fn run() -> serde_json::Value {
     let spec = WindowSpec::new(6 * 3600, chrono_tz::Tz::UTC).unwrap();
     let w = spec.window_of(Utc::now() - TimeDelta::days(1));
     let windows = [
-        w.clone(),
+        w,
         spec.previous(&w),
         spec.days_before(&w, 1),
         spec.days_before(&w, 7),
@@ -106,7 +110,7 @@ async fn run() -> serde_json::Value {
         start: windows[1].start,
         end: w.end,
     };
-    let pair = [windows[1].clone(), w.clone()];
+    let pair = [windows[1], w];
     let (mut report, mut comparisons, mut baseline, mut summary) = (vec![], vec![], vec![], vec![]);
     let mut baseline_sales = 0;
     for round in 0..rounds {
