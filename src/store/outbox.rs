@@ -318,16 +318,10 @@ impl ReportRecord {
         let Delivery::Ready(ready) = &mut self.delivery else {
             return Err(self.wrong(Step::PartAccepted));
         };
-        let messages = &mut ready.messages;
-        if messages.accepted >= messages.len() {
-            return Err(Transition::NoPartLeft { window });
-        }
-        messages.accepted = messages.accepted.saturating_add(1);
-        let progress = if messages.accepted == messages.len() {
-            Progress::AllAccepted
-        } else {
-            Progress::PartsLeft
-        };
+        let progress = ready
+            .messages
+            .accept_next()
+            .ok_or(Transition::NoPartLeft { window })?;
         self.last_error = None;
         self.updated_at = now;
         Ok(progress)

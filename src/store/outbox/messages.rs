@@ -72,6 +72,19 @@ impl Messages {
         self.accepted
     }
 
+    /// Slack accepted the next message: what is left, or `None` when none was left to accept.
+    pub(super) fn accept_next(&mut self) -> Option<super::Progress> {
+        if self.accepted >= self.len() {
+            return None;
+        }
+        self.accepted = self.accepted.saturating_add(1);
+        Some(if self.accepted == self.len() {
+            super::Progress::AllAccepted
+        } else {
+            super::Progress::PartsLeft
+        })
+    }
+
     /// All messages, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Value> {
         std::iter::once(&self.first).chain(&self.follow_ups)

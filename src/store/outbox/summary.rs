@@ -143,15 +143,9 @@ impl SummaryRecord {
         let SummaryState::Ready { messages, .. } = &mut self.state else {
             return Err(self.wrong(Step::PartAccepted));
         };
-        if messages.accepted >= messages.len() {
-            return Err(Transition::NoPartLeft { window });
-        }
-        messages.accepted = messages.accepted.saturating_add(1);
-        let progress = if messages.accepted == messages.len() {
-            Progress::AllAccepted
-        } else {
-            Progress::PartsLeft
-        };
+        let progress = messages
+            .accept_next()
+            .ok_or(Transition::NoPartLeft { window })?;
         self.last_error = None;
         self.updated_at = now;
         Ok(progress)
