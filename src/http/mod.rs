@@ -158,15 +158,18 @@ mod tests {
     /// The fields a component names, and those it requires.
     fn fields(doc: &serde_json::Value, component: &str) -> (Vec<String>, Vec<String>) {
         let schema = &doc["components"]["schemas"][component];
-        assert_eq!(schema["additionalProperties"], false, "{component} is strict");
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{component} is strict"
+        );
         let mut named: Vec<String> = schema["properties"]
             .as_object()
             .expect("properties")
             .keys()
             .cloned()
             .collect();
-        let mut required: Vec<String> = serde_json::from_value(schema["required"].clone())
-            .expect("required names");
+        let mut required: Vec<String> =
+            serde_json::from_value(schema["required"].clone()).expect("required names");
         named.sort_unstable();
         required.sort_unstable();
         (named, required)
@@ -202,7 +205,12 @@ mod tests {
             ("SummaryStatus", serde_json::to_value(&summary)),
         ] {
             let value = value.expect("serializes");
-            let mut keys: Vec<String> = value.as_object().expect("an object").keys().cloned().collect();
+            let mut keys: Vec<String> = value
+                .as_object()
+                .expect("an object")
+                .keys()
+                .cloned()
+                .collect();
             keys.sort_unstable();
             let (named, required) = fields(&doc, component);
             assert_eq!(keys, named, "{component}: {value}");
@@ -215,7 +223,15 @@ mod tests {
             ("StatusView", "last_summary"),
         ] {
             let (named, required) = fields(&doc, view);
-            assert!(named.iter().chain(&required).filter(|f| *f == field).count() == 2, "{view}.{field}");
+            assert!(
+                named
+                    .iter()
+                    .chain(&required)
+                    .filter(|f| *f == field)
+                    .count()
+                    == 2,
+                "{view}.{field}"
+            );
         }
     }
 }
