@@ -154,4 +154,78 @@ mod tests {
             ]
         );
     }
+
+    /// The fields a component names, and those it requires.
+    fn fields(doc: &serde_json::Value, component: &str) -> (Vec<String>, Vec<String>) {
+        let schema = &doc["components"]["schemas"][component];
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{component} is strict"
+        );
+        let mut named: Vec<String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        let mut required: Vec<String> =
+            serde_json::from_value(schema["required"].clone()).expect("required names");
+        named.sort_unstable();
+        required.sort_unstable();
+        (named, required)
+    }
+
+    /// The silent utilities and the last summary, as serialized, have exactly the fields their
+    /// components name and require (the live answers are checked in `tests/it/openapi.rs`).
+    #[test]
+    fn silent_utilities_and_the_last_summary_match_their_components() {
+        use crate::store::DeliveryStatus;
+        use crate::views::SummaryStatus;
+        use crate::window::{Tally, Window};
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        let at = chrono::DateTime::parse_from_rfc3339("2025-05-29T12:00:00Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let silent = SilentView {
+            utility: "IKEDC".into(),
+            display: "IKEDC".into(),
+            silent_since: at,
+            silent_for_secs: 600,
+            usual_sales: 5,
+        };
+        let summary = SummaryStatus {
+            period: Window { start: at, end: at },
+            delivery: DeliveryStatus::Sent { at },
+            total: Some(Tally::default()),
+            attempts: 1,
+            last_error: None,
+        };
+        for (component, value) in [
+            ("SilentUtility", serde_json::to_value(&silent)),
+            ("SummaryStatus", serde_json::to_value(&summary)),
+        ] {
+            let value = value.expect("serializes");
+            let mut keys: Vec<String> = value
+                .as_object()
+                .expect("an object")
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort_unstable();
+            let (named, required) = fields(&doc, component);
+            assert_eq!(keys, named, "{component}: {value}");
+            assert_eq!(keys, required, "{component}: {value}");
+        }
+        // Both views carry them, required.
+        for (view, field) in [
+            ("CurrentView", "silent"),
+            ("StatusView", "silent"),
+            ("StatusView", "last_summary"),
+        ] {
+            let (named, required) = fields(&doc, view);
+            let field = field.to_owned();
+            assert!(named.contains(&field), "{view} names no {field}");
+            assert!(required.contains(&field), "{view} does not require {field}");
+        }
+    }
 }

@@ -4,7 +4,9 @@ cached venv of tests/it/common/openapi.rs).
 argv[1]: the document as served. argv[2]: a JSON list of exchanges, each
 {"path": "/api/v1/windows", "status": 400, "content_type": "...", "headers": {...}, "body": "..."}
 (`path` without its query). Prints one line per check; exits 1 if any failed, or if a path of
-the document or a response it documents (but 500) was never exercised."""
+the document, a response it documents (but 500), one of that response's media types or one of
+its optional headers was never exercised. A header the document marks `required` must be in
+every such answer; an optional one is checked whenever it is there."""
 import json
 import sys
 
@@ -46,6 +48,7 @@ def resolve(node, where):
 
 
 exercised = set()
+headers_seen = set()
 for x in exchanges:
     path, status = x["path"], str(x["status"])
     what = f"GET {path} {status}"
@@ -57,13 +60,14 @@ for x in exchanges:
         failures.append(f"{what}: the document has no {status} response "
                         f"(documented: {sorted(op['responses'])})")
         continue
-    exercised.add((path, status))
     response, where = resolve(op["responses"][status], pointer("paths", path, "get", "responses", status))
     for name, header in response.get("headers", {}).items():
         value = x["headers"].get(name.lower())
         if value is None:
-            failures.append(f"{what}: header {name} missing")
+            if header.get("required", False):
+                failures.append(f"{what}: header {name} missing")
             continue
+        headers_seen.add((path, status, name))
         errors = list(Draft202012Validator(header["schema"]).iter_errors(value))
         if errors:
             failures.append(f"{what}: header {name}: {errors[0].message}")
@@ -71,6 +75,7 @@ for x in exchanges:
     if media not in response.get("content", {}):
         failures.append(f"{what}: content type {media!r}, documented {sorted(response.get('content', {}))}")
         continue
+    exercised.add((path, status, media))
     body = json.loads(x["body"]) if media == "application/json" else x["body"]
     schema = {"$ref": DOC_URI + "#" + where + pointer("content", media, "schema")}
     validator = Draft202012Validator(schema, registry=registry,
@@ -84,9 +89,16 @@ for x in exchanges:
         print(f"ok {what} ({media}, {len(x['body'])} bytes)")
 
 for path, item in doc["paths"].items():
-    for status in item["get"]["responses"]:
-        if status != "500" and (path, status) not in exercised:
-            failures.append(f"GET {path} {status}: documented but never exercised")
+    for status, response in item["get"]["responses"].items():
+        if status == "500":
+            continue
+        response, _ = resolve(response, "")
+        for media in response.get("content", {}):
+            if (path, status, media) not in exercised:
+                failures.append(f"GET {path} {status} ({media}): documented but never exercised")
+        for name in response.get("headers", {}):
+            if (path, status, name) not in headers_seen:
+                failures.append(f"GET {path} {status}: header {name} documented but never seen")
 
 print(f"jsonschema {version('jsonschema')} (Draft 2020-12, formats checked): "
       f"{len(exchanges)} answers checked, {len(failures)} problem(s)")
