@@ -73,23 +73,7 @@ fn head(view: &ReportView<'_>) -> Head {
             "📝 *No new transactions yet*\nNo power transactions were processed during this period.",
         ));
     } else {
-        let total = view.totals.total();
-        let lines = breakdown_lines(view.totals);
-        text.push_str(&format!(
-            "💰 Total Revenue Generated:\n{}\n\n📊 Total Transactions: {}\n\n{RULE}\n\n🏢 Revenue Breakdown by Utility:\n{}",
-            format_naira(total.revenue),
-            total.count,
-            lines.join("\n")
-        ));
-        blocks.push(json!({ "type": "section", "fields": [
-            blocks::field(&format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue))),
-            blocks::field(&format!("*📊 Total Transactions:*\n{}", total.count)),
-        ] }));
-        blocks.push(json!({ "type": "divider" }));
-        blocks.push(blocks::section(&format!(
-            "*🏢 Revenue Breakdown by Utility:*\n{}",
-            lines.join("\n")
-        )));
+        totals_section(view.totals, &mut text, &mut blocks);
     }
     if let Some(c) = view.compared {
         // After everything the seed says, so its lines (and scripts reading them) stay put.
@@ -98,6 +82,28 @@ fn head(view: &ReportView<'_>) -> Head {
         blocks.push(blocks::section(&format!("*{}*\n{lines}", compare::TITLE)));
     }
     Head { text, blocks }
+}
+
+/// The seed's total, transactions and per-utility breakdown, in text and blocks: the same
+/// lines in a report and a summary.
+fn totals_section(totals: &Totals, text: &mut String, out: &mut Vec<Value>) {
+    let total = totals.total();
+    let lines = breakdown_lines(totals);
+    text.push_str(&format!(
+        "💰 Total Revenue Generated:\n{}\n\n📊 Total Transactions: {}\n\n{RULE}\n\n🏢 Revenue Breakdown by Utility:\n{}",
+        format_naira(total.revenue),
+        total.count,
+        lines.join("\n")
+    ));
+    out.push(json!({ "type": "section", "fields": [
+        blocks::field(&format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue))),
+        blocks::field(&format!("*📊 Total Transactions:*\n{}", total.count)),
+    ] }));
+    out.push(json!({ "type": "divider" }));
+    out.push(blocks::section(&format!(
+        "*🏢 Revenue Breakdown by Utility:*\n{}",
+        lines.join("\n")
+    )));
 }
 
 fn breakdown_lines(totals: &Totals) -> Vec<String> {

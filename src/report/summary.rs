@@ -9,7 +9,7 @@
 
 use super::blocks;
 use super::{
-    breakdown_lines, display_name, local, period_name, time_line, transactions, whole_minutes,
+    display_name, local, period_name, time_line, totals_section, transactions, whole_minutes,
     MAX_UTILITIES_SHOWN, RULE,
 };
 use crate::compare::{Change, Compared};
@@ -78,23 +78,7 @@ pub fn render(view: &SummaryView<'_>) -> Value {
         text.push_str("📝 No transactions in this period");
         blocks_out.push(blocks::section("📝 *No transactions in this period*"));
     } else {
-        let total = view.totals.total();
-        let lines = breakdown_lines(view.totals);
-        text.push_str(&format!(
-            "💰 Total Revenue Generated:\n{}\n\n📊 Total Transactions: {}\n\n{RULE}\n\n🏢 Revenue Breakdown by Utility:\n{}",
-            format_naira(total.revenue),
-            total.count,
-            lines.join("\n")
-        ));
-        blocks_out.push(json!({ "type": "section", "fields": [
-            blocks::field(&format!("*💰 Total Revenue Generated:*\n{}", format_naira(total.revenue))),
-            blocks::field(&format!("*📊 Total Transactions:*\n{}", total.count)),
-        ] }));
-        blocks_out.push(json!({ "type": "divider" }));
-        blocks_out.push(blocks::section(&format!(
-            "*🏢 Revenue Breakdown by Utility:*\n{}",
-            lines.join("\n")
-        )));
+        totals_section(view.totals, &mut text, &mut blocks_out);
         let (title, lines) = window_lines(view.by_window, view.tz);
         text.push_str(&format!("\n\n{title}\n{}", lines.join("\n")));
         push_packed(&mut blocks_out, &format!("*{title}*"), &lines);
