@@ -20,17 +20,11 @@ pub struct Browser {
 fn ensure_installed() {
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(|| {
-        if std::path::Path::new("/usr/bin/chromedriver").exists() {
-            return;
-        }
-        let status = Command::new("sh")
-            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null"])
-            .status()
-            .expect("apt-get runs");
-        assert!(
-            status.success(),
-            "installing chromium and chromium-driver failed"
-        );
+        super::apt::ensure(
+            &["chromium", "chromium-driver"],
+            || std::path::Path::new("/usr/bin/chromedriver").exists(),
+            "the dashboard tests need a browser",
+        )
     });
 }
 

@@ -76,17 +76,11 @@ pub fn hadolint() -> Command {
 pub fn ensure_buildah() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        if Path::new("/usr/bin/buildah").exists() {
-            return;
-        }
-        let status = Command::new("sh")
-            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah fuse-overlayfs uidmap >/dev/null"])
-            .status()
-            .expect("apt-get runs");
-        assert!(
-            status.success(),
-            "installing buildah, fuse-overlayfs and uidmap from Debian failed: this machine cannot build or run the container image, so the container test cannot pass"
-        );
+        super::apt::ensure(
+            &["buildah", "fuse-overlayfs", "uidmap"],
+            || Path::new("/usr/bin/buildah").exists(),
+            "this machine cannot build or run the container image, so the container test cannot pass",
+        )
     });
 }
 

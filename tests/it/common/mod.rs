@@ -2,6 +2,7 @@
 //! that checks what Slack checks, and the real `power-revenue` binary.
 #![allow(dead_code)]
 
+pub mod apt;
 pub mod browser;
 pub mod deploy_tools;
 pub mod openapi;

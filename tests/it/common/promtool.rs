@@ -19,17 +19,11 @@ fn installed() -> bool {
 fn ensure_installed() {
     static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     INSTALLED.get_or_init(|| {
-        if installed() {
-            return;
-        }
-        let status = Command::new("sh")
-            .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null"])
-            .status()
-            .expect("apt-get runs");
-        assert!(
-            status.success() && installed(),
-            "installing Debian's prometheus (for promtool) failed"
-        );
+        super::apt::ensure(
+            &["prometheus"],
+            installed,
+            "the monitoring tests need promtool",
+        )
     });
 }
 
