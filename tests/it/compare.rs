@@ -5,7 +5,7 @@
 
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
-use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
+use crate::common::{report_of, spec, upcoming, TestDb};
 use bson::{doc, Document};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::time::Duration;
@@ -71,23 +71,7 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     assert!(text.contains(expected), "{text}");
 
     // The API shows the same figures as new fields of the window.
-    let api = wait_for(
-        Duration::from_secs(20),
-        "the window in the API",
-        async || {
-            let all = svc.get_json("/api/v1/windows").await?;
-            all.as_array()?
-                .iter()
-                .find(|x| {
-                    x["start"]
-                        .as_str()
-                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                        == Some(w.start)
-                })
-                .cloned()
-        },
-    )
-    .await;
+    let api = svc.closed_window(&w, Duration::from_secs(20)).await;
     let c = &api["compared"];
     assert_eq!(c["previous"]["revenue"], "40100.00", "{api}");
     assert_eq!(c["previous"]["change"], "+14.1%", "{api}");
@@ -167,23 +151,7 @@ async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
     assert!(!text.contains("vs yesterday"), "{text}");
     assert!(text.contains("₦12,500.50"), "{text}");
 
-    let api = wait_for(
-        Duration::from_secs(20),
-        "the window in the API",
-        async || {
-            let all = svc.get_json("/api/v1/windows").await?;
-            all.as_array()?
-                .iter()
-                .find(|x| {
-                    x["start"]
-                        .as_str()
-                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-                        == Some(w.start)
-                })
-                .cloned()
-        },
-    )
-    .await;
+    let api = svc.closed_window(&w, Duration::from_secs(20)).await;
     let c = &api["compared"];
     for against in ["previous", "yesterday", "last_week"] {
         assert_eq!(c[against]["revenue"], serde_json::Value::Null, "{api}");

@@ -1,5 +1,7 @@
 //! The real `power-revenue` binary as an operator runs it: env config, signals, logs.
 
+use chrono::{DateTime, Utc};
+use power_revenue::window::Window;
 use serde_json::Value;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -150,6 +152,23 @@ impl Service {
             req = req.bearer_auth(token);
         }
         req.send().await.ok()
+    }
+
+    /// `w`'s item in `GET /api/v1/windows`, waited for up to `timeout`.
+    pub async fn closed_window(&self, w: &Window, timeout: Duration) -> Value {
+        super::wait_for(timeout, "the window in the API", async || {
+            let all = self.get_json("/api/v1/windows").await?;
+            all.as_array()?
+                .iter()
+                .find(|x| {
+                    x["start"]
+                        .as_str()
+                        .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                        == Some(w.start)
+                })
+                .cloned()
+        })
+        .await
     }
 
     /// Waits until the change stream is open (sales inserted before that are not streamed).
