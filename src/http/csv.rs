@@ -4,7 +4,8 @@
 //! `csv` crate (quoting, embedded commas and line breaks); what is ours is keeping names inert.
 //!
 //! Names are data, and a spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a
-//! formula: such a name gets a `'` in front (the spreadsheet convention for "text"), and so
+//! formula (after leading spaces too, and some locales take the full-width `＝＋－＠`): such a
+//! name gets a `'` in front (the spreadsheet convention for "text"), and so
 //! does a name that starts with `'` itself, so the mapping stays one-to-one: drop one leading
 //! `'` to get the name back. Hidden characters (controls, bidi overrides, …) are written as
 //! their escapes ([`crate::display::escaped`], also one-to-one). The JSON keeps the exact name.
@@ -17,7 +18,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 const HEADER: [&str; 5] = ["start", "end", "utility", "revenue", "count"];
 
 /// Characters that make a spreadsheet cell a formula, and the quote that marks text.
-const FORMULA_STARTS: [char; 4] = ['=', '+', '-', '@'];
+const FORMULA_STARTS: [char; 8] = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
 const TEXT_MARK: char = '\'';
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub(crate) enum CsvError {
 /// A utility name as a CSV cell: escaped, and never a formula.
 pub(crate) fn cell(name: &str) -> Cow<'_, str> {
     let name = crate::display::escaped(name);
-    if name.starts_with(FORMULA_STARTS) || name.starts_with(TEXT_MARK) {
+    if name.trim_start().starts_with(FORMULA_STARTS) || name.starts_with(TEXT_MARK) {
         Cow::Owned(format!("{TEXT_MARK}{name}"))
     } else {
         name
@@ -79,6 +80,9 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("'=X", "''=X"),
             ("A=1", "A=1"),
+            ("  =1+2", "'  =1+2"),
+            ("＝1+2", "'＝1+2"),
+            ("＠SUM(A1)", "'＠SUM(A1)"),
             ("\tX", "\\tX"),
             ("IK\u{7}EDC", "IK\\u{7}EDC"),
         ] {

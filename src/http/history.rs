@@ -18,8 +18,9 @@ const DEFAULT_LAST: usize = 10;
 const MAX_LAST: usize = 1000;
 /// A history page holds this many windows unless `limit` says otherwise…
 pub(crate) const DEFAULT_LIMIT: usize = 500;
-/// …and never more than this (a page is read, mapped and sent in one piece).
-pub(crate) const MAX_LIMIT: usize = 5000;
+/// …and never more than this: a page is read, mapped and sent in one piece, so its memory is
+/// this many windows × their utilities (a week of 10-minute windows is two pages).
+pub(crate) const MAX_LIMIT: usize = 1000;
 const PATH: &str = "/api/v1/windows";
 
 /// What a request selects.
@@ -183,16 +184,26 @@ pub(crate) async fn closed(
         Ok(sel) => sel,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let (items, next) = match select(&s, selection) {
-        Ok(found) => found,
+    let format = Format::negotiate(&headers);
+    // Reading a page from sled and writing its CSV are blocking work of a page's size: off the
+    // async workers, which also carry the stream and the deliveries.
+    let read = tokio::task::spawn_blocking(move || {
+        let (items, next) = select(&s, selection)?;
+        let csv = match format {
+            Format::Json => None,
+            Format::Csv => Some(super::csv::render(&items).map_err(Failed::Csv)?),
+        };
+        Ok::<_, Failed>((items, csv, next))
+    })
+    .await;
+    let (items, csv, next) = match read {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return internal(e).into_response(),
         Err(e) => return internal(e).into_response(),
     };
-    let mut response = match Format::negotiate(&headers) {
-        Format::Json => Json(items).into_response(),
-        Format::Csv => match super::csv::render(&items) {
-            Ok(body) => ([(header::CONTENT_TYPE, super::csv::CONTENT_TYPE)], body).into_response(),
-            Err(e) => internal(e).into_response(),
-        },
+    let mut response = match csv {
+        None => Json(items).into_response(),
+        Some(body) => ([(header::CONTENT_TYPE, super::csv::CONTENT_TYPE)], body).into_response(),
     };
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -202,6 +213,15 @@ pub(crate) async fn closed(
         h.insert(header::LINK, link);
     }
     response
+}
+
+/// Why a page could not be read or written.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Csv(super::csv::CsvError),
 }
 
 /// The selected windows, and the next page's URL.

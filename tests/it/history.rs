@@ -239,7 +239,7 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
     for (query, says) in [
         ("from=yesterday", "from must be an RFC 3339 time"),
         ("to=2025-05-29", "to must be an RFC 3339 time"),
-        ("limit=0", "limit must be a number from 1 to 5000"),
+        ("limit=0", "limit must be a number from 1 to 1000"),
         (
             "last=3&from=2025-05-29T00:00:00Z",
             "last cannot be combined",

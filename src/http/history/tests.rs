@@ -37,7 +37,7 @@ fn last_keeps_working_and_a_range_is_half_open_and_bounded() {
         }))
     );
     assert_eq!(
-        Selection::parse(&query(&[("limit", "5000")])),
+        Selection::parse(&query(&[("limit", "1000")])),
         Ok(Selection::Range(Range {
             from: None,
             to: None,
@@ -58,7 +58,7 @@ fn last_keeps_working_and_a_range_is_half_open_and_bounded() {
             QueryError::Empty,
         ),
         (&[("limit", "0")], QueryError::Limit),
-        (&[("limit", "5001")], QueryError::Limit),
+        (&[("limit", "1001")], QueryError::Limit),
         (&[("limit", "-1")], QueryError::Limit),
         (
             &[("last", "3"), ("from", "2025-05-29T00:00:00Z")],
