@@ -160,6 +160,11 @@ async fn run() -> serde_json::Value {
         "| comparisons (3 `$facet`s, concurrent) | {c:.1} | {:.2} |",
         c / r
     );
+    eprintln!("| one silence baseline (7 × 30m) | {b:.1} | {:.2} |", b / r);
+    eprintln!(
+        "| summary `$facet` over 2 windows | {p:.1} | {:.2} |",
+        p / r
+    );
     json!({
         "server": server.name(),
         "sales_per_window": sales,
