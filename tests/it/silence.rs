@@ -207,6 +207,7 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
         "raised {took:?} after the last sale ({last_sale}, seen {since}): {alert}"
     );
     assert!(stated >= Duration::from_secs(SILENCE_SECS), "{alert}");
+    eprintln!("silence alert raised at most {took:?} after the last sale (bound {limit:?})");
 
     // And by `status`, which asks the running service.
     let env: Vec<(&str, &str)> = svc
