@@ -12,7 +12,7 @@ use crate::common::slack::FakeSlack;
 use crate::common::{report_of, upcoming, wait_for, TestDb};
 use bson::{doc, Document};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,35 +50,36 @@ fn texts_starting(slack: &FakeSlack, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Sales now, every 400 ms: of EKEDC and IKEDC while their flags are set.
+/// Bits of [`Feeder::selling`].
+const IKEDC: u8 = 1;
+const EKEDC: u8 = 2;
+
+/// Sales now, every 400 ms: of EKEDC and IKEDC while their bits are set.
 struct Feeder {
-    ikedc: Arc<AtomicBool>,
-    ekedc: Arc<AtomicBool>,
+    /// Who sells: one value, so that both stop (or start) in the same insert.
+    selling: Arc<AtomicU8>,
     /// The time of the last IKEDC sale written.
     last_ikedc: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// Set by [`Feeder::finish`].
     stop: Arc<AtomicBool>,
+    /// The writing loop.
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Feeder {
     fn start(coll: mongodb::Collection<Document>) -> Feeder {
-        let ikedc = Arc::new(AtomicBool::new(true));
-        let ekedc = Arc::new(AtomicBool::new(true));
+        let selling = Arc::new(AtomicU8::new(IKEDC | EKEDC));
         let last_ikedc = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let task = {
-            let (ikedc, ekedc, last_ikedc, stop) = (
-                ikedc.clone(),
-                ekedc.clone(),
-                last_ikedc.clone(),
-                stop.clone(),
-            );
+            let (selling, last_ikedc, stop) = (selling.clone(), last_ikedc.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Relaxed) {
                     let now = Utc::now();
-                    let with_ikedc = ikedc.load(Relaxed);
+                    let now_selling = selling.load(Relaxed);
+                    let with_ikedc = now_selling & IKEDC != 0;
                     let mut docs = Vec::new();
-                    if ekedc.load(Relaxed) {
+                    if now_selling & EKEDC != 0 {
                         docs.push(sale(now, "EKEDC"));
                     }
                     if with_ikedc {
@@ -95,8 +96,7 @@ impl Feeder {
             })
         };
         Feeder {
-            ikedc,
-            ekedc,
+            selling,
             last_ikedc,
             stop,
             task,
@@ -159,7 +159,7 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
     svc.wait_connected().await;
     // Both sell for a while, seen by the stream; then IKEDC stops.
     wait_live_sales(&svc, "IKEDC").await;
-    feeder.ikedc.store(false, Relaxed);
+    feeder.selling.store(EKEDC, Relaxed);
 
     // The timeout only bounds a hung test; the property is checked on the service's clock.
     let alert = wait_for(Duration::from_secs(60), "the silence alert", async || {
@@ -267,7 +267,7 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
     .await;
 
     // It sells again: one "resumed" notice, from the restarted service.
-    feeder.ikedc.store(true, Relaxed);
+    feeder.selling.store(IKEDC | EKEDC, Relaxed);
     let resumed = wait_for(Duration::from_secs(20), "the resumed notice", async || {
         texts_starting(&slack, "🔔").first().cloned()
     })
@@ -323,8 +323,7 @@ async fn all_sales_stopping_at_once_is_one_alert_and_one_notice() {
     svc.wait_connected().await;
     wait_live_sales(&svc, "IKEDC").await;
     // Upstream stops: no utility sells (in the same moment: one insert held the last of both).
-    feeder.ikedc.store(false, Relaxed);
-    feeder.ekedc.store(false, Relaxed);
+    feeder.selling.store(0, Relaxed);
     let alert = wait_for(Duration::from_secs(60), "the silence alert", async || {
         texts_starting(&slack, "🔕").first().cloned()
     })
@@ -339,8 +338,7 @@ async fn all_sales_stopping_at_once_is_one_alert_and_one_notice() {
         (status["silent"].as_array()?.len() == 2).then_some(())
     })
     .await;
-    feeder.ikedc.store(true, Relaxed);
-    feeder.ekedc.store(true, Relaxed);
+    feeder.selling.store(IKEDC | EKEDC, Relaxed);
     let resumed = wait_for(Duration::from_secs(20), "the resumed notice", async || {
         texts_starting(&slack, "🔔").first().cloned()
     })
