@@ -1,11 +1,11 @@
 //! Alerts to Slack (the Lambda had them): stream down, reconciliation failed, history lost,
 //! report undeliverable; and silent utilities ([`crate::silence`]). At most one per kind per
-//! 30 minutes, per utility for silent utilities (a silent IKEDC does not hold back a silent
-//! EKEDC); a "resumed" notice follows only a silence alert that went out, so it is not limited
-//! again. Best effort, never blocking the caller. Worded in [`crate::report::alerts`], from
-//! our own values: never a secret.
+//! 30 minutes. Silent-utility alerts and "resumed" notices are limited by the silence machine
+//! instead ([`crate::silence::machine`]: per utility, grouped per step, remembered across
+//! restarts), so they pass here unlimited. Best effort, never blocking the caller. Worded in
+//! [`crate::report::alerts`], from our own values: never a secret.
 
-pub use crate::report::alerts::{Alert, AlertKind};
+pub use crate::report::alerts::{Alert, AlertKind, Resumption, Silenced};
 use crate::sink::Sink;
 use serde_json::json;
 use std::collections::HashMap;
@@ -13,32 +13,23 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-const MIN_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// At most one alert of a kind this often (per utility for silences, in the silence machine).
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
-/// What the rate limit counts alerts by.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum LimitKey {
-    Kind(AlertKind),
-    /// Per kind and utility (the stored name).
-    Utility(AlertKind, String),
-}
-
-impl LimitKey {
-    /// `None`: not limited (it follows an alert that was).
-    fn of(alert: &Alert) -> Option<LimitKey> {
-        match (alert.kind(), alert.utility()) {
-            (AlertKind::Resumed, _) => None,
-            (kind, Some(utility)) => Some(LimitKey::Utility(kind, utility.to_owned())),
-            (kind, None) => Some(LimitKey::Kind(kind)),
-        }
+/// What the rate limit counts alerts by: their kind, or nothing for the kinds the silence
+/// machine limits itself.
+fn limit_key(alert: &Alert) -> Option<AlertKind> {
+    match alert.kind() {
+        AlertKind::Silent | AlertKind::Resumed => None,
+        kind => Some(kind),
     }
 }
 
 #[derive(Clone)]
 pub struct Alerter {
     sink: Sink,
-    /// When each key's last alert went out.
-    last: Arc<Mutex<HashMap<LimitKey, Instant>>>,
+    /// When each kind's last alert went out.
+    last: Arc<Mutex<HashMap<AlertKind, Instant>>>,
 }
 
 impl Alerter {
@@ -49,8 +40,8 @@ impl Alerter {
         }
     }
 
-    /// Sends `alert` unless one of its kind (and utility) went out in the last 30 minutes;
-    /// says whether it goes out.
+    /// Sends `alert` unless one of its kind went out in the last 30 minutes (silences and
+    /// "resumed" notices: always); says whether it goes out.
     pub(crate) fn raise(&self, alert: Alert) -> bool {
         if !self.admit(&alert, Instant::now()) {
             return false;
@@ -61,7 +52,7 @@ impl Alerter {
 
     /// Whether `alert` may go out at `now`, noting it if so.
     fn admit(&self, alert: &Alert, now: Instant) -> bool {
-        let Some(key) = LimitKey::of(alert) else {
+        let Some(key) = limit_key(alert) else {
             return true;
         };
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -93,30 +84,33 @@ mod tests {
 
     fn silent(utility: &str) -> Alert {
         Alert::Silent {
-            utility: utility.into(),
-            silent_for: Duration::from_secs(1800),
-            usual_sales: 42,
+            silences: vec![Silenced {
+                utility: utility.into(),
+                silent_for: Duration::from_secs(1800),
+                usual_sales: 42,
+            }],
             period: Duration::from_secs(1800),
         }
     }
 
     #[test]
-    fn silent_alerts_are_limited_per_utility() {
+    fn alerts_are_limited_per_kind_and_silences_by_the_machine() {
         let alerter = Alerter::new(Sink::Stdout);
         let t0 = Instant::now();
-        assert!(alerter.admit(&silent("IKEDC"), t0));
-        assert!(!alerter.admit(&silent("IKEDC"), t0 + Duration::from_secs(60)));
-        // Another utility, and another kind, are not held back by IKEDC's.
-        assert!(alerter.admit(&silent("EKEDC"), t0 + Duration::from_secs(60)));
         assert!(alerter.admit(&Alert::StreamDown { down_secs: 300 }, t0));
         assert!(!alerter.admit(&Alert::StreamDown { down_secs: 600 }, t0));
-        // Resumed notices follow an alert that went out: never held back themselves.
+        assert!(alerter.admit(&Alert::HistoryLost { code: 286 }, t0));
+        assert!(alerter.admit(&Alert::StreamDown { down_secs: 900 }, t0 + MIN_INTERVAL));
+        // Silences and their ends are limited (and grouped) by the silence machine.
         let resumed = Alert::Resumed {
-            utility: "IKEDC".into(),
-            lasted: Duration::from_secs(60),
+            resumptions: vec![Resumption {
+                utility: "IKEDC".into(),
+                lasted: Duration::from_secs(60),
+            }],
         };
-        assert!(alerter.admit(&resumed, t0));
-        assert!(alerter.admit(&resumed, t0));
-        assert!(alerter.admit(&silent("IKEDC"), t0 + MIN_INTERVAL));
+        for _ in 0..2 {
+            assert!(alerter.admit(&silent("IKEDC"), t0));
+            assert!(alerter.admit(&resumed, t0));
+        }
     }
 }

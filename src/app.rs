@@ -93,6 +93,7 @@ impl App {
             config: self.config.clone(),
             live: self.live.clone(),
             alerts: alerts.clone(),
+            store: self.store.clone(),
             board: silence.clone(),
         };
         let deliverer = Deliverer {

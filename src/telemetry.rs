@@ -203,14 +203,14 @@ const METRICS: &[Metric] = &[
         kind: Kind::Counter,
         unit: Some(Unit::Count),
         labels: &[],
-        help: "Silent-utility alerts sent (one per silence; held back by the rate limit: not counted).",
+        help: "Silences alerted (one per utility, though utilities falling silent together share one post; held back by the rate limit: not counted).",
     },
     Metric {
         name: SILENCE_RESUMED_TOTAL,
         kind: Kind::Counter,
         unit: Some(Unit::Count),
         labels: &[],
-        help: "Resumed notices sent for alerted silent utilities.",
+        help: "Alerted silent utilities that sell again (one per utility, though those resuming together share one post).",
     },
     Metric {
         name: BASELINE_FAILURES_TOTAL,

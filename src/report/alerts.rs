@@ -24,17 +24,40 @@ pub enum Alert {
     ReconcileFailed { window: WindowId, error: String },
     /// Slack refused a window's report for good.
     Undeliverable { window: WindowId, error: String },
-    /// `utility` (the stored name) has sold nothing for `silent_for`, where it usually makes
-    /// `usual_sales` sales per `period` at this time of day.
+    /// Utilities fallen silent together (one step of the watcher): each has sold nothing for
+    /// its `silent_for`, where it usually makes `usual_sales` sales per `period` at this time
+    /// of day. One post however many there are, so an upstream outage is one message.
     Silent {
-        utility: String,
-        silent_for: Duration,
-        usual_sales: u64,
+        silences: Vec<Silenced>,
         period: Duration,
     },
-    /// A silent utility that was alerted sells again, after `lasted` without a sale.
-    Resumed { utility: String, lasted: Duration },
+    /// Alerted silent utilities that sell again (one step of the watcher), in one post.
+    Resumed { resumptions: Vec<Resumption> },
 }
+
+/// One silent utility in an [`Alert::Silent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Silenced {
+    /// The stored name.
+    pub utility: String,
+    /// How long it has sold nothing.
+    pub silent_for: Duration,
+    /// Its average sales per silence period at this time of day.
+    pub usual_sales: u64,
+}
+
+/// One utility selling again in an [`Alert::Resumed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumption {
+    /// The stored name.
+    pub utility: String,
+    /// How long its silence lasted.
+    pub lasted: Duration,
+}
+
+/// A grouped alert names this many utilities at most, and counts the rest: a post stays
+/// readable (and far below Slack's message size) however many utilities fall silent.
+const MAX_NAMES: usize = 20;
 
 /// Alerts of one kind are sent at most once per interval (see [`crate::alert`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,14 +83,6 @@ impl Alert {
             Self::Resumed { .. } => AlertKind::Resumed,
         }
     }
-
-    /// The utility an alert is about, for alerts that are per utility.
-    pub fn utility(&self) -> Option<&str> {
-        match self {
-            Self::Silent { utility, .. } | Self::Resumed { utility, .. } => Some(utility),
-            _ => None,
-        }
-    }
 }
 
 /// `30m`, `1h 5m`, `45s`: whole seconds, as the settings are written.
@@ -75,32 +90,82 @@ fn span(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_secs(d.as_secs()))
 }
 
+/// `, and 3 more` for the names left out of a grouped alert.
+fn more(f: &mut fmt::Formatter<'_>, total: usize) -> fmt::Result {
+    match total.checked_sub(MAX_NAMES) {
+        Some(rest) if rest > 0 => write!(f, ", and {rest} more"),
+        _ => Ok(()),
+    }
+}
+
 /// The message as posted: "🚨 power-revenue: …", and for utilities "🔕 IKEDC: no sales for
-/// 30m (usually 42 in 30m at this hour)", "🔔 IKEDC: sales resumed after 47m 12s of silence".
+/// 30m (usually 42 in 30m at this hour)", "🔔 IKEDC: sales resumed after 47m 12s of silence";
+/// several at once "🔕 2 utilities: no sales for 30m — IKEDC (usually 42), EKEDC (usually
+/// 30)" and "🔔 2 utilities: sales resumed — IKEDC after 47m 12s, EKEDC after 31m".
 impl fmt::Display for Alert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Silent {
-                utility,
-                silent_for,
-                usual_sales,
-                period,
-            } => {
-                return write!(
-                    f,
-                    "🔕 {}: no sales for {} (usually {usual_sales} in {} at this hour)",
-                    super::display_name(utility),
-                    span(*silent_for),
-                    span(*period)
-                )
+            Self::Silent { silences, period } => {
+                return match silences.as_slice() {
+                    [one] => write!(
+                        f,
+                        "🔕 {}: no sales for {} (usually {} in {} at this hour)",
+                        super::display_name(&one.utility),
+                        span(one.silent_for),
+                        one.usual_sales,
+                        span(*period)
+                    ),
+                    many => {
+                        // Every one of them has been silent at least the shortest silence.
+                        let shortest = many.iter().map(|s| s.silent_for.as_secs()).min();
+                        let longest = many.iter().map(|s| s.silent_for.as_secs()).max();
+                        let shortest = Duration::from_secs(shortest.unwrap_or_default());
+                        let or_more = if longest > Some(shortest.as_secs()) {
+                            " or more"
+                        } else {
+                            ""
+                        };
+                        write!(
+                            f,
+                            "🔕 {} utilities: no sales for {}{or_more} —",
+                            many.len(),
+                            span(shortest)
+                        )?;
+                        for (i, s) in many.iter().take(MAX_NAMES).enumerate() {
+                            let sep = if i == 0 { " " } else { ", " };
+                            write!(
+                                f,
+                                "{sep}{} (usually {})",
+                                super::display_name(&s.utility),
+                                s.usual_sales
+                            )?;
+                        }
+                        more(f, many.len())
+                    }
+                };
             }
-            Self::Resumed { utility, lasted } => {
-                return write!(
-                    f,
-                    "🔔 {}: sales resumed after {} of silence",
-                    super::display_name(utility),
-                    span(*lasted)
-                )
+            Self::Resumed { resumptions } => {
+                return match resumptions.as_slice() {
+                    [one] => write!(
+                        f,
+                        "🔔 {}: sales resumed after {} of silence",
+                        super::display_name(&one.utility),
+                        span(one.lasted)
+                    ),
+                    many => {
+                        write!(f, "🔔 {} utilities: sales resumed —", many.len())?;
+                        for (i, r) in many.iter().take(MAX_NAMES).enumerate() {
+                            let sep = if i == 0 { " " } else { ", " };
+                            write!(
+                                f,
+                                "{sep}{} after {}",
+                                super::display_name(&r.utility),
+                                span(r.lasted)
+                            )?;
+                        }
+                        more(f, many.len())
+                    }
+                };
             }
             _ => {}
         }
@@ -180,12 +245,77 @@ mod tests {
         }
     }
 
+    fn silenced(utility: &str, silent_ms: u64, usual_sales: u64) -> Silenced {
+        Silenced {
+            utility: utility.into(),
+            silent_for: Duration::from_millis(silent_ms),
+            usual_sales,
+        }
+    }
+
+    fn resumption(utility: &str, lasted_secs: u64) -> Resumption {
+        Resumption {
+            utility: utility.into(),
+            lasted: Duration::from_secs(lasted_secs),
+        }
+    }
+
+    #[test]
+    fn several_utilities_at_once_are_one_message() {
+        let silent = Alert::Silent {
+            silences: vec![
+                silenced("IKEDC", 1_800_000, 42),
+                silenced("EKEDC", 1_800_400, 30),
+            ],
+            period: Duration::from_secs(1800),
+        };
+        assert_eq!(
+            silent.to_string(),
+            "🔕 2 utilities: no sales for 30m — IKEDC (usually 42), EKEDC (usually 30)"
+        );
+        let longer = Alert::Silent {
+            silences: vec![
+                silenced("IKEDC", 1_800_000, 42),
+                silenced("EKEDC", 2_700_000, 30),
+            ],
+            period: Duration::from_secs(1800),
+        };
+        assert!(longer
+            .to_string()
+            .starts_with("🔕 2 utilities: no sales for 30m or more — IKEDC"));
+        let resumed = Alert::Resumed {
+            resumptions: vec![resumption("IKEDC", 2832), resumption("EKEDC", 1860)],
+        };
+        assert_eq!(
+            resumed.to_string(),
+            "🔔 2 utilities: sales resumed — IKEDC after 47m 12s, EKEDC after 31m"
+        );
+    }
+
+    #[test]
+    fn a_grouped_alert_names_twenty_and_counts_the_rest() {
+        let silences: Vec<Silenced> = (0..25)
+            .map(|i| silenced(&format!("U{i:02}"), 1_800_000, 10))
+            .collect();
+        let text = Alert::Silent {
+            silences,
+            period: Duration::from_secs(1800),
+        }
+        .to_string();
+        assert!(text.starts_with("🔕 25 utilities: no sales for 30m — U00 (usually 10), "));
+        assert!(text.contains("U19 (usually 10), and 5 more"), "{text}");
+        assert!(!text.contains("U20"), "{text}");
+        let resumptions: Vec<Resumption> = (0..21)
+            .map(|i| resumption(&format!("U{i:02}"), 60))
+            .collect();
+        let text = Alert::Resumed { resumptions }.to_string();
+        assert!(text.ends_with("U19 after 1m, and 1 more"), "{text}");
+    }
+
     #[test]
     fn silence_alerts_name_the_utility_and_the_spans() {
         let silent = Alert::Silent {
-            utility: "IKEDC".into(),
-            silent_for: Duration::from_millis(1_800_900),
-            usual_sales: 42,
+            silences: vec![silenced("IKEDC", 1_800_900, 42)],
             period: Duration::from_secs(1800),
         };
         assert_eq!(
@@ -193,8 +323,7 @@ mod tests {
             "🔕 IKEDC: no sales for 30m (usually 42 in 30m at this hour)"
         );
         let resumed = Alert::Resumed {
-            utility: "IKEDC".into(),
-            lasted: Duration::from_secs(2832),
+            resumptions: vec![resumption("IKEDC", 2832)],
         };
         assert_eq!(
             resumed.to_string(),
@@ -213,14 +342,18 @@ mod tests {
             let name = name.to_owned();
             for alert in [
                 Alert::Silent {
-                    utility: name.clone(),
-                    silent_for: Duration::from_secs(60),
-                    usual_sales: 5,
+                    silences: vec![silenced(&name, 60_000, 5)],
                     period: Duration::from_secs(60),
                 },
                 Alert::Resumed {
-                    utility: name.clone(),
-                    lasted: Duration::from_secs(60),
+                    resumptions: vec![resumption(&name, 60)],
+                },
+                Alert::Silent {
+                    silences: vec![silenced(&name, 60_000, 5), silenced("IKEDC", 60_000, 5)],
+                    period: Duration::from_secs(60),
+                },
+                Alert::Resumed {
+                    resumptions: vec![resumption(&name, 60), resumption("IKEDC", 60)],
                 },
             ] {
                 let text = alert.to_string();

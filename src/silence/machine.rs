@@ -1,16 +1,24 @@
 //! The silence machine: per utility, whether it is selling or silent, from the sales seen, the
 //! baseline and the clock. Pure: no I/O and no clock of its own; the watcher
-//! ([`super::Watcher`]) feeds it `now` and what it saw, and carries out the [`Action`]s.
+//! ([`super::Watcher`]) feeds it `now` and what it saw, carries out the [`Step`] and saves
+//! [`Machine::saved`] when it changes.
 //!
 //! A utility is silent once no sale of it has been seen for the silence period while the
 //! stream was connected and caught up, provided its baseline (its average over the previous
 //! seven days at this time of day) is at least the minimum. Utilities without a baseline (new
-//! ones) and those below the minimum never alert. Each silence raises one alert; its end (the
-//! next sale) one "resumed" notice, and only when the alert itself went out.
+//! ones) and those below the minimum never alert. Each silence raises one alert, unless the
+//! utility was alerted within [`MIN_INTERVAL`] (then it is held back); its end (the next sale)
+//! one "resumed" notice, and only when the alert itself went out. The utilities of one step
+//! share one alert and one notice: an upstream outage silences every utility in the same
+//! moment, and one post per utility would flood the webhook the reports go through. The
+//! silences and alert times are restored after a restart ([`Machine::restore`]), so a silence
+//! alerted before it is not alerted again.
 
 use super::baseline::Baseline;
+use crate::alert::{Resumption, Silenced, MIN_INTERVAL};
+use crate::store::{SilenceRecord, SilenceTold as Told, SilentRecord};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Whether the stream can be trusted to have shown every recent sale.
@@ -20,15 +28,6 @@ pub(crate) enum Stream {
     CaughtUp,
     /// Disconnected, or working off a backlog: a sale may be committed and not seen yet.
     Behind,
-}
-
-/// Whether a silence was told to people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Told {
-    /// The alert went out: its end gets a "resumed" notice.
-    Alerted,
-    /// The alert was held back (rate limit): its end goes unsaid too.
-    HeldBack,
 }
 
 /// One utility's state.
@@ -47,18 +46,15 @@ enum State {
     },
 }
 
-/// What the watcher must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// Raise the silent-utility alert, then call [`Machine::told`] with whether it went out.
-    Silent {
-        utility: String,
-        since: DateTime<Utc>,
-        silent_for: Duration,
-        usual_sales: u64,
-    },
-    /// Post the "resumed" notice of an alerted silence.
-    Resumed { utility: String, lasted: Duration },
+/// What the watcher must do after one step: at most one alert and one notice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// Fallen silent now and alerted: one alert for all, most usual sales first.
+    pub alert: Vec<Silenced>,
+    /// Fallen silent now but alerted within the rate limit: logged, not posted.
+    pub held_back: Vec<Silenced>,
+    /// Alerted silences that ended now: one notice for all, longest first.
+    pub resumed: Vec<Resumption>,
 }
 
 /// A silent utility, as the views show it.
@@ -85,6 +81,9 @@ pub(crate) struct Machine {
     baseline: Option<Baseline>,
     /// Per utility (the stored name), what is known.
     states: HashMap<String, State>,
+    /// When each utility's last silence alert went out, within [`MIN_INTERVAL`] of the last
+    /// step (older ones no longer hold anything back and are dropped).
+    alerted_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Machine {
@@ -96,6 +95,48 @@ impl Machine {
             started,
             baseline: None,
             states: HashMap::new(),
+            alerted_at: BTreeMap::new(),
+        }
+    }
+
+    /// Takes up the state saved before a restart: its silences stay silent (alerted ones get
+    /// their "resumed" notice, none is alerted again) and its alert times keep limiting.
+    pub(crate) fn restore(&mut self, saved: SilenceRecord) {
+        for s in saved.silent {
+            let state = State::Silent {
+                since: s.since,
+                usual_sales: s.usual_sales,
+                told: s.told,
+            };
+            self.states.insert(s.utility, state);
+        }
+        self.alerted_at = saved.alerted_at;
+    }
+
+    /// What [`Self::restore`] takes up after a restart. Changes only when a utility falls
+    /// silent or sells again, or an alert time expires.
+    pub(crate) fn saved(&self) -> SilenceRecord {
+        let mut silent: Vec<SilentRecord> = self
+            .states
+            .iter()
+            .filter_map(|(utility, s)| match s {
+                State::Silent {
+                    since,
+                    usual_sales,
+                    told,
+                } => Some(SilentRecord {
+                    utility: utility.clone(),
+                    since: *since,
+                    usual_sales: *usual_sales,
+                    told: *told,
+                }),
+                State::Selling { .. } => None,
+            })
+            .collect();
+        silent.sort_by(|a, b| a.utility.cmp(&b.utility));
+        SilenceRecord {
+            silent,
+            alerted_at: self.alerted_at.clone(),
         }
     }
 
@@ -109,8 +150,24 @@ impl Machine {
         self.baseline = Some(baseline);
     }
 
-    /// A sale of `utility` was seen at `at`.
-    pub(crate) fn sale(&mut self, utility: &str, at: DateTime<Utc>) -> Option<Action> {
+    /// At `now` the utilities in `sold` were seen selling, and the stream was as `stream`
+    /// says: what to tell.
+    pub(crate) fn step(&mut self, now: DateTime<Utc>, sold: &[String], stream: Stream) -> Step {
+        let mut step = Step::default();
+        for utility in sold {
+            step.resumed.extend(self.sale(utility, now));
+        }
+        self.tick(now, stream, &mut step);
+        step.alert
+            .sort_by(|a, b| (b.usual_sales, &a.utility).cmp(&(a.usual_sales, &b.utility)));
+        step.held_back.sort_by(|a, b| a.utility.cmp(&b.utility));
+        step.resumed
+            .sort_by(|a, b| (b.lasted, &a.utility).cmp(&(a.lasted, &b.utility)));
+        step
+    }
+
+    /// A sale of `utility` was seen at `at`: the notice its silence's end needs, if any.
+    fn sale(&mut self, utility: &str, at: DateTime<Utc>) -> Option<Resumption> {
         let selling = State::Selling { last_sale: at };
         match self.states.get_mut(utility) {
             None => {
@@ -128,7 +185,7 @@ impl Machine {
                     since,
                     told: Told::Alerted,
                     ..
-                } => Some(Action::Resumed {
+                } => Some(Resumption {
                     utility: utility.to_owned(),
                     lasted: (at - since).to_std().unwrap_or_default(),
                 }),
@@ -140,23 +197,19 @@ impl Machine {
         }
     }
 
-    /// Whether the alert for `utility`'s silence went out.
-    pub(crate) fn told(&mut self, utility: &str, how: Told) {
-        if let Some(State::Silent { told, .. }) = self.states.get_mut(utility) {
-            *told = how;
-        }
-    }
-
     /// The clock moved on: utilities of the baseline silent for the period become silent,
     /// while the stream is caught up.
-    pub(crate) fn tick(&mut self, now: DateTime<Utc>, stream: Stream) -> Vec<Action> {
+    fn tick(&mut self, now: DateTime<Utc>, stream: Stream, step: &mut Step) {
+        let limit = TimeDelta::from_std(MIN_INTERVAL).unwrap_or(TimeDelta::MAX);
+        // An alert time in the future (a wall clock stepped back) keeps limiting until then.
+        self.alerted_at
+            .retain(|_, at| now.signed_duration_since(*at) < limit);
         let Some(baseline) = &self.baseline else {
-            return Vec::new();
+            return;
         };
         if stream == Stream::Behind {
-            return Vec::new();
+            return;
         }
-        let mut actions = Vec::new();
         for (utility, usual_sales) in baseline.usual_at_least(self.min_sales) {
             let state = self
                 .states
@@ -171,19 +224,27 @@ impl Machine {
             if silent_for < self.period {
                 continue;
             }
+            let told = if self.alerted_at.contains_key(utility) {
+                Told::HeldBack
+            } else {
+                self.alerted_at.insert(utility.to_owned(), now);
+                Told::Alerted
+            };
             *state = State::Silent {
                 since: last_sale,
                 usual_sales,
-                told: Told::Alerted,
+                told,
             };
-            actions.push(Action::Silent {
+            let silenced = Silenced {
                 utility: utility.to_owned(),
-                since: last_sale,
                 silent_for: silent_for.to_std().unwrap_or_default(),
                 usual_sales,
-            });
+            };
+            match told {
+                Told::Alerted => step.alert.push(silenced),
+                Told::HeldBack => step.held_back.push(silenced),
+            }
         }
-        actions
     }
 
     /// The silent utilities, longest silent first (then by name).

@@ -4,6 +4,8 @@
 //! ([`machine`], pure, clock injected) and the baselines ([`baseline`]: one indexed aggregate
 //! per refresh, never a query per sale). Sales are seen from the live totals the tailer keeps
 //! (a utility's count in an open window went up): nothing is added to the stream's hot path.
+//! The machine's silences and alert times are kept in the store (`silence/state`, written when
+//! they change) and restored at start.
 
 pub mod baseline;
 pub(crate) mod machine;
@@ -11,11 +13,12 @@ pub(crate) mod machine;
 use crate::alert::{Alert, Alerter};
 use crate::config::{Config, Silence};
 use crate::source::Live;
+use crate::store::{SilenceRecord, Store};
 use crate::window::WindowId;
 use baseline::Baseline;
 use bson::Document;
 use chrono::{DateTime, Utc};
-use machine::{Action, Machine, SilentNow, Stream, Told};
+use machine::{Machine, SilentNow, Step, Stream};
 use mongodb::Collection;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -56,26 +59,43 @@ impl Board {
     }
 }
 
+/// Sales counts per open window and utility.
+type Counts = HashMap<WindowId, HashMap<String, u64>>;
+
+/// What the last look at the live totals found.
+#[derive(Debug, Default)]
+enum Look {
+    /// None yet: what the open windows hold at the first look was sold before the watcher
+    /// began, at times it cannot tell.
+    #[default]
+    First,
+    /// The counts then.
+    Since(Counts),
+}
+
 /// Sales seen per open window and utility at the last look: a count that went up is a sale.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
-    /// `None` before the first look: what the open windows hold then was sold before the
-    /// watcher began, at times it cannot tell.
-    counts: Option<HashMap<WindowId, HashMap<String, u64>>>,
+    /// The last look.
+    last: Look,
 }
 
 impl Seen {
     /// The utilities with new sales since the last look.
     pub(crate) fn look(&mut self, live: &Live) -> Vec<String> {
-        let mut now: HashMap<WindowId, HashMap<String, u64>> = HashMap::new();
+        let mut now: Counts = HashMap::new();
         let mut sold = Vec::new();
         for w in live.windows.iter() {
-            let before = self.counts.as_ref().map(|c| c.get(w.key()));
             let counts = now.entry(*w.key()).or_default();
             for (utility, tally) in &w.totals.by_utility {
-                let was = match before {
-                    None => tally.count, // first look: nothing is new
-                    Some(b) => b.and_then(|b| b.get(utility)).copied().unwrap_or(0),
+                let was = match &self.last {
+                    Look::First => tally.count,
+                    // A window not seen before is new: all of its sales are.
+                    Look::Since(before) => before
+                        .get(w.key())
+                        .and_then(|b| b.get(utility))
+                        .copied()
+                        .unwrap_or(0),
                 };
                 if tally.count > was {
                     sold.push(utility.clone());
@@ -83,7 +103,7 @@ impl Seen {
                 counts.insert(utility.clone(), tally.count);
             }
         }
-        self.counts = Some(now);
+        self.last = Look::Since(now);
         sold.sort_unstable();
         sold.dedup();
         sold
@@ -97,8 +117,10 @@ pub(crate) struct Watcher {
     pub config: Arc<Config>,
     /// The tailer's live totals and stream state: where sales are seen.
     pub live: Arc<Live>,
-    /// Sends the alerts, rate-limited per utility.
+    /// Sends the alerts (the machine limits them).
     pub alerts: Alerter,
+    /// Where the machine's state outlives a restart.
+    pub store: Store,
     /// Where the views read the silent utilities.
     pub board: Arc<Board>,
 }
@@ -119,6 +141,18 @@ impl Watcher {
             stop.clone(),
         ));
         let mut machine = Machine::new(period, min_sales, Utc::now());
+        let mut saved = match self.store.silence() {
+            Ok(Some(record)) => {
+                machine.restore(record.clone());
+                record
+            }
+            Ok(None) => SilenceRecord::default(),
+            Err(error) => {
+                warn!(%error, "Silence state unreadable; watching afresh (a utility still silent may be alerted again).");
+                SilenceRecord::default()
+            }
+        };
+        let mut save_failing = false;
         let mut seen = Seen::default();
         let mut ticks =
             tokio::time::interval((period / 4).clamp(Duration::from_millis(100), MAX_TICK));
@@ -133,15 +167,27 @@ impl Watcher {
                     machine.baseline(b);
                 }
             }
-            let now = Utc::now();
-            let mut actions = Vec::new();
-            for utility in seen.look(&self.live) {
-                actions.extend(machine.sale(&utility, now));
+            let sold = seen.look(&self.live);
+            let step = machine.step(Utc::now(), &sold, self.stream());
+            // Saved before the alert goes out: a crash in between loses that alert rather
+            // than repeating it on every start.
+            let now_saved = machine.saved();
+            if now_saved != saved {
+                match self.store.put_silence(&now_saved).await {
+                    Ok(()) => {
+                        saved = now_saved;
+                        if std::mem::take(&mut save_failing) {
+                            info!("Silence state saved again.");
+                        }
+                    }
+                    Err(error) => {
+                        if !std::mem::replace(&mut save_failing, true) {
+                            warn!(%error, retryable = error.is_retryable(), "Silence state could not be saved; retrying at the next look.");
+                        }
+                    }
+                }
             }
-            actions.extend(machine.tick(now, self.stream()));
-            for action in actions {
-                self.act(&mut machine, action, period);
-            }
+            self.act(step, period);
             let silent = machine.silent();
             if machine.has_baseline() {
                 metrics::gauge!(crate::telemetry::SILENT_UTILITIES).set(silent.len() as f64);
@@ -158,32 +204,29 @@ impl Watcher {
         }
     }
 
-    fn act(&self, machine: &mut Machine, action: Action, period: Duration) {
-        match action {
-            Action::Silent {
-                utility,
-                silent_for,
-                usual_sales,
-                ..
-            } => {
-                warn!(utility = %crate::display::escaped(&utility), silent_secs = silent_for.as_secs(), usual_sales, "A utility has stopped selling.");
-                let sent = self.alerts.raise(Alert::Silent {
-                    utility: utility.clone(),
-                    silent_for,
-                    usual_sales,
-                    period,
-                });
-                let told = if sent { Told::Alerted } else { Told::HeldBack };
-                if sent {
-                    metrics::counter!(crate::telemetry::SILENCE_ALERTS_TOTAL).increment(1);
-                }
-                machine.told(&utility, told);
-            }
-            Action::Resumed { utility, lasted } => {
-                info!(utility = %crate::display::escaped(&utility), silent_secs = lasted.as_secs(), "A silent utility sells again.");
-                self.alerts.raise(Alert::Resumed { utility, lasted });
-                metrics::counter!(crate::telemetry::SILENCE_RESUMED_TOTAL).increment(1);
-            }
+    /// Logs each utility of the step; posts one alert for those fallen silent and one notice
+    /// for those selling again.
+    fn act(&self, step: Step, period: Duration) {
+        for s in step.alert.iter().chain(&step.held_back) {
+            warn!(utility = %crate::display::escaped(&s.utility), silent_secs = s.silent_for.as_secs(), usual_sales = s.usual_sales, "A utility has stopped selling.");
+        }
+        for r in &step.resumed {
+            info!(utility = %crate::display::escaped(&r.utility), silent_secs = r.lasted.as_secs(), "A silent utility sells again.");
+        }
+        if !step.alert.is_empty() {
+            let n = step.alert.len() as u64;
+            self.alerts.raise(Alert::Silent {
+                silences: step.alert,
+                period,
+            });
+            metrics::counter!(crate::telemetry::SILENCE_ALERTS_TOTAL).increment(n);
+        }
+        if !step.resumed.is_empty() {
+            let n = step.resumed.len() as u64;
+            self.alerts.raise(Alert::Resumed {
+                resumptions: step.resumed,
+            });
+            metrics::counter!(crate::telemetry::SILENCE_RESUMED_TOTAL).increment(n);
         }
     }
 }

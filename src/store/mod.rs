@@ -1,7 +1,8 @@
 //! Durable state in sled: the checkpoint (resume token + open windows' totals + the next window
 //! to close) and the report outbox. Everything lives in one tree so that one `apply_batch`
 //! covers a token and the totals it belongs to; every write is flushed before it is relied on.
-//! Changes to closed windows and what reports settle of them live in [`changes`].
+//! Changes to closed windows and what reports settle of them live in [`changes`]; the silence
+//! watcher's small state in [`silence`].
 
 use crate::change::Marks;
 use crate::window::{OpenWindow, Window, WindowId};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 mod changes;
 mod outbox;
 mod perms;
+mod silence;
 mod summaries;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
@@ -20,6 +22,7 @@ pub use outbox::{
     Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
     Step, SummaryRecord, SummaryState, Transition, Undeliverable,
 };
+pub(crate) use silence::{SilenceRecord, SilenceTold, SilentRecord};
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
