@@ -1,9 +1,9 @@
 //! Alerts to Slack (the Lambda had them): stream down, reconciliation failed, history lost,
-//! report undeliverable; and silent utilities ([`crate::silence`]). At most one per kind per
-//! 30 minutes, per utility for silent utilities (a silent IKEDC does not hold back a silent
-//! EKEDC); a "resumed" notice follows only a silence alert that went out, so it is not limited
-//! again. Best effort, never blocking the caller. Worded in [`crate::report::alerts`], from
-//! our own values: never a secret.
+//! report or summary undeliverable; and silent utilities ([`crate::silence`]). At most one per
+//! kind per 30 minutes, per utility for silent utilities (a silent IKEDC does not hold back a
+//! silent EKEDC); a "resumed" notice follows only a silence alert that went out, so it is not
+//! limited again. Best effort, never blocking the caller. Worded in [`crate::report::alerts`],
+//! from our own values: never a secret.
 
 pub use crate::report::alerts::{Alert, AlertKind};
 use crate::sink::Sink;
