@@ -318,6 +318,41 @@ async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_lo
     summary_of(&slack, &period, 0).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_slack_refuses_is_alerted_once_and_reports_go_on() {
+    let db = TestDb::new("summary_refused").await;
+    let slack = FakeSlack::start().await;
+    // Every summary, blocks and plain text alike, as Slack refuses a message too long.
+    slack.refuse_containing("📆 Revenue Summary", "msg_too_long");
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+        ],
+    );
+    svc.wait_connected().await;
+    // The first summary queued (whichever period that is) is refused: one alert says so.
+    let says = "🚨 power-revenue: Slack refused the summary for period ";
+    let alert = wait_for(Duration::from_secs(40), "the alert", async || {
+        slack.messages_about(says).into_iter().next()
+    })
+    .await;
+    assert!(alert.contains("msg_too_long"), "{alert}");
+    // Reports go on; the next periods' summaries are refused too, but alerted no more (one
+    // alert of a kind per 30 minutes).
+    let later = spec(6).next(&spec(6).window_of(Utc::now()));
+    report_of(&slack, &spec(2).window_of(later.end), 30).await;
+    let alerts = slack.messages_about(says);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let status = svc.status().await.unwrap();
+    assert_eq!(
+        status["last_summary"]["delivery"]["state"], "undeliverable",
+        "{status}"
+    );
+}
+
 #[test]
 fn a_period_that_is_no_multiple_of_the_window_exits_2_with_one_line() {
     for (window, summary, says) in [
