@@ -35,7 +35,9 @@ pub(crate) const BASELINE_FAILURES_TOTAL: &str =
     "power_revenue_silence_baseline_query_failures_total";
 pub(crate) const BASELINE_SECONDS: &str = "power_revenue_silence_baseline_query_duration_seconds";
 pub(crate) const SUMMARIES_POSTED_TOTAL: &str = "power_revenue_summaries_posted_total";
-pub(crate) const SUMMARY_QUERY_FAILURES_TOTAL: &str = "power_revenue_summary_query_failures_total";
+/// `summaries_`, not `summary_`: promtool refuses a name with a metric type (`summary`) in it.
+pub(crate) const SUMMARY_QUERY_FAILURES_TOTAL: &str =
+    "power_revenue_summaries_query_failures_total";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

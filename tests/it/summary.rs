@@ -303,7 +303,7 @@ async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_lo
     let metrics = svc.get_text("/metrics").await.expect("metrics");
     let failed: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("power_revenue_summary_query_failures_total "))
+        .find_map(|l| l.strip_prefix("power_revenue_summaries_query_failures_total "))
         .expect("the failures counter")
         .parse()
         .unwrap();
