@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::{AbortHandle, JoinSet};
-use tracing::error;
+use tracing::{error, info};
 
 /// How long a summary's query is started again after quick failures (a dropped connection):
 /// an attempt that ran to its limit is not repeated at once, since it would take as long
@@ -77,6 +77,7 @@ impl SummaryWork {
                 self.running
                     .spawn(query(coll.clone(), Arc::clone(config), spec, period));
             self.periods.insert(task.id(), id);
+            info!(period = %id, "Summary queries started.");
         }
         Answer::NotYet
     }

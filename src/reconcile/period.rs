@@ -69,6 +69,10 @@ pub async fn query_period(
     if crate::failpoint::fails("summary-query") {
         return Err(ReconcileError::BadResult("failpoint summary-query".into()));
     }
+    if crate::failpoint::fails("summary-query-hangs") {
+        // A query that outlasts the shutdown grace, which the test server cannot be made to run.
+        std::future::pending::<()>().await;
+    }
     let run = async {
         let mut cursor = coll
             .aggregate(period_pipeline(config, period, windows))

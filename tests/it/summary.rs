@@ -319,6 +319,40 @@ async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_lo
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn shutdown_does_not_wait_for_a_summarys_queries_and_the_summary_follows_the_restart() {
+    let db = TestDb::new("summary_shutdown").await;
+    let slack = FakeSlack::start().await;
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+            // Every summary's query runs for ever.
+            ("POWER_REVENUE_FAILPOINT", "summary-query-hangs"),
+        ],
+    );
+    svc.wait_connected().await;
+    wait_for(Duration::from_secs(40), "a summary's queries", async || {
+        svc.current_log()
+            .contains("Summary queries started.")
+            .then_some(())
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    assert!(svc.terminate().success());
+    let took = asked.elapsed();
+    eprintln!("SIGTERM to exit with a summary query in flight: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let period = queued_summary(&svc);
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
+    svc.wait_connected().await;
+    summary_of(&slack, &period, 40).await;
+    report_of(&slack, &spec(2).next(&spec(2).window_of(Utc::now())), 20).await;
+    summary_of(&slack, &period, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_summary_slack_refuses_is_alerted_once_and_reports_go_on() {
     let db = TestDb::new("summary_refused").await;
     let slack = FakeSlack::start().await;
