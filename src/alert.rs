@@ -1,9 +1,9 @@
 //! Alerts to Slack (the Lambda had them): stream down, reconciliation failed, history lost,
-//! report undeliverable; and silent utilities ([`crate::silence`]). At most one per kind per
-//! 30 minutes. Silent-utility alerts and "resumed" notices are limited by the silence machine
-//! instead ([`crate::silence::machine`]: per utility, grouped per step, remembered across
-//! restarts), so they pass here unlimited. Best effort, never blocking the caller. Worded in
-//! [`crate::report::alerts`], from our own values: never a secret.
+//! report or summary undeliverable; and silent utilities ([`crate::silence`]). At most one per
+//! kind per 30 minutes. Silent-utility alerts and "resumed" notices are limited by the silence
+//! machine instead ([`crate::silence::machine`]: per utility, grouped per step, remembered
+//! across restarts), so they pass here unlimited. Best effort, never blocking the caller.
+//! Worded in [`crate::report::alerts`], from our own values: never a secret.
 
 pub use crate::report::alerts::{Alert, AlertKind, Resumption, Silenced};
 use crate::sink::Sink;

@@ -77,7 +77,17 @@ pub async fn query(
     config: &Config,
     window: &Window,
 ) -> Result<Totals, ReconcileError> {
-    let limit = config.query_timeout;
+    query_limited(coll, config, window, config.query_timeout).await
+}
+
+/// [`query`] with another limit: a summary's previous period spans several windows and gets
+/// their limits ([`limits::period_query`]).
+pub(crate) async fn query_limited(
+    coll: &Collection<Document>,
+    config: &Config,
+    window: &Window,
+    limit: Duration,
+) -> Result<Totals, ReconcileError> {
     let run = async {
         let mut cursor = coll
             .aggregate(facet_pipeline(config, window))

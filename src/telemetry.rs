@@ -35,6 +35,9 @@ pub(crate) const BASELINE_FAILURES_TOTAL: &str =
     "power_revenue_silence_baseline_query_failures_total";
 pub(crate) const BASELINE_SECONDS: &str = "power_revenue_silence_baseline_query_duration_seconds";
 pub(crate) const SUMMARIES_POSTED_TOTAL: &str = "power_revenue_summaries_posted_total";
+/// `summaries_`, not `summary_`: promtool refuses a name with a metric type (`summary`) in it.
+pub(crate) const SUMMARY_QUERY_FAILURES_TOTAL: &str =
+    "power_revenue_summaries_query_failures_total";
 
 /// What a metric is: its `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +235,13 @@ const METRICS: &[Metric] = &[
         unit: Some(Unit::Count),
         labels: &[],
         help: "Period summaries (POWER_REVENUE_SUMMARY) posted, every message accepted by Slack.",
+    },
+    Metric {
+        name: SUMMARY_QUERY_FAILURES_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Period summaries whose preparation failed (the period's query failed or timed out); each is tried again later, with backoff.",
     },
 ];
 

@@ -5,7 +5,9 @@
 //! several, each marked after its 2xx. The record's states and moves are
 //! [`crate::store::ReportRecord`]'s; this worker decides when to make them. Period summaries
 //! (module `summary`) are queued when a period's last report is settled and posted the same
-//! way, before any later window's report.
+//! way. A summary's queries run beside this loop (module `summary_queries`) and its messages
+//! go after every report due in the same round: a report never waits for a summary. A summary
+//! whose query fails is tried again with backoff (module `retry`).
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before its mark was flushed; that gap
@@ -13,7 +15,9 @@
 
 mod late;
 mod prepare;
+mod retry;
 mod summary;
+mod summary_queries;
 
 pub use crate::sink::Sink;
 
@@ -24,12 +28,12 @@ use crate::store::{Delivery, Progress, ReportRecord, Store, StoreError, Transiti
 use crate::telemetry;
 use backoff::backoff::Backoff;
 use bson::Document;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use mongodb::Collection;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use summary::Outgoing;
+use summary_queries::SummaryWork;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -90,10 +94,15 @@ impl Deliverer {
         wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Result<(), DeliverError> {
+        // In memory: after a restart every pending summary is tried at once. Dropped on the
+        // way out, it aborts the summaries' queries in flight (they stay queued).
+        let mut work = SummaryWork::default();
         while !shutdown.is_cancelled() {
-            self.round(&shutdown).await?;
+            self.round(&mut work, &shutdown).await?;
             tokio::select! {
                 _ = wake.notified() => {}
+                // A summary's queries answered: prepare and post it now.
+                () = work.answer() => {}
                 _ = tokio::time::sleep(ROUND_INTERVAL) => {}
                 _ = shutdown.cancelled() => {}
             }
@@ -101,12 +110,29 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Every pending report first, then the pending summaries (whose queries run beside the
+    /// round). Each summary is queued by its period's last report, so it follows that report.
+    async fn round(
+        &self,
+        work: &mut SummaryWork,
+        shutdown: &CancellationToken,
+    ) -> Result<(), DeliverError> {
+        if let Next::EndRound(why) = self.reports(shutdown).await? {
+            debug!(?why, "Summaries wait for the next round.");
+            return Ok(());
+        }
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        if let Next::EndRound(why) = self.summaries(work, shutdown).await? {
+            debug!(?why, "Summaries wait for the next round.");
+        }
+        Ok(())
+    }
+
     /// Drives every pending report as far as it can go, oldest first; stops at the first one
     /// Slack cannot take yet so reports arrive in order.
-    async fn round(&self, shutdown: &CancellationToken) -> Result<(), DeliverError> {
-        // Summaries whose queries failed in this round: tried again next round, not before
-        // every report of this one.
-        let mut failed = BTreeSet::new();
+    async fn reports(&self, shutdown: &CancellationToken) -> Result<Next, DeliverError> {
         for mut record in self
             .store
             .reports()?
@@ -115,14 +141,6 @@ impl Deliverer {
         {
             if shutdown.is_cancelled() {
                 break;
-            }
-            // Summaries of periods that ended before this window first: messages in order.
-            if let Next::EndRound(why) = self
-                .summaries(record.window.start, &mut failed, shutdown)
-                .await?
-            {
-                debug!(?why, "Summaries wait for the next round.");
-                return Ok(());
             }
             if *record.delivery() == Delivery::Closed {
                 if !hold_back(&record, shutdown).await {
@@ -140,15 +158,11 @@ impl Deliverer {
                 Next::Continue => {}
                 Next::EndRound(why) => {
                     debug!(window = %record.window.id(), ?why, "Report waits for the next round.");
-                    return Ok(());
+                    return Ok(Next::EndRound(why));
                 }
             }
         }
-        if !shutdown.is_cancelled() {
-            self.summaries(DateTime::<Utc>::MAX_UTC, &mut failed, shutdown)
-                .await?;
-        }
-        Ok(())
+        Ok(Next::Continue)
     }
 
     /// Posts one ready report's messages in order, each retried with backoff for up to

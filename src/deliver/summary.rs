@@ -2,13 +2,15 @@
 //! report (sent or undeliverable), then prepared from the database (one `$facet` over the whole
 //! period, bucketed by window, and the previous period's figures), fixed, and posted like a
 //! report: each message marked after Slack's 2xx, so a summary is posted exactly once and a
-//! restart continues where it stopped. A summary waits for no report and no report waits for
-//! a summary whose queries fail: it is tried again every round.
+//! restart continues where it stopped. A summary's queries run beside the outbox
+//! ([`super::summary_queries`]) and its messages go after the round's reports, so no report
+//! waits for a summary; one whose query fails is tried again with backoff ([`super::retry`]).
 
+use super::summary_queries::{Answer, Queried, SummaryWork};
 use super::{DeliverError, Deliverer, Later, Next, Posted};
 use crate::alert::Alert;
 use crate::compare::Compared;
-use crate::reconcile::{self, PeriodTotals, ReconcileError};
+use crate::reconcile::{PeriodTotals, ReconcileError};
 use crate::report::summary::{self as wording, SummaryView};
 use crate::store::{
     Messages, Progress, ReportRecord, Stage, Store, StoreError, SummaryRecord, Transition,
@@ -16,16 +18,18 @@ use crate::store::{
 use crate::telemetry;
 use crate::window::WindowId;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// How long one round keeps retrying the period's query (on top of one full query limit)
-/// before trying again next round: short, since reports wait meanwhile.
-const SUMMARY_PATIENCE: Duration = Duration::from_secs(20);
-/// The previous period is context: its query gives up sooner (the summary says `n/a`).
-const PREVIOUS_PATIENCE: Duration = Duration::from_secs(20);
+/// How preparing a summary from its queries' answers ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepared {
+    /// Rendered and saved ready.
+    Ready,
+    /// The period's query failed or timed out: it stays closed, tried again later.
+    Failed,
+}
 
 /// What posting needs of an outbox record (a report or a summary): its attempts and last
 /// error, giving it up, and saving it.
@@ -95,9 +99,13 @@ impl Outgoing for SummaryRecord {
     fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
         SummaryRecord::refused(self, reason, now)
     }
-    /// The reports' alert says it already: the same webhook refuses both.
-    fn alert_refused(&self, _error: String) -> Option<Alert> {
-        None
+    /// Refused for its content (blocks, length, even as text): a report's alert would not say
+    /// so, and the period is never summarised.
+    fn alert_refused(&self, error: String) -> Option<Alert> {
+        Some(Alert::SummaryUndeliverable {
+            period: self.period.id(),
+            error,
+        })
     }
     async fn save(&self, store: &Store) -> Result<(), StoreError> {
         store.put_summary(self).await
@@ -115,22 +123,22 @@ impl Deliverer {
         Some(SummaryRecord::closed(period, Utc::now()))
     }
 
-    /// Prepares and posts the pending summaries of periods ending at or before `until`, oldest
-    /// first. Ends the round where Slack cannot take one now, so messages stay in order.
+    /// Prepares (from answers in) and posts the pending summaries, oldest first; starts the
+    /// queries of those without answers, unless they run already or failed and are not due
+    /// again. Ends the round where Slack cannot take one now, so messages stay in order.
     pub(super) async fn summaries(
         &self,
-        until: DateTime<Utc>,
-        failed: &mut BTreeSet<WindowId>,
+        work: &mut SummaryWork,
         shutdown: &CancellationToken,
     ) -> Result<Next, DeliverError> {
-        if self.config.summary.is_none() {
+        let Some(spec) = self.config.summary else {
             return Ok(Next::Continue);
-        }
+        };
         let pending = self
             .store
             .summaries()?
             .into_iter()
-            .filter(|s| s.is_pending() && s.period.end <= until && !failed.contains(&s.period.id()))
+            .filter(SummaryRecord::is_pending)
             .collect::<Vec<_>>();
         for mut summary in pending {
             if shutdown.is_cancelled() {
@@ -139,9 +147,27 @@ impl Deliverer {
             // Queued with its period's last report, not yet posted: a crash here must neither
             // lose the summary nor post it twice.
             crate::failpoint::hit("before_summary");
-            if summary.stage() == Stage::Closed && !self.prepare_summary(&mut summary).await? {
-                failed.insert(summary.period.id());
-                continue;
+            if summary.stage() == Stage::Closed {
+                let id = summary.period.id();
+                let answer = work.take_or_start(
+                    &self.coll,
+                    &self.config,
+                    spec,
+                    summary.period,
+                    Instant::now(),
+                );
+                let Answer::Ready(queried) = answer else {
+                    continue;
+                };
+                match self.prepare_summary(&mut summary, queried).await? {
+                    Prepared::Ready => work.retries.settled(id),
+                    Prepared::Failed => {
+                        let wait = work.retries.failed(id, Instant::now());
+                        metrics::counter!(telemetry::SUMMARY_QUERY_FAILURES_TOTAL).increment(1);
+                        warn!(period = %id, retry_in_secs = wait.as_secs(), "Summary not prepared; trying again later.");
+                        continue;
+                    }
+                }
             }
             if let Next::EndRound(why) = self.deliver_summary(&mut summary, shutdown).await? {
                 return Ok(Next::EndRound(why));
@@ -150,36 +176,25 @@ impl Deliverer {
         Ok(Next::Continue)
     }
 
-    /// Queries and renders a closed summary, and saves it ready. `false` when the period's
-    /// query failed: it stays closed and is tried again next round (no figure is posted that
-    /// is not the database's).
-    async fn prepare_summary(&self, summary: &mut SummaryRecord) -> Result<bool, DeliverError> {
+    /// Renders a closed summary from its queries' answers and saves it ready; `Failed` when
+    /// the period's query failed (no figure is posted that is not the database's): it is left
+    /// closed, as it was.
+    async fn prepare_summary(
+        &self,
+        summary: &mut SummaryRecord,
+        queried: Queried,
+    ) -> Result<Prepared, DeliverError> {
         let Some(spec) = self.config.summary else {
-            return Ok(false);
+            return Ok(Prepared::Failed);
         };
         let period = summary.period;
-        let windows = spec.windows_in(&period);
         let previous_period = spec.previous(&period);
-        let budget = SUMMARY_PATIENCE.saturating_add(self.config.query_timeout);
-        let (figures, previous) = futures::join!(
-            reconcile::with_retry(&period, budget, || reconcile::query_period(
-                &self.coll,
-                &self.config,
-                &period,
-                &windows
-            )),
-            reconcile::query_with_retry(
-                &self.coll,
-                &self.config,
-                &previous_period,
-                PREVIOUS_PATIENCE
-            ),
-        );
+        let Queried { figures, previous } = queried;
         let figures: PeriodTotals = match figures {
             Ok(f) => f,
             Err(e) => {
                 log_failed(&period.id(), &e);
-                return Ok(false);
+                return Ok(Prepared::Failed);
             }
         };
         let previous = Compared {
@@ -206,7 +221,7 @@ impl Deliverer {
             Utc::now(),
         )?;
         self.store.put_summary(summary).await?;
-        Ok(true)
+        Ok(Prepared::Ready)
     }
 
     /// Posts a ready summary's messages in order, each marked after its 2xx, then `Sent`.
@@ -235,5 +250,5 @@ impl Deliverer {
 }
 
 fn log_failed(period: &WindowId, e: &ReconcileError) {
-    error!(error = %e, %period, "The summary's query failed; trying again next round.");
+    error!(error = %e, %period, "The summary's query failed.");
 }

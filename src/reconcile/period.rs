@@ -57,14 +57,22 @@ pub(crate) fn period_pipeline(
     ]
 }
 
-/// Runs the period's `$facet` once, limited and read like a window's ([`super::query`]).
+/// Runs the period's `$facet` once, read like a window's ([`super::query`]) and limited to a
+/// window's limit per window in the period ([`limits::period_query`]): it does all their work.
 pub async fn query_period(
     coll: &Collection<Document>,
     config: &Config,
     period: &Window,
     windows: &[Window],
 ) -> Result<PeriodTotals, ReconcileError> {
-    let limit = config.query_timeout;
+    let limit = limits::period_query(config.query_timeout, windows.len());
+    if crate::failpoint::fails("summary-query") {
+        return Err(ReconcileError::BadResult("failpoint summary-query".into()));
+    }
+    if crate::failpoint::fails("summary-query-hangs") {
+        // A query that outlasts the shutdown grace, which the test server cannot be made to run.
+        std::future::pending::<()>().await;
+    }
     let run = async {
         let mut cursor = coll
             .aggregate(period_pipeline(config, period, windows))

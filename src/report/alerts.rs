@@ -24,6 +24,8 @@ pub enum Alert {
     ReconcileFailed { window: WindowId, error: String },
     /// Slack refused a window's report for good.
     Undeliverable { window: WindowId, error: String },
+    /// Slack refused a period's summary for good (its content: blocks, length), even as text.
+    SummaryUndeliverable { period: WindowId, error: String },
     /// Utilities fallen silent together (one step of the watcher): each has sold nothing for
     /// its `silent_for`, where it usually makes `usual_sales` sales per `period` at this time
     /// of day. One post however many there are, so an upstream outage is one message.
@@ -66,6 +68,8 @@ pub enum AlertKind {
     ReconcileFailed,
     HistoryLost,
     Undeliverable,
+    /// Its own kind: a refused report must not hold back the alert of a refused summary.
+    SummaryUndeliverable,
     CatchUpLimited,
     Silent,
     Resumed,
@@ -79,6 +83,7 @@ impl Alert {
             Self::CatchUpLimited { .. } => AlertKind::CatchUpLimited,
             Self::ReconcileFailed { .. } => AlertKind::ReconcileFailed,
             Self::Undeliverable { .. } => AlertKind::Undeliverable,
+            Self::SummaryUndeliverable { .. } => AlertKind::SummaryUndeliverable,
             Self::Silent { .. } => AlertKind::Silent,
             Self::Resumed { .. } => AlertKind::Resumed,
         }
@@ -197,6 +202,10 @@ impl fmt::Display for Alert {
                 f,
                 "the report for window {window} was refused by Slack: {error}"
             ),
+            Self::SummaryUndeliverable { period, error } => write!(
+                f,
+                "Slack refused the summary for period {period}: {error}; it will not be posted"
+            ),
         }
     }
 }
@@ -238,6 +247,13 @@ mod tests {
                     error: "404 no_service".into(),
                 },
                 &format!("the report for window {window} was refused by Slack: 404 no_service"),
+            ),
+            (
+                Alert::SummaryUndeliverable {
+                    period: window,
+                    error: "400 invalid_blocks".into(),
+                },
+                &format!("Slack refused the summary for period {window}: 400 invalid_blocks; it will not be posted"),
             ),
         ];
         for (alert, text) in cases {

@@ -2,7 +2,9 @@
 //! window of a period (and in the period before, for the comparison) give one summary, posted
 //! once, after the period's last report, whose total is the sum of the windows' reports (the
 //! database's figures) to the kobo; neither a restart nor a crash between the last report and
-//! the summary posts it twice or loses it.
+//! the summary posts it twice or loses it; reports keep going out while a summary's query
+//! fails, and the summary follows once it succeeds. Sales are inserted ahead of their windows
+//! (dated in the future), so none arrives late however slow the machine.
 
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
@@ -58,46 +60,45 @@ async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> 
     text
 }
 
-/// Sales in each window of `period` as it runs, dated inside the window: returns their sum.
-async fn sell_through(db: &TestDb, period: &Window) -> Decimal {
-    let windows = [0, 2, 4].map(|s| period.start + TimeDelta::seconds(s));
+/// Sales in each 2 s window from `first` on (`windows` of them), dated 300 ms into the window
+/// and inserted at once, before `first` closes: returns each sale's time and amount (counted).
+async fn sell_ahead(db: &TestDb, first: &Window, windows: usize) -> Vec<(DateTime<Utc>, Decimal)> {
     let amounts = [["1500.50", "2500"], ["700.25", "0.25"], ["10000", "333.33"]];
-    let mut sum = Decimal::ZERO;
-    for (start, pair) in windows.iter().zip(amounts) {
-        wait_for(Duration::from_secs(30), "the window to begin", async || {
-            (Utc::now() >= *start).then_some(())
-        })
-        .await;
-        let at = *start + TimeDelta::milliseconds(300);
-        db.coll
-            .insert_many(vec![
-                sale(at, "IKEDC", pair[0], "fulfilled"),
-                sale(at, "EKEDC", pair[1], "fulfilled"),
-                // Not fulfilled: in no figure.
-                sale(at, "IKEDC", "99999", "pending"),
-            ])
-            .await
-            .unwrap();
-        sum += naira(pair[0]) + naira(pair[1]);
+    let mut docs = vec![];
+    let mut sold = vec![];
+    let mut w = *first;
+    for pair in amounts.iter().cycle().take(windows) {
+        let at = w.start + TimeDelta::milliseconds(300);
+        docs.extend([
+            sale(at, "IKEDC", pair[0], "fulfilled"),
+            sale(at, "EKEDC", pair[1], "fulfilled"),
+            // Not fulfilled: in no figure.
+            sale(at, "IKEDC", "99999", "pending"),
+        ]);
+        sold.extend([(at, naira(pair[0])), (at, naira(pair[1]))]);
+        w = spec(2).next(&w);
     }
-    sum
+    db.coll.insert_many(docs).await.unwrap();
+    // Before the first window closed (its end, plus a second's grace): no sale was late.
+    assert!(
+        Utc::now() < first.end,
+        "inserting took too long: the sales may be late"
+    );
+    sold
+}
+
+/// What was sold in `period`.
+fn sold_in(sold: &[(DateTime<Utc>, Decimal)], period: &Window) -> Decimal {
+    sold.iter()
+        .filter(|(at, _)| period.start <= *at && *at < period.end)
+        .map(|(_, amount)| amount)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restart() {
     let db = TestDb::new("summary").await;
     let slack = FakeSlack::start().await;
-    let period = upcoming(6, 4);
-    // The period before: the comparison's figure.
-    db.coll
-        .insert_one(sale(
-            period.start - TimeDelta::seconds(3),
-            "IKEDC",
-            "4000",
-            "fulfilled",
-        ))
-        .await
-        .unwrap();
     let mut svc = Service::start(
         &db.name,
         Some(&slack.url),
@@ -107,7 +108,21 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
         ],
     );
     svc.wait_connected().await;
-    let sold = sell_through(&db, &period).await;
+    let period = upcoming(6, 2);
+    // The period before, in its last window (still open): the comparison's figure.
+    db.coll
+        .insert_one(sale(
+            period.start - TimeDelta::seconds(1),
+            "IKEDC",
+            "4000",
+            "fulfilled",
+        ))
+        .await
+        .unwrap();
+    let sold = sold_in(
+        &sell_ahead(&db, &spec(2).window_of(period.start), 3).await,
+        &period,
+    );
 
     let text = summary_of(&slack, &period, 40).await;
     assert_eq!(total_of(&text), sold, "{text}");
@@ -189,13 +204,6 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
 async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repeats_it() {
     let db = TestDb::new("summary_crash").await;
     let slack = FakeSlack::start().await;
-    // Started at the beginning of a period, the service queues that period's summary first.
-    let period = wait_for(Duration::from_secs(20), "a period to begin", async || {
-        let now = Utc::now();
-        let p = spec(6).window_of(now);
-        (now - p.start < TimeDelta::milliseconds(400)).then_some(p)
-    })
-    .await;
     let mut svc = Service::start(
         &db.name,
         Some(&slack.url),
@@ -208,7 +216,16 @@ async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repea
         ],
     );
     svc.wait_connected().await;
-    let sold = sell_through(&db, &period).await;
+    // Sales through the next 20 s, from this window on if a second of it is left: whichever
+    // period's summary is queued first (that depends on how fast the service started), its
+    // windows from here on have sales.
+    let now = spec(2).window_of(Utc::now());
+    let first = if now.end - Utc::now() > TimeDelta::seconds(1) {
+        now
+    } else {
+        spec(2).next(&now)
+    };
+    let sold = sell_ahead(&db, &first, 10).await;
     let status = svc.wait_exit(Duration::from_secs(60)).await;
     assert!(!status.success(), "the failpoint aborts the process");
     let log = svc.current_log();
@@ -216,16 +233,170 @@ async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repea
     // The period's last report went out in the write that queued the summary.
     assert!(log.contains("Report posted."), "{log}");
     assert!(!log.contains("Summary posted."), "{log}");
+    // The summary that was queued, from the state directory while the process is down.
+    let period = queued_summary(&svc);
     svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
     svc.wait_connected().await;
     let text = summary_of(&slack, &period, 40).await;
-    assert_eq!(total_of(&text), sold, "{text}");
+    let expected = sold_in(&sold, &period);
+    if expected.is_zero() {
+        // Queued before the first sale's window (started in a period's last second).
+        assert!(text.contains("📝 No transactions in this period"), "{text}");
+    } else {
+        assert_eq!(total_of(&text), expected, "{text}");
+    }
     let last = spec(2).window_of(period.end - TimeDelta::seconds(1));
     report_of(&slack, &last, 20).await;
     // A later report goes out too; the summary stays posted once.
     let after = spec(2).next(&spec(2).window_of(Utc::now() + TimeDelta::seconds(2)));
     report_of(&slack, &after, 20).await;
     summary_of(&slack, &period, 0).await;
+}
+
+/// The period of the last summary `status --json` shows, read from the state directory of the
+/// stopped service; it must still be queued.
+fn queued_summary(svc: &Service) -> Window {
+    let env: Vec<(&str, &str)> = svc
+        .env()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (code, out, err) = crate::common::service::run_cli(&["status", "--json"], &env);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let last = &status["last_summary"];
+    assert_eq!(last["delivery"]["state"], "closed", "{status}");
+    serde_json::from_value(last["period"].clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_longer_does() {
+    let db = TestDb::new("summary_failing").await;
+    let slack = FakeSlack::start().await;
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+            // Every summary's query fails, as a timed-out one would.
+            ("POWER_REVENUE_FAILPOINT", "summary-query"),
+        ],
+    );
+    svc.wait_connected().await;
+    let period = upcoming(6, 1);
+    let sold = sold_in(
+        &sell_ahead(&db, &spec(2).window_of(period.start), 3).await,
+        &period,
+    );
+    let needle = format!("🕐 Time: {}", time_line(&period, Tz::UTC));
+    let failures = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("Summary not prepared") && l.contains(&period.id().to_string()))
+            .count()
+    };
+    // The summary fails; the reports of the next period's windows go out all the same.
+    wait_for(Duration::from_secs(40), "the summary to fail", async || {
+        (failures(&svc.current_log()) > 0).then_some(())
+    })
+    .await;
+    let mut w = spec(2).window_of(period.end);
+    for _ in 0..3 {
+        report_of(&slack, &w, 20).await;
+        w = spec(2).next(&w);
+    }
+    assert!(slack
+        .messages_about(&needle)
+        .iter()
+        .all(|t| !t.starts_with("📆")));
+    // Tried once and then left for 30 s, not again in each of the rounds since.
+    let log = svc.current_log();
+    assert_eq!(failures(&log), 1, "{log}");
+    let metrics = svc.get_text("/metrics").await.expect("metrics");
+    let failed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("power_revenue_summaries_query_failures_total "))
+        .expect("the failures counter")
+        .parse()
+        .unwrap();
+    assert!(failed >= 1.0, "{metrics}");
+    // Without the failure, a restart prepares it at once: posted once, with the figures.
+    svc.terminate();
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
+    svc.wait_connected().await;
+    let text = summary_of(&slack, &period, 40).await;
+    assert_eq!(total_of(&text), sold, "{text}");
+    report_of(&slack, &spec(2).next(&spec(2).window_of(Utc::now())), 20).await;
+    summary_of(&slack, &period, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_does_not_wait_for_a_summarys_queries_and_the_summary_follows_the_restart() {
+    let db = TestDb::new("summary_shutdown").await;
+    let slack = FakeSlack::start().await;
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+            // Every summary's query runs for ever.
+            ("POWER_REVENUE_FAILPOINT", "summary-query-hangs"),
+        ],
+    );
+    svc.wait_connected().await;
+    wait_for(Duration::from_secs(40), "a summary's queries", async || {
+        svc.current_log()
+            .contains("Summary queries started.")
+            .then_some(())
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    assert!(svc.terminate().success());
+    let took = asked.elapsed();
+    eprintln!("SIGTERM to exit with a summary query in flight: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let period = queued_summary(&svc);
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
+    svc.wait_connected().await;
+    summary_of(&slack, &period, 40).await;
+    report_of(&slack, &spec(2).next(&spec(2).window_of(Utc::now())), 20).await;
+    summary_of(&slack, &period, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_slack_refuses_is_alerted_once_and_reports_go_on() {
+    let db = TestDb::new("summary_refused").await;
+    let slack = FakeSlack::start().await;
+    // Every summary, blocks and plain text alike, as Slack refuses a message too long.
+    slack.refuse_containing("📆 Revenue Summary", "msg_too_long");
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", WINDOW),
+            ("POWER_REVENUE_SUMMARY", PERIOD),
+        ],
+    );
+    svc.wait_connected().await;
+    // The first summary queued (whichever period that is) is refused: one alert says so.
+    let says = "🚨 power-revenue: Slack refused the summary for period ";
+    let alert = wait_for(Duration::from_secs(40), "the alert", async || {
+        slack.messages_about(says).into_iter().next()
+    })
+    .await;
+    assert!(alert.contains("msg_too_long"), "{alert}");
+    // Reports go on; the next periods' summaries are refused too, but alerted no more (one
+    // alert of a kind per 30 minutes).
+    let later = spec(6).next(&spec(6).window_of(Utc::now()));
+    report_of(&slack, &spec(2).window_of(later.end), 30).await;
+    let alerts = slack.messages_about(says);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let status = svc.status().await.unwrap();
+    assert_eq!(
+        status["last_summary"]["delivery"]["state"], "undeliverable",
+        "{status}"
+    );
 }
 
 #[test]

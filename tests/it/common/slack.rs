@@ -1,7 +1,8 @@
 //! A Slack incoming webhook on loopback: validates payloads as Slack does (JSON, non-empty
 //! `text` of at most 40,000 characters, Block Kit limits), answers what Slack answers
 //! (`400 invalid_payload`, `no_text`, `msg_too_long`, `invalid_blocks`), records accepted
-//! messages and what it refused, and can be told to fail first.
+//! messages and what it refused, and can be told to fail first or to refuse messages whose text
+//! says something.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,6 +20,8 @@ struct Inner {
     refused: Vec<(&'static str, Value)>,
     /// Responses to give before accepting: (status, body, Retry-After).
     failures: VecDeque<(u16, &'static str, Option<u64>)>,
+    /// Messages whose text contains the first are refused with `400` and the second.
+    refuse_containing: Vec<(&'static str, &'static str)>,
     attempts: u32,
 }
 
@@ -80,6 +83,16 @@ impl FakeSlack {
             .push_back((status, body, retry_after));
     }
 
+    /// Refuses, with `400 body` (recorded in [`Self::refusals`]), every message whose text
+    /// contains `needle`, as Slack refuses a message for its content.
+    pub fn refuse_containing(&self, needle: &'static str, body: &'static str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .refuse_containing
+            .push((needle, body));
+    }
+
     pub fn messages(&self) -> Vec<Value> {
         self.inner.lock().unwrap().accepted.clone()
     }
@@ -132,7 +145,13 @@ async fn hook(
         Ok(v) if json => v,
         _ => return (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
     };
-    if let Err(why) = check_payload(&payload) {
+    let text = payload["text"].as_str().unwrap_or_default();
+    let told = inner
+        .refuse_containing
+        .iter()
+        .find(|(needle, _)| text.contains(needle))
+        .map(|(_, body)| *body);
+    if let Some(why) = told.or_else(|| check_payload(&payload).err()) {
         inner.refused.push((why, payload));
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
