@@ -60,6 +60,10 @@ async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> 
     text
 }
 
+/// How far ahead the first window with sales starts: its sales are inserted before it closes
+/// with this much to spare (a busy machine's insert can take seconds).
+const SAFE_LEAD_SECS: i64 = 4;
+
 /// Sales in each 2 s window from `first` on (`windows` of them), dated 300 ms into the window
 /// and inserted at once, before `first` closes: returns each sale's time and amount (counted).
 async fn sell_ahead(db: &TestDb, first: &Window, windows: usize) -> Vec<(DateTime<Utc>, Decimal)> {
@@ -108,7 +112,7 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
         ],
     );
     svc.wait_connected().await;
-    let period = upcoming(6, 2);
+    let period = upcoming(6, SAFE_LEAD_SECS);
     // The period before, in its last window (still open): the comparison's figure.
     db.coll
         .insert_one(sale(
@@ -216,15 +220,10 @@ async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repea
         ],
     );
     svc.wait_connected().await;
-    // Sales through the next 20 s, from this window on if a second of it is left: whichever
-    // period's summary is queued first (that depends on how fast the service started), its
-    // windows from here on have sales.
-    let now = spec(2).window_of(Utc::now());
-    let first = if now.end - Utc::now() > TimeDelta::seconds(1) {
-        now
-    } else {
-        spec(2).next(&now)
-    };
+    // Sales through the next 20 s, from a window a few seconds ahead on: whichever period's
+    // summary is queued first (that depends on how fast the service started) has them from
+    // there on, or none at all (checked below).
+    let first = spec(2).window_of(Utc::now() + TimeDelta::seconds(SAFE_LEAD_SECS));
     let sold = sell_ahead(&db, &first, 10).await;
     let status = svc.wait_exit(Duration::from_secs(60)).await;
     assert!(!status.success(), "the failpoint aborts the process");
@@ -284,7 +283,7 @@ async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_lo
         ],
     );
     svc.wait_connected().await;
-    let period = upcoming(6, 1);
+    let period = upcoming(6, SAFE_LEAD_SECS);
     let sold = sold_in(
         &sell_ahead(&db, &spec(2).window_of(period.start), 3).await,
         &period,
