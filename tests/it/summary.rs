@@ -60,6 +60,16 @@ async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> 
     text
 }
 
+/// The service with 2 s windows and 6 s summaries, and `extra` settings.
+fn summarising(db: &TestDb, slack: &FakeSlack, extra: &[(&str, &str)]) -> Service {
+    let mut env = vec![
+        ("POWER_REVENUE_WINDOW", WINDOW),
+        ("POWER_REVENUE_SUMMARY", PERIOD),
+    ];
+    env.extend_from_slice(extra);
+    Service::start(&db.name, Some(&slack.url), &env)
+}
+
 /// How far ahead the first window with sales starts: its sales are inserted before it closes
 /// with this much to spare (a busy machine's insert can take seconds).
 const SAFE_LEAD_SECS: i64 = 4;
@@ -103,14 +113,7 @@ fn sold_in(sold: &[(DateTime<Utc>, Decimal)], period: &Window) -> Decimal {
 async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restart() {
     let db = TestDb::new("summary").await;
     let slack = FakeSlack::start().await;
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[
-            ("POWER_REVENUE_WINDOW", WINDOW),
-            ("POWER_REVENUE_SUMMARY", PERIOD),
-        ],
-    );
+    let mut svc = summarising(&db, &slack, &[]);
     svc.wait_connected().await;
     let period = upcoming(6, SAFE_LEAD_SECS);
     // The period before, in its last window (still open): the comparison's figure.
@@ -208,12 +211,10 @@ async fn a_summary_is_posted_once_with_the_databases_total_and_survives_a_restar
 async fn a_crash_between_the_last_report_and_its_summary_neither_loses_nor_repeats_it() {
     let db = TestDb::new("summary_crash").await;
     let slack = FakeSlack::start().await;
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
+    let mut svc = summarising(
+        &db,
+        &slack,
         &[
-            ("POWER_REVENUE_WINDOW", WINDOW),
-            ("POWER_REVENUE_SUMMARY", PERIOD),
             // Aborts when the first summary is queued (with its period's last report, in one
             // write) and not yet posted.
             ("POWER_REVENUE_FAILPOINT", "before_summary"),
@@ -272,12 +273,10 @@ fn queued_summary(svc: &Service) -> Window {
 async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_longer_does() {
     let db = TestDb::new("summary_failing").await;
     let slack = FakeSlack::start().await;
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
+    let mut svc = summarising(
+        &db,
+        &slack,
         &[
-            ("POWER_REVENUE_WINDOW", WINDOW),
-            ("POWER_REVENUE_SUMMARY", PERIOD),
             // Every summary's query fails, as a timed-out one would.
             ("POWER_REVENUE_FAILPOINT", "summary-query"),
         ],
@@ -333,12 +332,10 @@ async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_lo
 async fn shutdown_does_not_wait_for_a_summarys_queries_and_the_summary_follows_the_restart() {
     let db = TestDb::new("summary_shutdown").await;
     let slack = FakeSlack::start().await;
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
+    let mut svc = summarising(
+        &db,
+        &slack,
         &[
-            ("POWER_REVENUE_WINDOW", WINDOW),
-            ("POWER_REVENUE_SUMMARY", PERIOD),
             // Every summary's query runs for ever.
             ("POWER_REVENUE_FAILPOINT", "summary-query-hangs"),
         ],
@@ -369,14 +366,7 @@ async fn a_summary_slack_refuses_is_alerted_once_and_reports_go_on() {
     let slack = FakeSlack::start().await;
     // Every summary, blocks and plain text alike, as Slack refuses a message too long.
     slack.refuse_containing("📆 Revenue Summary", "msg_too_long");
-    let svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[
-            ("POWER_REVENUE_WINDOW", WINDOW),
-            ("POWER_REVENUE_SUMMARY", PERIOD),
-        ],
-    );
+    let svc = summarising(&db, &slack, &[]);
     svc.wait_connected().await;
     // The first summary queued (whichever period that is) is refused: one alert says so.
     let says = "🚨 power-revenue: Slack refused the summary for period ";
