@@ -149,7 +149,17 @@ impl Deliverer {
                 record.queries_started = Some(Utc::now());
                 record.queries_unfinished = record.queries_unfinished.saturating_add(1);
                 self.store.put_report(&record).await?;
-                self.prepare(&mut record).await?;
+                let window = record.window.id();
+                // A window's queries may take minutes: a shutdown does not wait for them (a
+                // Kubernetes grace is 30 s). The record stays closed, its queries counted as
+                // unfinished, as after a crash: prepared again at the next start.
+                tokio::select! {
+                    prepared = self.prepare(&mut record) => prepared?,
+                    () = shutdown.cancelled() => {
+                        info!(%window, "Stopping with the report's queries unfinished; they run again at the next start.");
+                        break;
+                    }
+                }
                 record.queries_started = None;
                 record.queries_unfinished = 0;
                 self.store.put_report(&record).await?;

@@ -262,3 +262,54 @@ async fn an_unreachable_server_is_reported_and_retried_until_it_appears() {
     svc.wait_connected().await;
     assert!(svc.is_running());
 }
+
+/// SIGTERM while a report's window query runs (held for ever by the `window-query-hangs` error
+/// point: the test server answers in milliseconds) exits at once with a final checkpoint, as a
+/// Kubernetes grace of 30 s needs; the report is prepared again at the next start and posted
+/// once, exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_report_query_exits_at_once_and_the_report_goes_out_after() {
+    let db = TestDb::new("sigterm_query").await;
+    let slack = FakeSlack::start().await;
+    let mut svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", "2s"),
+            ("POWER_REVENUE_FAILPOINT", "window-query-hangs"),
+        ],
+    );
+    svc.wait_connected().await;
+    let w = upcoming(2, 1);
+    let at = w.start + TimeDelta::milliseconds(500);
+    db.coll
+        .insert_many(vec![
+            sale(at, "IKEDC", "1500.50", "fulfilled"),
+            sale(at, "EKEDC", 2_000, "fulfilled"),
+        ])
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "a report's query in flight",
+        async || {
+            svc.current_log()
+                .contains("failpoint window-query-hangs: holding the query")
+                .then_some(())
+        },
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    assert!(svc.terminate().success());
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let log = svc.current_log();
+    assert!(
+        log.contains("Stopping with the report's queries unfinished"),
+        "{log}"
+    );
+    assert!(log.contains("final checkpoint saved"), "{log}");
+    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
+    let text = report_of(&slack, &w, 30).await;
+    assert!(text.contains("₦3,500.50"), "{text}");
+}
