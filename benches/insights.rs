@@ -37,14 +37,7 @@ const COLLECTION: &str = "power_transaction_items";
 const DATABASE: &str = "insights";
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(run());
-    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
-    println!("{}", serde_json::to_string(&result).unwrap());
+    support::print_figures(run());
 }
 
 async fn run() -> serde_json::Value {
@@ -52,18 +45,12 @@ async fn run() -> serde_json::Value {
     let server = Server::start(&dir.path().join("db"), 50_000_000);
     let uri = server.uri();
     let rust = server.name().starts_with("secantusd-rs");
-    let sales: i64 = std::env::var("INSIGHTS_SALES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if rust { 1_000_000 } else { 20_000 });
+    let sales: i64 = support::env_number("INSIGHTS_SALES", if rust { 1_000_000 } else { 20_000 });
     eprintln!(
         "insights: server {}, {sales} sales per window",
         server.name()
     );
-    let rounds: usize = std::env::var("INSIGHTS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let rounds: usize = support::env_number("INSIGHTS_ROUNDS", 2);
     let client = Client::with_uri_str(&uri).await.unwrap();
     let config = Config::from_settings(Settings {
         mongodb_uri: Some(uri.clone()),

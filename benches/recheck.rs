@@ -39,14 +39,7 @@ const WINDOWS_FILLED: usize = 6;
 const SALES_PER_SMALL_WINDOW: i64 = 100;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(run());
-    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
-    println!("{}", serde_json::to_string(&result).unwrap());
+    support::print_figures(run());
 }
 
 async fn run() -> Value {
@@ -54,10 +47,7 @@ async fn run() -> Value {
     let server = Server::start(&dir.path().join("db"), 50_000_000);
     let uri = server.uri();
     let rust = server.name().starts_with("secantusd-rs");
-    let sales: i64 = std::env::var("RECHECK_SALES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if rust { 1_000_000 } else { 20_000 });
+    let sales: i64 = support::env_number("RECHECK_SALES", if rust { 1_000_000 } else { 20_000 });
     eprintln!(
         "recheck: server {}, {sales} sales in the big window",
         server.name()

@@ -76,14 +76,7 @@ const DATABASE: &str = "bench";
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(run());
-    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
-    println!("{}", serde_json::to_string(&result).unwrap());
+    support::print_figures(run());
 }
 
 /// What was inserted, per window: (kobo, count). Money the bench computed itself.

@@ -106,3 +106,24 @@ pub fn sale(id: i64, at: DateTime<Utc>) -> Document {
     doc! { "_id": id, "createdAt": bson::DateTime::from_chrono(at),
     "utility": UTILITIES[(id % 5) as usize], "amount": amount, "status": "fulfilled" }
 }
+
+/// Runs a bench's `run` on two worker threads and prints its figures: pretty on stderr, and
+/// one JSON line on stdout (the last line, for scripts).
+pub fn print_figures(run: impl std::future::Future<Output = serde_json::Value>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(run);
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+    println!("{}", serde_json::to_string(&result).unwrap());
+}
+
+/// The number in environment variable `name`, else `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
