@@ -231,9 +231,8 @@ fn select(
 ) -> Result<(Vec<ClosedWindowView>, Option<String>), crate::store::StoreError> {
     match selection {
         Selection::Last(n) => {
-            let reports = s.store.reports()?;
-            let items = reports.iter().rev().take(n);
-            Ok((items.map(ClosedWindowView::from_record).collect(), None))
+            let reports = s.store.latest_reports(n)?;
+            Ok((reports.iter().map(ClosedWindowView::from_record).collect(), None))
         }
         Selection::Range(range) => {
             let take = range.limit.saturating_add(1);

@@ -288,6 +288,19 @@ impl Store {
             .collect()
     }
 
+    /// The `n` most recent outbox records, newest first: reads only those keys.
+    pub fn latest_reports(&self, n: usize) -> Result<Vec<ReportRecord>, StoreError> {
+        self.tree
+            .scan_prefix(REPORT_PREFIX)
+            .rev()
+            .take(n)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
     /// At most `take` outbox records whose window starts in `[from, to)` (either end open
     /// when `None`), oldest first. Reads only those keys: a history page costs its own size,
     /// however many windows the store holds. Windows before 1970 (never closed by this

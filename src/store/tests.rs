@@ -259,6 +259,10 @@ async fn a_history_page_holds_the_windows_starting_in_its_range_oldest_first() {
         all[..2]
     );
     assert!(store.reports_between(to, from, 100).unwrap().is_empty());
+    // The latest, newest first, as `last=` reads them.
+    let newest: Vec<_> = all.iter().rev().copied().collect();
+    assert_eq!(starts(store.latest_reports(2).unwrap()), newest[..2]);
+    assert_eq!(starts(store.latest_reports(100).unwrap()), newest);
     let before_1970 = DateTime::from_timestamp(-10, 0);
     assert_eq!(
         starts(store.reports_between(before_1970, None, 100).unwrap()),
