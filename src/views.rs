@@ -388,7 +388,7 @@ impl StatusView {
                 unreported_windows: unposted.unreported,
                 beyond_horizon: unposted.beyond_horizon,
             },
-            last_summary: store.summaries()?.last().map(SummaryStatus::of),
+            last_summary: store.latest_summary()?.as_ref().map(SummaryStatus::of),
             counters: live.map(|l| Counters {
                 stream_connected: l.connected.load(Relaxed),
                 events_applied: l.events_applied.load(Relaxed),

@@ -54,6 +54,17 @@ impl Store {
     }
 
     /// All summaries, oldest period first.
+    /// The most recent summary record, reading only its key.
+    pub fn latest_summary(&self) -> Result<Option<SummaryRecord>, StoreError> {
+        match self.tree.scan_prefix(SUMMARY_PREFIX).next_back() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                Ok(Some(decode(&k, &v)?))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub fn summaries(&self) -> Result<Vec<SummaryRecord>, StoreError> {
         self.tree
             .scan_prefix(SUMMARY_PREFIX)
@@ -80,6 +91,7 @@ mod tests {
     async fn a_period_is_queued_once_however_often_its_last_report_is_settled() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state")).unwrap();
+        assert_eq!(store.latest_summary().unwrap(), None);
         let window = Window {
             start: at("2025-05-29T18:00:00Z"),
             end: at("2025-05-30T00:00:00Z"),
@@ -119,6 +131,7 @@ mod tests {
             .unwrap();
         let again = store.summaries().unwrap();
         assert_eq!(again, queued);
+        assert_eq!(store.latest_summary().unwrap().as_ref(), again.last());
         // Reports are not mistaken for summaries, nor the other way round.
         assert_eq!(store.reports().unwrap().len(), 1);
     }
