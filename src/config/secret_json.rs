@@ -8,7 +8,9 @@
 //! values alike may be secrets pasted in the wrong place.
 
 use super::secret::SecretVar;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use std::fmt;
 use std::path::PathBuf;
 
 /// What is wrong with a JSON secret file. Shown with the variable and path, never the content.
@@ -40,6 +42,9 @@ pub enum JsonProblem {
         key: &'static str,
         extra_keys: usize,
     },
+    /// The expected key more than once: which one is meant cannot be told.
+    #[error("holds \"{key}\" more than once")]
+    RepeatedKey { key: &'static str },
     /// The expected key's string is empty or whitespace.
     #[error("holds \"{key}\" with nothing but whitespace")]
     Empty { key: &'static str },
@@ -92,23 +97,27 @@ pub(crate) fn unwrap(var: SecretVar, text: &str) -> Result<Option<String>, JsonP
     let Some(key) = json_key(var) else {
         return Err(JsonProblem::NoJsonForm);
     };
-    let object: serde_json::Map<String, Value> =
-        serde_json::from_str(text).map_err(|e| JsonProblem::Malformed {
-            kind: match e.classify() {
-                serde_json::error::Category::Io => "unreadable",
-                serde_json::error::Category::Syntax => "syntax error",
-                serde_json::error::Category::Data => "not an object",
-                serde_json::error::Category::Eof => "ends too early",
-            },
-            line: e.line(),
-            column: e.column(),
-        })?;
-    let others = object.keys().filter(|k| k.as_str() != key).count();
-    let Some(value) = object.get(key) else {
-        return Err(JsonProblem::MissingKey {
-            key,
-            other_keys: others,
-        });
+    let Entries(entries) = serde_json::from_str(text).map_err(|e| JsonProblem::Malformed {
+        kind: match e.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "not an object",
+            serde_json::error::Category::Eof => "ends too early",
+        },
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let (mine, others): (Vec<_>, Vec<_>) = entries.iter().partition(|(k, _)| k == key);
+    let others = others.len();
+    let value = match mine.as_slice() {
+        [] => {
+            return Err(JsonProblem::MissingKey {
+                key,
+                other_keys: others,
+            })
+        }
+        [(_, value)] => value,
+        _ => return Err(JsonProblem::RepeatedKey { key }),
     };
     if others > 0 {
         return Err(JsonProblem::ExtraKeys {
@@ -130,6 +139,30 @@ pub(crate) fn unwrap(var: SecretVar, text: &str) -> Result<Option<String>, JsonP
                 Value::String(_) => "a string",
             },
         }),
+    }
+}
+
+/// A JSON object's entries in order, repeated keys kept (a `serde_json::Map` keeps only the
+/// last of them, which would pick one of two secrets silently).
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Each)
     }
 }
 
@@ -182,6 +215,13 @@ mod tests {
                 JsonProblem::ExtraKeys {
                     key: "connection_string",
                     extra_keys: 1,
+                },
+            ),
+            (
+                SecretVar::MongoUri,
+                r#"{"connection_string": "mongodb://h/db", "connection_string": "mongodb://u:hunter2@h/db"}"#,
+                JsonProblem::RepeatedKey {
+                    key: "connection_string",
                 },
             ),
             (

@@ -232,7 +232,10 @@ fn select(
     match selection {
         Selection::Last(n) => {
             let reports = s.store.latest_reports(n)?;
-            Ok((reports.iter().map(ClosedWindowView::from_record).collect(), None))
+            Ok((
+                reports.iter().map(ClosedWindowView::from_record).collect(),
+                None,
+            ))
         }
         Selection::Range(range) => {
             let take = range.limit.saturating_add(1);
