@@ -26,6 +26,15 @@ pub(crate) fn fails(name: &str) -> bool {
     }
 }
 
+/// A named hang point: when armed, never returns (a query that outlasts any shutdown grace,
+/// which the test server cannot be made to run); says so on stderr for the test to wait on.
+pub(crate) async fn hangs(name: &str) {
+    if fails(name) {
+        eprintln!("failpoint {name}: holding the query");
+        std::future::pending::<()>().await;
+    }
+}
+
 #[cfg(feature = "failpoints")]
 mod armed {
     use std::sync::atomic::{AtomicU32, Ordering::Relaxed};

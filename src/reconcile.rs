@@ -88,26 +88,31 @@ pub(crate) async fn query_limited(
     window: &Window,
     limit: Duration,
 ) -> Result<Totals, ReconcileError> {
-    if crate::failpoint::fails("window-query-hangs") {
-        // A query that outlasts the shutdown grace, which the test server cannot be made to run.
-        eprintln!("failpoint window-query-hangs: holding the query");
-        std::future::pending::<()>().await;
-    }
+    crate::failpoint::hangs("window-query-hangs").await;
+    parse_facet(&facet_once(coll, facet_pipeline(config, window), limit).await?)
+}
+
+/// Runs a `$facet` pipeline once, majority read, limited to `limit` on the server and here:
+/// its one result document.
+pub(crate) async fn facet_once(
+    coll: &Collection<Document>,
+    pipeline: Vec<Document>,
+    limit: Duration,
+) -> Result<Document, ReconcileError> {
     let run = async {
         let mut cursor = coll
-            .aggregate(facet_pipeline(config, window))
+            .aggregate(pipeline)
             .read_concern(ReadConcern::majority())
             .max_time(limit)
             .await?;
         // One document, in the reply to the aggregate itself: no getMore follows.
         cursor.try_next().await
     };
-    let result = limits::answer(limit, run)
+    limits::answer(limit, run)
         .await
         .map_err(|_| ReconcileError::TimedOut { limit })?
         .map_err(|e| ReconcileError::from_mongo(e, limit))?
-        .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
-    parse_facet(&result)
+        .ok_or_else(|| ReconcileError::BadResult("no document".into()))
 }
 
 /// Runs the window's `$facet` in a snapshot session, limited like [`query`]: the totals as of

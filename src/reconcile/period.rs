@@ -9,8 +9,6 @@ use crate::limits;
 use crate::rules;
 use crate::window::{Tally, Totals, Window};
 use bson::{doc, Bson, Document};
-use futures::TryStreamExt;
-use mongodb::options::ReadConcern;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
@@ -69,23 +67,8 @@ pub async fn query_period(
     if crate::failpoint::fails("summary-query") {
         return Err(ReconcileError::BadResult("failpoint summary-query".into()));
     }
-    if crate::failpoint::fails("summary-query-hangs") {
-        // A query that outlasts the shutdown grace, which the test server cannot be made to run.
-        std::future::pending::<()>().await;
-    }
-    let run = async {
-        let mut cursor = coll
-            .aggregate(period_pipeline(config, period, windows))
-            .read_concern(ReadConcern::majority())
-            .max_time(limit)
-            .await?;
-        cursor.try_next().await
-    };
-    let result = limits::answer(limit, run)
-        .await
-        .map_err(|_| ReconcileError::TimedOut { limit })?
-        .map_err(|e| ReconcileError::from_mongo(e, limit))?
-        .ok_or_else(|| ReconcileError::BadResult("no document".into()))?;
+    crate::failpoint::hangs("summary-query-hangs").await;
+    let result = super::facet_once(coll, period_pipeline(config, period, windows), limit).await?;
     parse_period(&result, windows)
 }
 
