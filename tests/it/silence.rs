@@ -110,6 +110,41 @@ impl Feeder {
 }
 
 /// Waits until the service's live totals hold sales of `utility`.
+/// A database with a week of baseline sales, sales going on now (from before the service
+/// starts, so that no utility looks silent at start) and the service watching with 5 s
+/// silences and 10 s windows.
+struct Watched {
+    db: TestDb,
+    slack: FakeSlack,
+    feeder: Feeder,
+    svc: Service,
+}
+
+async fn watched(name: &str) -> Watched {
+    let db = TestDb::new(name).await;
+    let slack = FakeSlack::start().await;
+    db.coll
+        .insert_many(baseline_sales(Utc::now()))
+        .await
+        .unwrap();
+    let feeder = Feeder::start(db.coll.clone());
+    let svc = Service::start(
+        &db.name,
+        Some(&slack.url),
+        &[
+            ("POWER_REVENUE_WINDOW", "10s"),
+            ("POWER_REVENUE_SILENCE", "5s"),
+        ],
+    );
+    svc.wait_connected().await;
+    Watched {
+        db,
+        slack,
+        feeder,
+        svc,
+    }
+}
+
 async fn wait_live_sales(svc: &Service, utility: &str) {
     wait_for(Duration::from_secs(30), "live sales", async || {
         let cur = svc.get_json("/api/v1/windows/current").await?;
@@ -137,26 +172,14 @@ async fn metric_lines(svc: &Service) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
-    let db = TestDb::new("silence").await;
-    let slack = FakeSlack::start().await;
-    db.coll
-        .insert_many(baseline_sales(Utc::now()))
-        .await
-        .unwrap();
-
-    // Sales now: EKEDC throughout, IKEDC until it stops. From before the service starts, so
-    // that neither looks silent at start.
-    let feeder = Feeder::start(db.coll.clone());
-
-    let mut svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[
-            ("POWER_REVENUE_WINDOW", "10s"),
-            ("POWER_REVENUE_SILENCE", "5s"),
-        ],
-    );
-    svc.wait_connected().await;
+    // Sales now: EKEDC throughout, IKEDC until it stops.
+    // The database is kept for the test's life.
+    let Watched {
+        db: _db,
+        slack,
+        feeder,
+        mut svc,
+    } = watched("silence").await;
     // Both sell for a while, seen by the stream; then IKEDC stops.
     wait_live_sales(&svc, "IKEDC").await;
     feeder.selling.store(EKEDC, Relaxed);
@@ -305,22 +328,12 @@ async fn a_utility_that_stops_selling_alerts_once_and_resumes_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn all_sales_stopping_at_once_is_one_alert_and_one_notice() {
-    let db = TestDb::new("silence_outage").await;
-    let slack = FakeSlack::start().await;
-    db.coll
-        .insert_many(baseline_sales(Utc::now()))
-        .await
-        .unwrap();
-    let feeder = Feeder::start(db.coll.clone());
-    let svc = Service::start(
-        &db.name,
-        Some(&slack.url),
-        &[
-            ("POWER_REVENUE_WINDOW", "10s"),
-            ("POWER_REVENUE_SILENCE", "5s"),
-        ],
-    );
-    svc.wait_connected().await;
+    let Watched {
+        db: _db,
+        slack,
+        feeder,
+        svc,
+    } = watched("silence_outage").await;
     wait_live_sales(&svc, "IKEDC").await;
     // Upstream stops: no utility sells (in the same moment: one insert held the last of both).
     feeder.selling.store(0, Relaxed);
