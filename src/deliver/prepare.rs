@@ -149,7 +149,7 @@ impl Deliverer {
             window: record.window,
             tz: self.config.window.tz(),
             totals: reconciled.database().unwrap_or(&record.streamed),
-            notes: notes.iter().map(Note::to_string).collect(),
+            notes: notes.iter().flat_map(Note::lines).collect(),
             compared: Some(&compared),
         };
         let mut parts = report::render_parts(&view).into_iter();
@@ -175,8 +175,12 @@ impl Deliverer {
         .await
         {
             Ok(now) => {
-                let change = Change::between(earlier.reported(), &now);
-                let note = (!change.is_none()).then_some(Note::Correction { label, change });
+                let by_utility = Change::by_utility(earlier.reported(), &now);
+                let note = (!by_utility.is_empty()).then(|| Note::Correction {
+                    label,
+                    change: Change::between(earlier.reported(), &now),
+                    by_utility,
+                });
                 Ok((note, now))
             }
             Err(error) => {

@@ -74,7 +74,12 @@ pub fn message(head: Head, notes: &[String], window: &str, closing: Option<&str>
         mut blocks,
     } = head;
     for note in notes.iter().map(String::as_str).chain(closing) {
-        text.push_str("\n\n");
+        // A utility's share of a correction sits right under its window's line.
+        text.push_str(if note.starts_with(super::notes::UNDER) {
+            "\n"
+        } else {
+            "\n\n"
+        });
         text.push_str(note);
     }
     let mut sections = note_sections(notes);

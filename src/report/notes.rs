@@ -2,7 +2,7 @@
 //! corrections for earlier windows. The outbox worker decides which notes a report carries
 //! ([`Note`] holds the facts); this module alone says them.
 
-use super::transactions;
+use super::{display_name, transactions};
 use crate::money::format_naira;
 use crate::window::{ClosedBy, Tally, Totals};
 use rust_decimal::Decimal;
@@ -26,8 +26,13 @@ pub(crate) enum Note {
     StreamDiffered { streamed: Tally },
     /// The live totals were rebuilt from the database after the stream's history was lost.
     Recomputed,
-    /// An earlier window (`label`, see [`super::window_label`]) changed since it was reported.
-    Correction { label: String, change: Change },
+    /// An earlier window (`label`, see [`super::window_label`]) changed since it was reported:
+    /// in all (`change`), and per utility whose figures moved (`by_utility`, by name).
+    Correction {
+        label: String,
+        change: Change,
+        by_utility: Vec<(String, Change)>,
+    },
     /// An earlier window has changes the database could not be asked about now.
     NotYetChecked { label: String },
 }
@@ -68,12 +73,35 @@ impl fmt::Display for Note {
             Self::Recomputed => f.write_str(
                 "♻️ Recomputed: live totals were rebuilt from the database after the change-stream history was lost.",
             ),
-            Self::Correction { label, change } => f.write_str(&correction_line(label, *change)),
+            Self::Correction { label, change, .. } => {
+                f.write_str(&correction_line(label, *change))
+            }
             Self::NotYetChecked { label } => write!(
                 f,
                 "⚠️ Changes to {label} not yet checked against the database; the next report will."
             ),
         }
+    }
+}
+
+/// What opens a line that belongs under the note before it (a utility's share of a
+/// correction): such a line follows its note directly, not after a blank line.
+pub(crate) const UNDER: &str = "↳ ";
+
+impl Note {
+    /// The note as the lines a report carries: one, or for a correction its window's line and
+    /// then one line per utility whose figures changed (`↳ EKEDC: +₦2,200.00, +2
+    /// transactions`), so that report + corrections = the database per utility too.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let mut lines = vec![self.to_string()];
+        if let Self::Correction { by_utility, .. } = self {
+            lines.extend(
+                by_utility
+                    .iter()
+                    .map(|(name, change)| utility_line(name, *change)),
+            );
+        }
+        lines
     }
 }
 
@@ -87,7 +115,36 @@ pub struct Change {
 impl Change {
     /// From what the reports so far said to what the database holds now.
     pub fn between(reported: &Totals, now: &Totals) -> Change {
-        let (before, after) = (reported.total(), now.total());
+        Change::of(&reported.total(), &now.total())
+    }
+
+    /// Nothing changed: no correction to post.
+    pub fn is_none(&self) -> bool {
+        *self == Change::default()
+    }
+
+    /// Per utility whose figures differ, by name: from what the reports so far said to what
+    /// the database holds now. Empty when nothing changed for any utility (a move between two
+    /// utilities changes both, though the window's total stays).
+    pub fn by_utility(reported: &Totals, now: &Totals) -> Vec<(String, Change)> {
+        let names: std::collections::BTreeSet<&String> = reported
+            .by_utility
+            .keys()
+            .chain(now.by_utility.keys())
+            .collect();
+        let zero = Tally::default();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let before = reported.by_utility.get(name).unwrap_or(&zero);
+                let after = now.by_utility.get(name).unwrap_or(&zero);
+                let change = Change::of(before, after);
+                (!change.is_none()).then(|| (name.clone(), change))
+            })
+            .collect()
+    }
+
+    fn of(before: &Tally, after: &Tally) -> Change {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         Change {
             revenue: after
@@ -96,11 +153,6 @@ impl Change {
                 .unwrap_or_default(),
             count: count(after.count).saturating_sub(count(before.count)),
         }
-    }
-
-    /// Nothing changed: no correction to post.
-    pub fn is_none(&self) -> bool {
-        *self == Change::default()
     }
 }
 
@@ -113,30 +165,47 @@ impl From<Tally> for Change {
     }
 }
 
+/// `+₦2,200.00` / `-₦1,500.00` / `+₦0.00`.
+fn signed_naira(revenue: Decimal) -> String {
+    let sign = if revenue >= Decimal::ZERO { "+" } else { "" };
+    format!("{sign}{}", format_naira(revenue))
+}
+
+/// `+2` / `-1` / `0`, then " transaction(s)".
+fn signed_transactions(count: i64) -> String {
+    let sign = match count.cmp(&0) {
+        Ordering::Less => "-",
+        Ordering::Equal => "",
+        Ordering::Greater => "+",
+    };
+    format!("{sign}{}", transactions(count.unsigned_abs()))
+}
+
+/// One utility's share of a correction, shown under its window's line, the name shown as in
+/// the report's breakdown: `↳ EKEDC: +₦2,200.00, +2 transactions`.
+fn utility_line(name: &str, change: Change) -> String {
+    format!(
+        "{UNDER}{}: {}, {}",
+        display_name(name),
+        signed_naira(change.revenue),
+        signed_transactions(change.count)
+    )
+}
+
 /// The line for a change to window `label`. Sales only added read as "Late for …: +₦…, N
 /// transactions"; anything else (a refund, delete, edit or move) is a correction with a sign
 /// on both figures: "Correction for …: -₦1,500.00, -1 transaction".
 fn correction_line(label: &str, change: Change) -> String {
-    let revenue_sign = if change.revenue >= Decimal::ZERO {
-        "+"
-    } else {
-        ""
-    };
-    let revenue = format!("{revenue_sign}{}", format_naira(change.revenue));
+    let revenue = signed_naira(change.revenue);
     if change.revenue >= Decimal::ZERO && change.count > 0 {
         return format!(
             "Late for {label}: {revenue}, {}",
             transactions(change.count.unsigned_abs())
         );
     }
-    let count_sign = match change.count.cmp(&0) {
-        Ordering::Less => "-",
-        Ordering::Equal => "",
-        Ordering::Greater => "+",
-    };
     format!(
-        "Correction for {label}: {revenue}, {count_sign}{}",
-        transactions(change.count.unsigned_abs())
+        "Correction for {label}: {revenue}, {}",
+        signed_transactions(change.count)
     )
 }
 
@@ -155,8 +224,55 @@ mod tests {
         Note::Correction {
             label: label.into(),
             change,
+            by_utility: vec![],
         }
         .to_string()
+    }
+
+    fn totals_of(rows: &[(&str, i64, u64)]) -> Totals {
+        Totals {
+            by_utility: rows
+                .iter()
+                .map(|&(name, naira, count)| (name.to_owned(), tally(naira, count)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_correction_carries_one_line_per_utility_that_changed() {
+        // Reported; then a sale moved IKEDC → EKEDC, the AEDC sale refunded, a late EKEDC sale.
+        let reported = totals_of(&[("IKEDC", 1500, 1), ("AEDC", 700, 1), ("EKEDC", 300, 1)]);
+        let now = totals_of(&[("EKEDC", 2500, 3)]);
+        let note = Note::Correction {
+            label: "A".into(),
+            change: Change::between(&reported, &now),
+            by_utility: Change::by_utility(&reported, &now),
+        };
+        assert_eq!(
+            note.lines(),
+            [
+                "Correction for A: +₦0.00, 0 transactions",
+                "↳ AEDC: -₦700.00, -1 transaction",
+                "↳ EKEDC: +₦2,200.00, +2 transactions",
+                "↳ IKEDC: -₦1,500.00, -1 transaction",
+            ]
+        );
+        // Unchanged utilities get no line; nothing changed at all, no line at all.
+        let edited = totals_of(&[("IKEDC", 1750, 1), ("AEDC", 700, 1), ("EKEDC", 300, 1)]);
+        assert_eq!(
+            Change::by_utility(&reported, &edited),
+            [("IKEDC".to_owned(), Change { revenue: Decimal::from(250), count: 0 })]
+        );
+        assert!(Change::by_utility(&reported, &reported).is_empty());
+        // Names are shown as in the breakdown: escaped, never markup.
+        let hostile = totals_of(&[("<!channel> & co", 5, 1)]);
+        let lines = Note::Correction {
+            label: "A".into(),
+            change: Change::between(&Totals::default(), &hostile),
+            by_utility: Change::by_utility(&Totals::default(), &hostile),
+        }
+        .lines();
+        assert_eq!(lines[1], "↳ &lt;!channel&gt; &amp; co: +₦5.00, +1 transaction");
     }
 
     #[test]

@@ -34,3 +34,4 @@ mod slack_limits;
 mod state_dir;
 mod summary;
 mod supply_chain;
+mod utility_corrections;
