@@ -14,10 +14,11 @@
 //! - the report's `$facet` over its window;
 //! - [`compare::query`]: the three comparison `$facet`s, run concurrently as a report runs them;
 //! - one silent-utility baseline ([`silence::baseline::query`], `30m`, seven days: 7/12 of a
-//!   window's sales), which the service runs every 5 minutes;
-//! - a summary's period `$facet` ([`reconcile::query_period`]) over two windows (the window
-//!   and the one before): a daily summary of 6 h windows runs two such queries over four
-//!   windows each (the day and the day before).
+//!   window's sales), which the service runs every 5 minutes.
+//!
+//! Summaries are built from the ledger (what the reports told) and query nothing; the
+//! comparisons query only windows the ledger lacks, once (`compare::query` here is that cost,
+//! paid at most once per window).
 
 #[allow(dead_code)]
 mod support;
@@ -93,12 +94,7 @@ async fn run() -> serde_json::Value {
         sales * windows.len() as i64
     );
 
-    let two = Window {
-        start: windows[1].start,
-        end: w.end,
-    };
-    let pair = [windows[1], w];
-    let (mut report, mut comparisons, mut baseline, mut summary) = (vec![], vec![], vec![], vec![]);
+    let (mut report, mut comparisons, mut baseline) = (vec![], vec![], vec![]);
     let mut baseline_sales = 0;
     for round in 0..rounds {
         let began = Instant::now();
@@ -121,25 +117,13 @@ async fn run() -> serde_json::Value {
         baseline.push(began.elapsed().as_secs_f64());
         baseline_sales = b.sales.values().sum::<u64>();
         assert!(baseline_sales >= 5 * (sales as u64 / 12));
-
-        let began = Instant::now();
-        let p = reconcile::query_period(&coll, &config, &two, &pair)
-            .await
-            .unwrap();
-        summary.push(began.elapsed().as_secs_f64());
-        assert_eq!(p.totals.total().count, 2 * sales as u64);
         eprintln!(
-            "insights: round {round}: report $facet {:.1} s, comparisons {:.1} s, baseline {:.1} s, period of 2 windows {:.1} s",
-            report[round], comparisons[round], baseline[round], summary[round]
+            "insights: round {round}: report $facet {:.1} s, comparisons {:.1} s, baseline {:.1} s",
+            report[round], comparisons[round], baseline[round]
         );
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (r, c, b, p) = (
-        mean(&report),
-        mean(&comparisons),
-        mean(&baseline),
-        mean(&summary),
-    );
+    let (r, c, b) = (mean(&report), mean(&comparisons), mean(&baseline));
     eprintln!("\n| per report at {sales} sales/window | seconds | × the report's own $facet |");
     eprintln!("|---|---|---|");
     eprintln!("| report `$facet` | {r:.1} | 1.00 |");
@@ -148,10 +132,6 @@ async fn run() -> serde_json::Value {
         c / r
     );
     eprintln!("| one silence baseline (7 × 30m) | {b:.1} | {:.2} |", b / r);
-    eprintln!(
-        "| summary `$facet` over 2 windows | {p:.1} | {:.2} |",
-        p / r
-    );
     json!({
         "server": server.name(),
         "sales_per_window": sales,
@@ -160,10 +140,8 @@ async fn run() -> serde_json::Value {
         "comparisons_secs": comparisons.iter().copied().map(round1).collect::<Vec<_>>(),
         "baseline_sales_counted": baseline_sales,
         "baseline_secs": baseline.iter().copied().map(round1).collect::<Vec<_>>(),
-        "period_of_two_windows_secs": summary.iter().copied().map(round1).collect::<Vec<_>>(),
         "comparisons_over_report": ratio(c, r),
         "baseline_over_report": ratio(b, r),
-        "period_of_two_over_report": ratio(p, r),
     })
 }
 

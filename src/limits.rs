@@ -4,9 +4,7 @@
 //! (a server too busy to answer at all, or a connection that hangs).
 //!
 //! The window query's limit is a setting (`POWER_REVENUE_QUERY_TIMEOUT`): how long a `$facet`
-//! takes depends on the window's size. A summary period's query scans all its windows, so its
-//! limit is the window's times the windows in the period ([`period_query`]). The others are
-//! fixed here.
+//! takes depends on the window's size. The others are fixed here.
 
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -18,9 +16,6 @@ pub(crate) const OPLOG_READ: Duration = Duration::from_secs(30);
 /// Building the window query's index (`setup`): on a large collection this takes a while, and
 /// an operator runs it once, watching.
 pub(crate) const INDEX_BUILD: Duration = Duration::from_secs(3600);
-/// The most a summary period's query may take on the server, however many windows it spans:
-/// a query longer than an hour is better fixed with an index or a shorter period.
-pub(crate) const PERIOD_QUERY_MAX: Duration = Duration::from_secs(3600);
 /// How much longer than a command's limit the client waits for the server's answer.
 const CLIENT_SLACK: Duration = Duration::from_secs(5);
 
@@ -34,17 +29,6 @@ const INTERRUPTED_MAX_WAIT: Duration = Duration::from_secs(60);
 /// add another copy on every start.
 pub(crate) fn after_interrupted(n: u32) -> Duration {
     Duration::from_secs(1u64.checked_shl(n).unwrap_or(u64::MAX)).min(INTERRUPTED_MAX_WAIT)
-}
-
-/// The limit of a summary period's query: a window's limit (`query_timeout`) for each of its
-/// `windows`, since it does each window's work, at most [`PERIOD_QUERY_MAX`], and never less
-/// than one window's limit (which may itself be set above an hour).
-pub(crate) fn period_query(query_timeout: Duration, windows: usize) -> Duration {
-    let windows = u32::try_from(windows).unwrap_or(u32::MAX).max(1);
-    query_timeout
-        .saturating_mul(windows)
-        .min(PERIOD_QUERY_MAX)
-        .max(query_timeout)
 }
 
 /// MongoDB's `MaxTimeMSExpired`: the server stopped the command at its limit.
@@ -88,20 +72,6 @@ mod tests {
             .map(|n| after_interrupted(n).as_secs())
             .to_vec();
         assert_eq!(waits, [2, 4, 8, 32, 60, 60, 60]);
-    }
-
-    #[test]
-    fn a_period_query_gets_a_window_limit_per_window_up_to_an_hour() {
-        let five_min = Duration::from_secs(300);
-        assert_eq!(period_query(five_min, 4), Duration::from_secs(1200));
-        assert_eq!(period_query(five_min, 1), five_min);
-        assert_eq!(period_query(five_min, 0), five_min);
-        assert_eq!(period_query(five_min, 144), PERIOD_QUERY_MAX);
-        assert_eq!(
-            period_query(Duration::from_secs(2 * 3600), 4),
-            Duration::from_secs(7200)
-        );
-        assert_eq!(period_query(Duration::MAX, usize::MAX), Duration::MAX);
     }
 
     #[test]

@@ -12,9 +12,6 @@ use mongodb::options::ReadConcern;
 use mongodb::Collection;
 use std::time::Duration;
 
-mod period;
-pub use period::{query_period, PeriodTotals};
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("MongoDB: {0}")]
@@ -77,18 +74,8 @@ pub async fn query(
     config: &Config,
     window: &Window,
 ) -> Result<Totals, ReconcileError> {
-    query_limited(coll, config, window, config.query_timeout).await
-}
-
-/// [`query`] with another limit: a summary's previous period spans several windows and gets
-/// their limits ([`limits::period_query`]).
-pub(crate) async fn query_limited(
-    coll: &Collection<Document>,
-    config: &Config,
-    window: &Window,
-    limit: Duration,
-) -> Result<Totals, ReconcileError> {
     crate::failpoint::hangs("window-query-hangs").await;
+    let limit = config.query_timeout;
     parse_facet(&facet_once(coll, facet_pipeline(config, window), limit).await?)
 }
 

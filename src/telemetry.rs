@@ -23,6 +23,7 @@ pub(crate) const REPORTS_POSTED_TOTAL: &str = "power_revenue_reports_posted_tota
 pub(crate) const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failures_total";
 pub(crate) const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
 pub(crate) const COMPARISON_FAILURES_TOTAL: &str = "power_revenue_comparison_query_failures_total";
+pub(crate) const IMPORTED_WINDOWS_TOTAL: &str = "power_revenue_ledger_imports_total";
 pub(crate) const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
 pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
@@ -158,6 +159,13 @@ const METRICS: &[Metric] = &[
         unit: Some(Unit::Count),
         labels: &[],
         help: "Comparison queries (previous window, same window yesterday or last week) that failed after retries; the report said n/a.",
+    },
+    Metric {
+        name: IMPORTED_WINDOWS_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &[],
+        help: "Windows a report or summary cited that the ledger lacked (never reported by this service), read from the database once and kept.",
     },
     Metric {
         name: RECHECK_QUERIES_TOTAL,

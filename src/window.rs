@@ -323,6 +323,14 @@ impl Totals {
         self.by_utility.is_empty()
     }
 
+    /// Adds another window's figures, utility by utility (a period's sum).
+    pub(crate) fn merge(&mut self, other: &Totals) -> Result<(), Overflow> {
+        for (name, t) in &other.by_utility {
+            self.by_utility.entry(name.clone()).or_default().merge(t)?;
+        }
+        Ok(())
+    }
+
     /// Utilities by revenue, highest first; ties by name so the order is stable.
     pub(crate) fn ranked(&self) -> Vec<(&str, Tally)> {
         let mut rows: Vec<_> = self

@@ -4,10 +4,9 @@
 //! them, module `late`) is module `prepare`. A report too long for one Slack message goes as
 //! several, each marked after its 2xx. The record's states and moves are
 //! [`crate::store::ReportRecord`]'s; this worker decides when to make them. Period summaries
-//! (module `summary`) are queued when a period's last report is settled and posted the same
-//! way. A summary's queries run beside this loop (module `summary_queries`) and its messages
-//! go after every report due in the same round: a report never waits for a summary. A summary
-//! whose query fails is tried again with backoff (module `retry`).
+//! (module `summary`) are queued when a period's last report is settled, built from the ledger
+//! and posted the same way, after every report due in the same round. Figures a message cites
+//! for other windows come from the ledger (module `told`).
 //!
 //! Crash safety: each step is persisted (flushed) before the next begins. The one unavoidable
 //! duplicate is a crash after Slack accepted a post but before its mark was flushed; that gap
@@ -15,9 +14,8 @@
 
 mod late;
 mod prepare;
-mod retry;
 mod summary;
-mod summary_queries;
+mod told;
 
 pub use crate::sink::Sink;
 
@@ -33,7 +31,6 @@ use mongodb::Collection;
 use std::sync::Arc;
 use std::time::Duration;
 use summary::Outgoing;
-use summary_queries::SummaryWork;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -94,15 +91,10 @@ impl Deliverer {
         wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Result<(), DeliverError> {
-        // In memory: after a restart every pending summary is tried at once. Dropped on the
-        // way out, it aborts the summaries' queries in flight (they stay queued).
-        let mut work = SummaryWork::default();
         while !shutdown.is_cancelled() {
-            self.round(&mut work, &shutdown).await?;
+            self.round(&shutdown).await?;
             tokio::select! {
                 _ = wake.notified() => {}
-                // A summary's queries answered: prepare and post it now.
-                () = work.answer() => {}
                 _ = tokio::time::sleep(ROUND_INTERVAL) => {}
                 _ = shutdown.cancelled() => {}
             }
@@ -110,13 +102,9 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Every pending report first, then the pending summaries (whose queries run beside the
-    /// round). Each summary is queued by its period's last report, so it follows that report.
-    async fn round(
-        &self,
-        work: &mut SummaryWork,
-        shutdown: &CancellationToken,
-    ) -> Result<(), DeliverError> {
+    /// Every pending report first, then the pending summaries. Each summary is queued by its
+    /// period's last report, so it follows that report.
+    async fn round(&self, shutdown: &CancellationToken) -> Result<(), DeliverError> {
         if let Next::EndRound(why) = self.reports(shutdown).await? {
             debug!(?why, "Summaries wait for the next round.");
             return Ok(());
@@ -124,7 +112,7 @@ impl Deliverer {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        if let Next::EndRound(why) = self.summaries(work, shutdown).await? {
+        if let Next::EndRound(why) = self.summaries(shutdown).await? {
             debug!(?why, "Summaries wait for the next round.");
         }
         Ok(())

@@ -6,7 +6,6 @@
 use super::late::{self, Known, Ledger, Pending, Step, Unposted};
 use super::{DeliverError, Deliverer};
 use crate::alert::Alert;
-use crate::compare;
 use crate::reconcile;
 use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
@@ -39,8 +38,9 @@ impl Deliverer {
             .filter(|r| r.window.id() < id)
             .map(|r| (r.window.id(), r))
             .collect();
-        // The comparisons are context, not the report: run beside its own query so they add
-        // no wait when the server is down (each says n/a then), and never fail it.
+        // The comparisons are context, not the report: from the ledger (what the channel was
+        // told), beside its own query, so a window the ledger lacks and the database cannot
+        // give now says n/a and never fails it.
         let (reconciled, compared) = futures::join!(
             reconcile::query_with_retry(
                 &self.coll,
@@ -48,8 +48,9 @@ impl Deliverer {
                 &record.window,
                 RECONCILE_PATIENCE,
             ),
-            compare::query(&self.coll, &self.config, &record.window),
+            self.compare(&record.window),
         );
+        let compared = compared?;
         let reconciled = match reconciled {
             Ok(totals) => Reconciled::Database(totals),
             Err(e) => {

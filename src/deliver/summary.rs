@@ -1,34 +1,31 @@
 //! Period summaries (`POWER_REVENUE_SUMMARY`): queued in the write that settles a period's last
-//! report (sent or undeliverable), then prepared from the database (one `$facet` over the whole
-//! period, bucketed by window, and the previous period's figures), fixed, and posted like a
-//! report: each message marked after Slack's 2xx, so a summary is posted exactly once and a
-//! restart continues where it stopped. A summary's queries run beside the outbox
-//! ([`super::summary_queries`]) and its messages go after the round's reports, so no report
-//! waits for a summary; one whose query fails is tried again with backoff ([`super::retry`]).
+//! report (sent or undeliverable), then prepared from the ledger (each window's report plus its
+//! corrections so far, their sum, and the previous period's the same way: no query of its
+//! own), fixed, and posted like a report: each message marked after Slack's 2xx, so a summary
+//! is posted exactly once and a restart continues where it stopped. Its messages go after the
+//! round's reports.
 
-use super::summary_queries::{Answer, Queried, SummaryWork};
 use super::{DeliverError, Deliverer, Later, Next, Posted};
 use crate::alert::Alert;
 use crate::compare::Compared;
-use crate::reconcile::{PeriodTotals, ReconcileError};
+use crate::period::PeriodSpec;
 use crate::report::summary::{self as wording, SummaryView};
 use crate::store::{
     Messages, Progress, ReportRecord, Stage, Store, StoreError, SummaryRecord, Transition,
 };
 use crate::telemetry;
-use crate::window::WindowId;
+use crate::window::{Tally, Totals, Window, WindowId};
 use chrono::{DateTime, Utc};
-use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-/// How preparing a summary from its queries' answers ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prepared {
-    /// Rendered and saved ready.
-    Ready,
-    /// The period's query failed or timed out: it stays closed, tried again later.
-    Failed,
+/// A period's figures.
+#[derive(Debug, Default)]
+struct PeriodTotals {
+    /// Per utility, over the whole period.
+    totals: Totals,
+    /// Each window of the period in order, with its total.
+    by_window: Vec<(Window, Tally)>,
 }
 
 /// What posting needs of an outbox record (a report or a summary): its attempts and last
@@ -123,12 +120,10 @@ impl Deliverer {
         Some(SummaryRecord::closed(period, Utc::now()))
     }
 
-    /// Prepares (from answers in) and posts the pending summaries, oldest first; starts the
-    /// queries of those without answers, unless they run already or failed and are not due
-    /// again. Ends the round where Slack cannot take one now, so messages stay in order.
+    /// Prepares (from the ledger) and posts the pending summaries, oldest first. Ends the
+    /// round where Slack cannot take one now, so messages stay in order.
     pub(super) async fn summaries(
         &self,
-        work: &mut SummaryWork,
         shutdown: &CancellationToken,
     ) -> Result<Next, DeliverError> {
         let Some(spec) = self.config.summary else {
@@ -148,26 +143,12 @@ impl Deliverer {
             // lose the summary nor post it twice.
             crate::failpoint::hit("before_summary");
             if summary.stage() == Stage::Closed {
-                let id = summary.period.id();
-                let answer = work.take_or_start(
-                    &self.coll,
-                    &self.config,
-                    spec,
-                    summary.period,
-                    Instant::now(),
-                );
-                let Answer::Ready(queried) = answer else {
+                let Some(figures) = self.period_told(spec, &summary.period).await? else {
+                    metrics::counter!(telemetry::SUMMARY_QUERY_FAILURES_TOTAL).increment(1);
+                    warn!(period = %summary.period.id(), "Summary not prepared: a window the ledger lacks could not be read; trying again next round.");
                     continue;
                 };
-                match self.prepare_summary(&mut summary, queried).await? {
-                    Prepared::Ready => work.retries.settled(id),
-                    Prepared::Failed => {
-                        let wait = work.retries.failed(id, Instant::now());
-                        metrics::counter!(telemetry::SUMMARY_QUERY_FAILURES_TOTAL).increment(1);
-                        warn!(period = %id, retry_in_secs = wait.as_secs(), "Summary not prepared; trying again later.");
-                        continue;
-                    }
-                }
+                self.prepare_summary(spec, &mut summary, figures).await?;
             }
             if let Next::EndRound(why) = self.deliver_summary(&mut summary, shutdown).await? {
                 return Ok(Next::EndRound(why));
@@ -176,35 +157,44 @@ impl Deliverer {
         Ok(Next::Continue)
     }
 
-    /// Renders a closed summary from its queries' answers and saves it ready; `Failed` when
-    /// the period's query failed (no figure is posted that is not the database's): it is left
-    /// closed, as it was.
+    /// A period's figures as the channel was told them: each window's report plus its
+    /// corrections so far, and their sum. `None` when a window the ledger lacks cannot be read
+    /// now (no figure is posted that is neither told nor the database's).
+    async fn period_told(
+        &self,
+        spec: PeriodSpec,
+        period: &Window,
+    ) -> Result<Option<PeriodTotals>, DeliverError> {
+        let mut figures = PeriodTotals::default();
+        for w in spec.windows_in(period) {
+            let Some(told) = self.told(w, "summary").await? else {
+                return Ok(None);
+            };
+            if figures.totals.merge(&told).is_err() {
+                error!(period = %period.id(), "A period's revenue is beyond what can be summed; its summary is not posted.");
+                return Ok(None);
+            }
+            figures.by_window.push((w, told.total()));
+        }
+        Ok(Some(figures))
+    }
+
+    /// Renders a closed summary from its period's figures and the previous period's, and
+    /// saves it ready.
     async fn prepare_summary(
         &self,
+        spec: PeriodSpec,
         summary: &mut SummaryRecord,
-        queried: Queried,
-    ) -> Result<Prepared, DeliverError> {
-        let Some(spec) = self.config.summary else {
-            return Ok(Prepared::Failed);
-        };
+        figures: PeriodTotals,
+    ) -> Result<(), DeliverError> {
         let period = summary.period;
         let previous_period = spec.previous(&period);
-        let Queried { figures, previous } = queried;
-        let figures: PeriodTotals = match figures {
-            Ok(f) => f,
-            Err(e) => {
-                log_failed(&period.id(), &e);
-                return Ok(Prepared::Failed);
-            }
-        };
         let previous = Compared {
             window: previous_period,
-            totals: previous
-                .inspect_err(|e| {
-                    warn!(error = %e, period = %period.id(), "The previous period's query failed; the summary says n/a for it.");
-                    metrics::counter!(telemetry::COMPARISON_FAILURES_TOTAL).increment(1);
-                })
-                .ok(),
+            totals: self
+                .period_told(spec, &previous_period)
+                .await?
+                .map(|p| p.totals),
         };
         let view = SummaryView {
             period,
@@ -221,7 +211,7 @@ impl Deliverer {
             Utc::now(),
         )?;
         self.store.put_summary(summary).await?;
-        Ok(Prepared::Ready)
+        Ok(())
     }
 
     /// Posts a ready summary's messages in order, each marked after its 2xx, then `Sent`.
@@ -247,8 +237,4 @@ impl Deliverer {
         info!(period = %summary.period.id(), attempts = summary.attempts, "Summary posted.");
         Ok(Next::Continue)
     }
-}
-
-fn log_failed(period: &WindowId, e: &ReconcileError) {
-    error!(error = %e, %period, "The summary's query failed.");
 }

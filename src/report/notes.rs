@@ -261,7 +261,13 @@ mod tests {
         let edited = totals_of(&[("IKEDC", 1750, 1), ("AEDC", 700, 1), ("EKEDC", 300, 1)]);
         assert_eq!(
             Change::by_utility(&reported, &edited),
-            [("IKEDC".to_owned(), Change { revenue: Decimal::from(250), count: 0 })]
+            [(
+                "IKEDC".to_owned(),
+                Change {
+                    revenue: Decimal::from(250),
+                    count: 0
+                }
+            )]
         );
         assert!(Change::by_utility(&reported, &reported).is_empty());
         // Names are shown as in the breakdown: escaped, never markup.
@@ -272,7 +278,10 @@ mod tests {
             by_utility: Change::by_utility(&Totals::default(), &hostile),
         }
         .lines();
-        assert_eq!(lines[1], "↳ &lt;!channel&gt; &amp; co: +₦5.00, +1 transaction");
+        assert_eq!(
+            lines[1],
+            "↳ &lt;!channel&gt; &amp; co: +₦5.00, +1 transaction"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! window, and those whose window is unknown), the marks delivered reports settle, and the
 //! counters of changes no report carries. One key per window, never per sale.
 
-use super::{decode, encode, report_key, Delivery, ReportRecord, Store, StoreError, SummaryRecord};
+use super::{
+    decode, encode, report_key, Delivery, ReportRecord, Store, StoreError, SummaryRecord, Told,
+};
 use crate::change::Marks;
 use crate::window::{Tally, Totals, WindowId};
 use serde::{Deserialize, Serialize};
@@ -123,12 +125,15 @@ impl Store {
         if let Some(summary) = &then {
             self.queue_summary(&mut batch, summary)?;
         }
+        // The ledger learns what Slack took: this report's figures and its corrections.
+        self.put_reported(&mut batch, &Told::reported(r.window, r.shown()));
         let settles = &sent.settled;
         for (id, totals) in &settles.rechecked {
             if let Some(mut earlier) = self.report(*id)? {
                 earlier.rechecked = Some(totals.clone());
                 batch.insert(report_key(*id).as_bytes(), encode(&earlier));
             }
+            self.put_corrected(&mut batch, *id, totals)?;
         }
         for (id, seen) in &settles.marks {
             let key = late_key(CARRIED_PREFIX, *id);

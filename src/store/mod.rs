@@ -2,7 +2,8 @@
 //! to close) and the report outbox. Everything lives in one tree so that one `apply_batch`
 //! covers a token and the totals it belongs to; every write is flushed before it is relied on.
 //! Changes to closed windows and what reports settle of them live in [`changes`]; the silence
-//! watcher's small state in [`silence`].
+//! watcher's small state in [`silence`]; what the channel was told of each window, per
+//! utility, in [`ledger`].
 
 use crate::change::Marks;
 use crate::window::{OpenWindow, Window, WindowId};
@@ -12,12 +13,14 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod changes;
+mod ledger;
 mod outbox;
 mod perms;
 mod silence;
 mod summaries;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
+pub use ledger::{Source, Told};
 pub use outbox::{
     Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
     Step, SummaryRecord, SummaryState, Transition, Undeliverable,

@@ -139,12 +139,14 @@ async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
         .unwrap();
 
     // Non-retryable failures: the report is not held for the comparisons' 20 s of patience.
+    // The previous window was reported by this service: the ledger says what was posted, no
+    // query is needed; the other two were not, and their reads fail.
     let text = report_of(&slack, &w, 15).await;
     let expected = "🏢 Revenue Breakdown by Utility:\n\
         • IKEDC: ₦10,000.00 (1 transaction)\n\
         • EKEDC: ₦2,500.50 (1 transaction)\n\n\
         📈 Compared with\n\
-        • Previous window: n/a\n\
+        • Previous window: ₦40,100.00 (-68.8%)\n\
         • Same window yesterday: n/a\n\
         • Same window last week: n/a";
     assert!(text.contains(expected), "{text}");
@@ -153,17 +155,63 @@ async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
 
     let api = svc.closed_window(&w, Duration::from_secs(20)).await;
     let c = &api["compared"];
-    for against in ["previous", "yesterday", "last_week"] {
+    assert_eq!(c["previous"]["revenue"], "40100.00", "{api}");
+    for against in ["yesterday", "last_week"] {
         assert_eq!(c[against]["revenue"], serde_json::Value::Null, "{api}");
         assert_eq!(c[against]["change"], "n/a", "{api}");
     }
     assert_eq!(api["reconciled"]["revenue"], "12500.50", "{api}");
     let metrics = svc.get_text("/metrics").await.expect("metrics");
-    // Three per report posted (windows before `w` may have been reported too).
+    // Two per report posted (windows before `w` may have been reported too).
     let failures: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("power_revenue_comparison_query_failures_total "))
         .and_then(|n| n.trim().parse().ok())
         .expect("the failure counter is served");
-    assert!(failures >= 3 && failures % 3 == 0, "{metrics}");
+    assert!(failures >= 2, "{metrics}");
+}
+
+/// Comparisons cite what the channel was told, kept across a restart: a window's report
+/// posted ₦40,100.00; while the service is down one of its sales is refunded (beyond the
+/// restatement horizon, so no correction is posted). After the restart, the next report
+/// compares with the ₦40,100.00 posted, not with what a new query would say.
+#[tokio::test(flavor = "multi_thread")]
+async fn comparisons_after_a_restart_cite_the_figures_posted() {
+    let db = TestDb::new("compare_ledger").await;
+    let slack = FakeSlack::start().await;
+    let settings = [
+        ("POWER_REVENUE_WINDOW", "10s"),
+        ("POWER_REVENUE_RESTATE_HORIZON", "3s"),
+    ];
+    let mut svc = Service::start(&db.name, Some(&slack.url), &settings);
+    svc.wait_connected().await;
+    let a = upcoming(10, 2);
+    let b = spec(10).next(&a);
+    let at = |w: &power_revenue::window::Window| w.start + TimeDelta::seconds(1);
+    db.coll
+        .insert_many(vec![
+            doc! { "_id": 1, "createdAt": bson::DateTime::from_chrono(at(&a)), "utility": "IKEDC",
+            "amount": "40000", "status": "fulfilled" },
+            doc! { "_id": 2, "createdAt": bson::DateTime::from_chrono(at(&a)), "utility": "IKEDC",
+            "amount": "100", "status": "fulfilled" },
+            sale(at(&b), "IKEDC", "20050", "fulfilled"),
+        ])
+        .await
+        .unwrap();
+    let first = report_of(&slack, &a, 20).await;
+    assert!(first.contains("₦40,100.00"), "{first}");
+    assert!(svc.terminate().success());
+    db.coll
+        .update_one(doc! { "_id": 1 }, doc! { "$set": { "status": "refunded" } })
+        .await
+        .unwrap();
+    svc.restart();
+    svc.wait_connected().await;
+    let text = report_of(&slack, &b, 30).await;
+    assert!(
+        text.contains("• Previous window: ₦40,100.00 (-50.0%)"),
+        "{text}"
+    );
+    let api = svc.closed_window(&b, Duration::from_secs(20)).await;
+    assert_eq!(api["compared"]["previous"]["revenue"], "40100.00", "{api}");
 }

@@ -2,9 +2,9 @@
 //! window of a period (and in the period before, for the comparison) give one summary, posted
 //! once, after the period's last report, whose total is the sum of the windows' reports (the
 //! database's figures) to the kobo; neither a restart nor a crash between the last report and
-//! the summary posts it twice or loses it; reports keep going out while a summary's query
-//! fails, and the summary follows once it succeeds. Sales are inserted ahead of their windows
-//! (dated in the future), so none arrives late however slow the machine.
+//! the summary posts it twice or loses it; a correction posted within the period is in the
+//! summary's figures. Sales are inserted ahead of their windows (dated in the future), so none
+//! arrives late however slow the machine.
 
 use crate::common::service::Service;
 use crate::common::slack::FakeSlack;
@@ -42,6 +42,16 @@ fn total_of(text: &str) -> Decimal {
 
 /// Waits for the summary of `period`; panics if it is posted more than once.
 async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> String {
+    summary_with_title(slack, period, "📆 Revenue Summary (6s)", secs_after_end).await
+}
+
+/// [`summary_of`] for a summary titled `title`.
+async fn summary_with_title(
+    slack: &FakeSlack,
+    period: &Window,
+    title: &str,
+    secs_after_end: u64,
+) -> String {
     let needle = format!("🕐 Time: {}", time_line(period, Tz::UTC));
     let until_end = (period.end - Utc::now()).to_std().unwrap_or_default();
     let text = wait_for(
@@ -51,7 +61,7 @@ async fn summary_of(slack: &FakeSlack, period: &Window, secs_after_end: u64) -> 
             slack
                 .messages_about(&needle)
                 .into_iter()
-                .find(|t| t.starts_with("📆 Revenue Summary (6s)"))
+                .find(|t| t.starts_with(title))
         },
     )
     .await;
@@ -269,95 +279,58 @@ fn queued_summary(svc: &Service) -> Window {
     serde_json::from_value(last["period"].clone()).unwrap()
 }
 
+/// A refund in the period's first window after its report: a later report of the period
+/// corrects it, and the summary's line for that window is its report plus that correction,
+/// its total their sum, all from what was posted (the summary reads no sale).
 #[tokio::test(flavor = "multi_thread")]
-async fn reports_go_on_while_a_summary_fails_and_it_is_posted_once_when_it_no_longer_does() {
-    let db = TestDb::new("summary_failing").await;
+async fn a_summary_is_the_sum_of_its_reports_and_their_corrections() {
+    let db = TestDb::new("summary_corrected").await;
     let slack = FakeSlack::start().await;
-    let mut svc = summarising(
-        &db,
-        &slack,
-        &[
-            // Every summary's query fails, as a timed-out one would.
-            ("POWER_REVENUE_FAILPOINT", "summary-query"),
-        ],
-    );
+    // Six windows a period: the refund's correction is posted well before the period ends.
+    let svc = summarising(&db, &slack, &[("POWER_REVENUE_SUMMARY", "12s")]);
     svc.wait_connected().await;
-    let period = upcoming(6, SAFE_LEAD_SECS);
-    let sold = sold_in(
-        &sell_ahead(&db, &spec(2).window_of(period.start), 3).await,
-        &period,
-    );
-    let needle = format!("🕐 Time: {}", time_line(&period, Tz::UTC));
-    let failures = |log: &str| {
-        log.lines()
-            .filter(|l| l.contains("Summary not prepared") && l.contains(&period.id().to_string()))
-            .count()
-    };
-    // The summary fails; the reports of the next period's windows go out all the same.
-    wait_for(Duration::from_secs(40), "the summary to fail", async || {
-        (failures(&svc.current_log()) > 0).then_some(())
-    })
-    .await;
-    let mut w = spec(2).window_of(period.end);
-    for _ in 0..3 {
-        report_of(&slack, &w, 20).await;
-        w = spec(2).next(&w);
-    }
-    assert!(slack
-        .messages_about(&needle)
+    let period = upcoming(12, SAFE_LEAD_SECS);
+    let first = spec(2).window_of(period.start);
+    let sold = sold_in(&sell_ahead(&db, &first, 6).await, &period);
+    report_of(&slack, &first, 20).await;
+    let refunded = db
+        .coll
+        .find_one_and_update(
+            doc! { "utility": "IKEDC", "status": "fulfilled", "createdAt": {
+            "$gte": bson::DateTime::from_chrono(first.start),
+            "$lt": bson::DateTime::from_chrono(first.end) } },
+            doc! { "$set": { "status": "refunded" } },
+        )
+        .await
+        .unwrap()
+        .expect("a sale to refund");
+    let amount = naira(refunded.get_str("amount").unwrap());
+    let label = power_revenue::report::window_label(&first, Tz::UTC);
+    let correction = format!("Correction for {label}: -₦");
+    let text = summary_with_title(&slack, &period, "📆 Revenue Summary (12s)", 40).await;
+    let order: Vec<String> = slack
+        .messages()
         .iter()
-        .all(|t| !t.starts_with("📆")));
-    // Tried once and then left for 30 s, not again in each of the rounds since.
-    let log = svc.current_log();
-    assert_eq!(failures(&log), 1, "{log}");
-    let metrics = svc.get_text("/metrics").await.expect("metrics");
-    let failed: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("power_revenue_summaries_query_failures_total "))
-        .expect("the failures counter")
-        .parse()
-        .unwrap();
-    assert!(failed >= 1.0, "{metrics}");
-    // Without the failure, a restart prepares it at once: posted once, with the figures.
-    svc.terminate();
-    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
-    svc.wait_connected().await;
-    let text = summary_of(&slack, &period, 40).await;
-    assert_eq!(total_of(&text), sold, "{text}");
-    report_of(&slack, &spec(2).next(&spec(2).window_of(Utc::now())), 20).await;
-    summary_of(&slack, &period, 0).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn shutdown_does_not_wait_for_a_summarys_queries_and_the_summary_follows_the_restart() {
-    let db = TestDb::new("summary_shutdown").await;
-    let slack = FakeSlack::start().await;
-    let mut svc = summarising(
-        &db,
-        &slack,
-        &[
-            // Every summary's query runs for ever.
-            ("POWER_REVENUE_FAILPOINT", "summary-query-hangs"),
-        ],
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    let summary_at = order.iter().position(|t| *t == text).unwrap();
+    assert!(
+        order[..summary_at].iter().any(|t| t.contains(&correction)),
+        "the correction was posted before the summary: {order:?}"
     );
-    svc.wait_connected().await;
-    wait_for(Duration::from_secs(40), "a summary's queries", async || {
-        svc.current_log()
-            .contains("Summary queries started.")
-            .then_some(())
-    })
-    .await;
-    let asked = std::time::Instant::now();
-    assert!(svc.terminate().success());
-    let took = asked.elapsed();
-    eprintln!("SIGTERM to exit with a summary query in flight: {took:?}");
-    assert!(took < Duration::from_secs(10), "{took:?}");
-    let period = queued_summary(&svc);
-    svc.restart_with(&[("POWER_REVENUE_FAILPOINT", "")]);
-    svc.wait_connected().await;
-    summary_of(&slack, &period, 40).await;
-    report_of(&slack, &spec(2).next(&spec(2).window_of(Utc::now())), 20).await;
-    summary_of(&slack, &period, 0).await;
+    assert_eq!(total_of(&text), sold - amount, "{text}");
+    let range = time_line(&first, Tz::UTC);
+    let line = format!("• {}: ₦", range.split(" UTC").next().unwrap());
+    let shown = text
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .unwrap_or_else(|| panic!("no line {line} in {text}"));
+    let report = total_of(&report_of(&slack, &first, 0).await);
+    assert_eq!(
+        naira(shown[line.len() - "₦".len()..].split(' ').next().unwrap()),
+        report - amount,
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

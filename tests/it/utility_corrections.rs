@@ -57,7 +57,10 @@ async fn database_now(db: &TestDb, w: &Window) -> PerUtility {
         .iter()
         .map(|g| {
             let name = g.get_str("_id").unwrap().to_owned();
-            (name, (Decimal::from(number(g, "revenue")), number(g, "count")))
+            (
+                name,
+                (Decimal::from(number(g, "revenue")), number(g, "count")),
+            )
         })
         .collect()
 }
@@ -99,7 +102,11 @@ fn posted(slack: &FakeSlack, w: &Window) -> Option<PerUtility> {
                 continue;
             }
             if let Some((want_r, want_n, r, n)) = open.take() {
-                assert_eq!((r, n), (want_r, want_n), "window line = its ↳ lines: {text}");
+                assert_eq!(
+                    (r, n),
+                    (want_r, want_n),
+                    "window line = its ↳ lines: {text}"
+                );
             }
             if let Some(c) = head.captures(line) {
                 open = Some((naira(&c[1]), c[2].parse().unwrap(), Decimal::ZERO, 0));
@@ -130,7 +137,12 @@ async fn csv_of(svc: &Service, w: &Window) -> PerUtility {
     let mut rows = PerUtility::new();
     for record in csv::Reader::from_reader(body.as_bytes()).records() {
         let r = record.unwrap();
-        add(&mut rows, &r[2], r[3].parse().unwrap(), r[4].parse().unwrap());
+        add(
+            &mut rows,
+            &r[2],
+            r[3].parse().unwrap(),
+            r[4].parse().unwrap(),
+        );
     }
     rows
 }
