@@ -228,8 +228,13 @@ fn checkpoint(c: &mut Criterion) {
         saved_at: window_start(),
     };
     let late = power_revenue::change::Marks::default();
+    let mut activity = power_revenue::activity::Activity::default();
+    activity.add(w.start.timestamp_millis(), "IKEDC", 40);
     c.bench_function("checkpoint/token_and_totals_flushed", |b| {
-        b.iter(|| rt.block_on(store.save_checkpoint(&cp, &[], &late)).unwrap())
+        b.iter(|| {
+            rt.block_on(store.save_checkpoint(&cp, &[], &late, &activity))
+                .unwrap()
+        })
     });
 }
 

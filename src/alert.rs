@@ -20,7 +20,7 @@ pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// machine limits itself.
 fn limit_key(alert: &Alert) -> Option<AlertKind> {
     match alert.kind() {
-        AlertKind::Silent | AlertKind::Resumed => None,
+        AlertKind::Silent | AlertKind::Resumed | AlertKind::Unwatched => None,
         kind => Some(kind),
     }
 }

@@ -88,8 +88,14 @@ impl App {
             chrono::Utc::now(),
         )?;
         let silence = Arc::new(crate::silence::Board::default());
-        let watcher = crate::silence::Watcher {
+        let importer = crate::import::Importer {
             coll: self.sales.queries.clone(),
+            config: self.config.clone(),
+            store: self.store.clone(),
+            live: self.live.clone(),
+            began: chrono::Utc::now(),
+        };
+        let watcher = crate::silence::Watcher {
             config: self.config.clone(),
             live: self.live.clone(),
             alerts: alerts.clone(),
@@ -124,6 +130,7 @@ impl App {
             stop.clone(),
         ));
         tokio::spawn(watcher.run(stop.clone()));
+        tokio::spawn(importer.run(stop.clone()));
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),

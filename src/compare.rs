@@ -4,7 +4,7 @@
 //! reconciliation, so comparisons hold from the first day of running) and their API shape.
 
 use crate::config::Config;
-use crate::reconcile::{self, ReconcileError};
+use crate::reconcile;
 use crate::window::{Totals, Window};
 use bson::Document;
 use chrono::{DateTime, Utc};
@@ -67,11 +67,7 @@ pub(crate) fn windows(config: &Config, window: &Window) -> [(Against, Window); 3
 /// Never fails: a query that fails for good is logged once and its figures are `None`.
 pub async fn query(coll: &Collection<Document>, config: &Config, window: &Window) -> Comparison {
     let one = |(against, w): (Against, Window)| async move {
-        let result = if crate::failpoint::fails("compare-query") {
-            Err(ReconcileError::BadResult("failpoint compare-query".into()))
-        } else {
-            reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await
-        };
+        let result = reconcile::query_with_retry(coll, config, &w, COMPARE_PATIENCE).await;
         let totals = match result {
             Ok(totals) => Some(totals),
             Err(error) => {

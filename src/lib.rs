@@ -33,6 +33,7 @@
 //! `demo` and `devserver` run a local SecantusDB (also used by the tests); with `failpoints`,
 //! the tests' crash points are armed.
 
+pub mod activity;
 pub mod alert;
 pub mod app;
 pub mod change;
@@ -47,6 +48,7 @@ pub mod devserver;
 pub mod display;
 pub(crate) mod failpoint;
 pub mod http;
+pub(crate) mod import;
 pub(crate) mod limits;
 pub mod money;
 pub mod period;

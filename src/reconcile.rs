@@ -7,6 +7,7 @@ use crate::money;
 use crate::rules;
 use crate::window::{Tally, Totals, Window};
 use bson::{doc, Bson, Document};
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::options::ReadConcern;
 use mongodb::Collection;
@@ -175,6 +176,79 @@ where
         },
     )
     .await
+}
+
+/// One row of [`query_history`]: a utility's counted sales in one activity bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// The bucket's start, Unix ms ([`crate::activity::bucket_of`]).
+    pub bucket_ms: i64,
+    pub utility: String,
+    pub tally: Tally,
+}
+
+/// The aggregation for the history import: the sales of `[from, to)` that count, by the
+/// reconciliation's rules, grouped per activity bucket and utility.
+pub(crate) fn history_pipeline(
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket_ms: i64,
+) -> Vec<Document> {
+    let f = &config.fields;
+    let ms = doc! { "$toLong": format!("${}", f.time) };
+    vec![
+        doc! { "$match": rules::window_match(f, &config.fulfilled_status, from, to) },
+        doc! { "$project": {
+            "_id": 0,
+            "u": rules::utility_expr(&f.utility),
+            "a": rules::amount_expr(&f.amount),
+            "b": { "$subtract": [ms.clone(), { "$mod": [ms, bucket_ms] }] },
+        } },
+        doc! { "$match": { "a": { "$ne": null } } },
+        doc! { "$group": { "_id": { "b": "$b", "u": "$u" }, "revenue": { "$sum": "$a" }, "count": { "$sum": 1 } } },
+    ]
+}
+
+/// Reads the history of `[from, to)` once: one aggregate, majority read, limited to
+/// `POWER_REVENUE_QUERY_TIMEOUT` on the server. The import reads a day at a time.
+pub async fn query_history(
+    coll: &Collection<Document>,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket_ms: i64,
+) -> Result<Vec<HistoryRow>, ReconcileError> {
+    let limit = config.query_timeout;
+    let run = async {
+        let cursor = coll
+            .aggregate(history_pipeline(config, from, to, bucket_ms))
+            .read_concern(ReadConcern::majority())
+            .max_time(limit)
+            .await?;
+        cursor.try_collect::<Vec<Document>>().await
+    };
+    let rows = limits::answer(limit, run)
+        .await
+        .map_err(|_| ReconcileError::TimedOut { limit })?
+        .map_err(|e| ReconcileError::from_mongo(e, limit))?;
+    let bad = |what: &str| ReconcileError::BadResult(what.to_owned());
+    rows.iter()
+        .map(|row| {
+            let id = row.get_document("_id").map_err(|_| bad("history row id"))?;
+            let bucket_ms = match id.get("b") {
+                Some(Bson::Int64(n)) => *n,
+                Some(Bson::Int32(n)) => i64::from(*n),
+                _ => return Err(bad("history bucket not an integer")),
+            };
+            let utility = id.get_str("u").map_err(|_| bad("utility not a string"))?;
+            Ok(HistoryRow {
+                bucket_ms,
+                utility: utility.to_owned(),
+                tally: tally(row)?,
+            })
+        })
+        .collect()
 }
 
 fn parse_facet(result: &Document) -> Result<Totals, ReconcileError> {

@@ -32,9 +32,7 @@ pub(crate) const SLACK_SECONDS: &str = "power_revenue_slack_post_duration_second
 pub(crate) const SILENT_UTILITIES: &str = "power_revenue_silent_utilities";
 pub(crate) const SILENCE_ALERTS_TOTAL: &str = "power_revenue_silence_alerts_total";
 pub(crate) const SILENCE_RESUMED_TOTAL: &str = "power_revenue_silence_resumed_total";
-pub(crate) const BASELINE_FAILURES_TOTAL: &str =
-    "power_revenue_silence_baseline_query_failures_total";
-pub(crate) const BASELINE_SECONDS: &str = "power_revenue_silence_baseline_query_duration_seconds";
+pub(crate) const IMPORT_FAILURES_TOTAL: &str = "power_revenue_history_import_failures_total";
 pub(crate) const SUMMARIES_POSTED_TOTAL: &str = "power_revenue_summaries_posted_total";
 /// `summaries_`, not `summary_`: promtool refuses a name with a metric type (`summary`) in it.
 pub(crate) const SUMMARY_QUERY_FAILURES_TOTAL: &str =
@@ -224,18 +222,11 @@ const METRICS: &[Metric] = &[
         help: "Alerted silent utilities that sell again (one per utility, though those resuming together share one post).",
     },
     Metric {
-        name: BASELINE_FAILURES_TOTAL,
+        name: IMPORT_FAILURES_TOTAL,
         kind: Kind::Counter,
         unit: Some(Unit::Count),
         labels: &[],
-        help: "Silence baseline queries that failed; the last baseline stays until the next refresh.",
-    },
-    Metric {
-        name: BASELINE_SECONDS,
-        kind: Kind::Histogram,
-        unit: Some(Unit::Seconds),
-        labels: &[],
-        help: "Time of one silence baseline query (7 periods, one aggregate).",
+        help: "History import queries (a day of the week before the first start) that failed after retries; the import tries again with backoff, and silence baselines wait for it.",
     },
     Metric {
         name: SUMMARIES_POSTED_TOTAL,

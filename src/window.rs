@@ -323,6 +323,17 @@ impl Totals {
         self.by_utility.is_empty()
     }
 
+    /// Adds a utility's sales.
+    pub(crate) fn add_tally(&mut self, utility: &str, t: &Tally) -> Result<(), Overflow> {
+        match self.by_utility.get_mut(utility) {
+            Some(sum) => sum.merge(t),
+            None => {
+                self.by_utility.insert(utility.to_owned(), *t);
+                Ok(())
+            }
+        }
+    }
+
     /// Adds another window's figures, utility by utility (a period's sum).
     pub(crate) fn merge(&mut self, other: &Totals) -> Result<(), Overflow> {
         for (name, t) in &other.by_utility {

@@ -159,6 +159,15 @@ pub enum Silence {
 }
 
 impl Config {
+    /// The activity buckets' length, ms ([`crate::activity::bucket_ms`]).
+    pub fn bucket_ms(&self) -> i64 {
+        let silence = match self.silence {
+            Silence::After { period, .. } => Some(period),
+            Silence::Off => None,
+        };
+        crate::activity::bucket_ms(&self.window, silence)
+    }
+
     /// Reads the optional TOML file and validates everything.
     pub fn load(cli: Settings, file: Option<&Path>) -> Result<Config, ConfigError> {
         let from_file = match file {

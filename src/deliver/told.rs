@@ -20,12 +20,12 @@ impl Deliverer {
     /// What the channel was told of `w`, per utility; `None` when the ledger lacks it and the
     /// database cannot say now (the message says `n/a`).
     pub(super) async fn told(&self, w: Window, cites: &str) -> Result<Option<Totals>, StoreError> {
-        if let Some(told) = self.store.told(w.id())? {
-            return Ok(Some(told.now));
+        if let Some(told) = self.store.told_or_covered(&w)? {
+            return Ok(Some(told));
         }
-        let read = if crate::failpoint::fails("compare-query") {
+        let read = if crate::failpoint::fails("history-query") {
             Err(reconcile::ReconcileError::BadResult(
-                "failpoint compare-query".into(),
+                "failpoint history-query".into(),
             ))
         } else {
             reconcile::query_with_retry(&self.coll, &self.config, &w, IMPORT_PATIENCE).await

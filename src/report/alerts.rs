@@ -35,6 +35,13 @@ pub enum Alert {
     },
     /// Alerted silent utilities that sell again (one step of the watcher), in one post.
     Resumed { resumptions: Vec<Resumption> },
+    /// Alerted silent utilities no longer watched (one step of the watcher): their average
+    /// fell below `min_sales` per `period` at this time of day; each silence lasted `lasted`.
+    Unwatched {
+        endings: Vec<Resumption>,
+        min_sales: u64,
+        period: Duration,
+    },
 }
 
 /// One silent utility in an [`Alert::Silent`].
@@ -73,6 +80,7 @@ pub enum AlertKind {
     CatchUpLimited,
     Silent,
     Resumed,
+    Unwatched,
 }
 
 impl Alert {
@@ -86,6 +94,7 @@ impl Alert {
             Self::SummaryUndeliverable { .. } => AlertKind::SummaryUndeliverable,
             Self::Silent { .. } => AlertKind::Silent,
             Self::Resumed { .. } => AlertKind::Resumed,
+            Self::Unwatched { .. } => AlertKind::Unwatched,
         }
     }
 }
@@ -172,11 +181,42 @@ impl fmt::Display for Alert {
                     }
                 };
             }
+            Self::Unwatched {
+                endings,
+                min_sales,
+                period,
+            } => {
+                let why = format!(
+                    "no longer watched: now usually fewer than {min_sales} sales in {} at this hour",
+                    span(*period)
+                );
+                return match endings.as_slice() {
+                    [one] => write!(
+                        f,
+                        "ℹ️ {}: {why} (silent for {})",
+                        super::display_name(&one.utility),
+                        span(one.lasted)
+                    ),
+                    many => {
+                        write!(f, "ℹ️ {} utilities: {why} —", many.len())?;
+                        for (i, r) in many.iter().take(MAX_NAMES).enumerate() {
+                            let sep = if i == 0 { " " } else { ", " };
+                            write!(
+                                f,
+                                "{sep}{} (silent for {})",
+                                super::display_name(&r.utility),
+                                span(r.lasted)
+                            )?;
+                        }
+                        more(f, many.len())
+                    }
+                };
+            }
             _ => {}
         }
         f.write_str("🚨 power-revenue: ")?;
         match self {
-            Self::Silent { .. } | Self::Resumed { .. } => Ok(()),
+            Self::Silent { .. } | Self::Resumed { .. } | Self::Unwatched { .. } => Ok(()),
             Self::StreamDown { down_secs } => write!(
                 f,
                 "the change stream has been down for {down_secs} s; retrying"
@@ -344,6 +384,24 @@ mod tests {
         assert_eq!(
             resumed.to_string(),
             "🔔 IKEDC: sales resumed after 47m 12s of silence"
+        );
+        let unwatched = Alert::Unwatched {
+            endings: vec![resumption("IKEDC", 7200)],
+            min_sales: 5,
+            period: Duration::from_secs(1800),
+        };
+        assert_eq!(
+            unwatched.to_string(),
+            "ℹ️ IKEDC: no longer watched: now usually fewer than 5 sales in 30m at this hour (silent for 2h)"
+        );
+        let unwatched = Alert::Unwatched {
+            endings: vec![resumption("IKEDC", 7200), resumption("<!here>", 60)],
+            min_sales: 5,
+            period: Duration::from_secs(1800),
+        };
+        assert_eq!(
+            unwatched.to_string(),
+            "ℹ️ 2 utilities: no longer watched: now usually fewer than 5 sales in 30m at this hour — IKEDC (silent for 2h), &lt;!here&gt; (silent for 1m)"
         );
     }
 

@@ -1,17 +1,11 @@
 //! Baselines: how many sales each utility usually makes in one silence period at this time of
-//! day, from the database. One aggregate per refresh: the same period (`[t − period, t)` at the
-//! same wall-clock time) on each of the previous seven days, as seven ranges of the window
-//! index (`status`, `time`), the fulfilled sales by the reconciliation's status, time and
-//! utility rules (amounts not parsed: see [`pipeline`]), counted per utility. Limited on the server like the window query (`maxTimeMS`).
+//! day: the same period (`[t − period, t)` at the same wall-clock time) on each of the previous
+//! seven days, summed from the activity buckets in the store ([`crate::activity`]): only
+//! sales that reached the totals, by the same rules as the reports.
 
-use crate::config::Config;
-use crate::limits;
-use crate::rules;
-use bson::{doc, Bson, Document};
+use crate::store::{Store, StoreError};
 use chrono::{DateTime, Days, TimeZone, Utc};
 use chrono_tz::Tz;
-use futures::TryStreamExt;
-use mongodb::Collection;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -36,24 +30,6 @@ impl Baseline {
             .iter()
             .filter(move |&(_, &n)| days > 0 && n >= min_sales.saturating_mul(days))
             .map(move |(u, &n)| (u.as_str(), n.saturating_add(days / 2) / days))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    #[error("MongoDB: {0}")]
-    Mongo(mongodb::error::Error),
-    /// The server stopped the query at its limit, or did not answer by then.
-    #[error("the baseline query ran past its {} s limit (POWER_REVENUE_QUERY_TIMEOUT)", .limit.as_secs())]
-    TimedOut { limit: Duration },
-    #[error("unexpected baseline row: {0}")]
-    BadResult(&'static str),
-}
-
-impl BaselineError {
-    /// Every failure is worth another try at the next refresh; none stops the service.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Mongo(_) | Self::TimedOut { .. })
     }
 }
 
@@ -92,64 +68,21 @@ pub fn periods(tz: Tz, at: DateTime<Utc>, period: Duration) -> Vec<(DateTime<Utc
         .collect()
 }
 
-/// The aggregation: per utility, the fulfilled sales in any of the periods.
-pub fn pipeline(config: &Config, periods: &[(DateTime<Utc>, DateTime<Utc>)]) -> Vec<Document> {
-    let f = &config.fields;
-    let ranges: Vec<Bson> = periods
-        .iter()
-        .map(|&(start, end)| {
-            Bson::Document(rules::window_match(f, &config.fulfilled_status, start, end))
-        })
-        .collect();
-    vec![
-        doc! { "$match": { "$or": ranges } },
-        // Counted without parsing amounts: a baseline is a usual number of sales, not money, and
-        // parsing each amount (the report's regex) made a refresh cost most of a report's
-        // query (benches/README.md). A sale with an unreadable amount counts here and is
-        // skipped (and logged) by the fold.
-        doc! { "$group": { "_id": rules::utility_expr(&f.utility), "n": { "$sum": 1 } } },
-    ]
-}
-
-/// The baseline for the period ending at `at`: one aggregate, limited to
-/// `POWER_REVENUE_QUERY_TIMEOUT` on the server. Public for the benchmark.
-pub async fn query(
-    coll: &Collection<Document>,
-    config: &Config,
+/// The baseline for the period ending at `at`, from the activity the store holds (the sales
+/// the stream counted, and the import's for the days before the first start): seven ranges of
+/// buckets, read in place. No query.
+pub(crate) fn read(
+    store: &Store,
+    tz: Tz,
     at: DateTime<Utc>,
     period: Duration,
-) -> Result<Baseline, BaselineError> {
-    let limit = config.query_timeout;
-    let periods = periods(config.window.tz(), at, period);
-    let run = async {
-        let cursor = coll
-            .aggregate(pipeline(config, &periods))
-            .max_time(limit)
-            .await?;
-        cursor.try_collect::<Vec<Document>>().await
-    };
-    let rows = limits::answer(limit, run)
-        .await
-        .map_err(|_| BaselineError::TimedOut { limit })?
-        .map_err(|e| {
-            if limits::expired(&e) {
-                BaselineError::TimedOut { limit }
-            } else {
-                BaselineError::Mongo(e)
-            }
-        })?;
-    let mut sales = BTreeMap::new();
-    for row in rows {
-        let utility = row
-            .get_str("_id")
-            .map_err(|_| BaselineError::BadResult("utility not a string"))?;
-        let n = match row.get("n") {
-            Some(Bson::Int32(n)) => u64::try_from(*n).ok(),
-            Some(Bson::Int64(n)) => u64::try_from(*n).ok(),
-            _ => None,
+) -> Result<Baseline, StoreError> {
+    let mut sales: BTreeMap<String, u64> = BTreeMap::new();
+    for (from, to) in periods(tz, at, period) {
+        for (utility, n) in store.sales_between(from, to)? {
+            let c = sales.entry(utility).or_default();
+            *c = c.saturating_add(n);
         }
-        .ok_or(BaselineError::BadResult("count not a whole number"))?;
-        sales.insert(utility.to_owned(), n);
     }
     Ok(Baseline { sales, days: DAYS })
 }

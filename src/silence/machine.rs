@@ -6,7 +6,8 @@
 //! A utility is silent once no sale of it has been seen for the silence period while the
 //! stream was connected and caught up, provided its baseline (its average over the previous
 //! seven days at this time of day) is at least the minimum. Utilities without a baseline (new
-//! ones) and those below the minimum never alert. Each silence raises one alert, unless the
+//! ones) and those below the minimum never alert; a silent utility whose average falls below
+//! it leaves the watched set, its silence ended by one notice. Each silence raises one alert, unless the
 //! utility was alerted within [`MIN_INTERVAL`] (then it is held back); its end (the next sale)
 //! one "resumed" notice, and only when the alert itself went out. The utilities of one step
 //! share one alert and one notice: an upstream outage silences every utility in the same
@@ -55,6 +56,9 @@ pub(crate) struct Step {
     pub held_back: Vec<Silenced>,
     /// Alerted silences that ended now: one notice for all, longest first.
     pub resumed: Vec<Resumption>,
+    /// Alerted silences of utilities that left the watched set now (their usual sales fell
+    /// below the minimum): one notice for all, longest first.
+    pub unwatched: Vec<Resumption>,
 }
 
 /// A silent utility, as the views show it.
@@ -161,8 +165,9 @@ impl Machine {
         step.alert
             .sort_by(|a, b| (b.usual_sales, &a.utility).cmp(&(a.usual_sales, &b.utility)));
         step.held_back.sort_by(|a, b| a.utility.cmp(&b.utility));
-        step.resumed
-            .sort_by(|a, b| (b.lasted, &a.utility).cmp(&(a.lasted, &b.utility)));
+        for endings in [&mut step.resumed, &mut step.unwatched] {
+            endings.sort_by(|a, b| (b.lasted, &a.utility).cmp(&(a.lasted, &b.utility)));
+        }
         step
     }
 
@@ -207,10 +212,25 @@ impl Machine {
         let Some(baseline) = &self.baseline else {
             return;
         };
+        let watched: BTreeMap<&str, u64> = baseline.usual_at_least(self.min_sales).collect();
+        // A utility that no longer usually sells enough (retired, or moved away) leaves the
+        // watched set: a silence it was in ends, alerted ones with a notice saying so.
+        self.states.retain(|utility, state| match state {
+            State::Silent { since, told, .. } if !watched.contains_key(utility.as_str()) => {
+                if *told == Told::Alerted {
+                    step.unwatched.push(Resumption {
+                        utility: utility.clone(),
+                        lasted: (now - *since).to_std().unwrap_or_default(),
+                    });
+                }
+                false
+            }
+            _ => true,
+        });
         if stream == Stream::Behind {
             return;
         }
-        for (utility, usual_sales) in baseline.usual_at_least(self.min_sales) {
+        for (utility, usual_sales) in watched {
             let state = self
                 .states
                 .entry(utility.to_owned())

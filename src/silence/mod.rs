@@ -1,11 +1,11 @@
 //! Silent-utility alerts: a utility that usually sells at this time of day and has sold
 //! nothing for `POWER_REVENUE_SILENCE` gets one Slack alert, and one "resumed" notice when it
-//! sells again. Owns the watcher (this module: the thin loop), the decisions
-//! ([`machine`], pure, clock injected) and the baselines ([`baseline`]: one indexed aggregate
-//! per refresh, never a query per sale). Sales are seen from the live totals the tailer keeps
-//! (a utility's count in an open window went up): nothing is added to the stream's hot path.
-//! The machine's silences and alert times are kept in the store (`silence/state`, written when
-//! they change) and restored at start.
+//! sells again (or one "no longer watched" notice when its usual sales fall below the
+//! minimum). Owns the watcher (this module: the thin loop), the decisions ([`machine`], pure,
+//! clock injected) and the baselines ([`baseline`]: read from the activity the store keeps,
+//! never a query). Sales are seen from the live totals the tailer keeps (a utility's count in
+//! an open window went up). The machine's silences and alert times are kept in the store
+//! (`silence/state`, written when they change) and restored at start.
 
 pub mod baseline;
 pub(crate) mod machine;
@@ -15,26 +15,20 @@ use crate::config::{Config, Silence};
 use crate::source::Live;
 use crate::store::{SilenceRecord, Store};
 use crate::window::WindowId;
-use baseline::Baseline;
-use bson::Document;
 use chrono::{DateTime, Utc};
 use machine::{Machine, SilentNow, Step, Stream};
-use mongodb::Collection;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Baselines are refreshed this often at most…
-const MAX_REFRESH: Duration = Duration::from_secs(300);
+/// Baselines are read again this often at most…
+const MAX_REFRESH: Duration = Duration::from_secs(60);
 /// …and at least this far apart (short silence periods, in tests).
-const MIN_REFRESH: Duration = Duration::from_secs(2);
-/// The first baseline is read this long after the stream's first open attempt at most (half
-/// the period when that is shorter).
-const MAX_FIRST_REFRESH: Duration = Duration::from_secs(120);
+const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// The watcher looks at the live totals this often at most (a quarter of the period when
 /// that is shorter).
 const MAX_TICK: Duration = Duration::from_secs(1);
@@ -112,14 +106,12 @@ impl Seen {
 
 /// The watcher's loop around the [`Machine`].
 pub(crate) struct Watcher {
-    /// The sales collection, through the queries' client (the baselines).
-    pub coll: Collection<Document>,
     pub config: Arc<Config>,
     /// The tailer's live totals and stream state: where sales are seen.
     pub live: Arc<Live>,
     /// Sends the alerts (the machine limits them).
     pub alerts: Alerter,
-    /// Where the machine's state outlives a restart.
+    /// Where the machine's state outlives a restart, and the activity baselines are read from.
     pub store: Store,
     /// Where the views read the silent utilities.
     pub board: Arc<Board>,
@@ -131,15 +123,6 @@ impl Watcher {
         let Silence::After { period, min_sales } = self.config.silence else {
             return;
         };
-        let (tx, mut baselines) = watch::channel(None::<Baseline>);
-        tokio::spawn(refresh(
-            self.coll.clone(),
-            self.config.clone(),
-            self.live.clone(),
-            period,
-            tx,
-            stop.clone(),
-        ));
         let mut machine = Machine::new(period, min_sales, Utc::now());
         let mut saved = match self.store.silence() {
             Ok(Some(record)) => {
@@ -157,13 +140,16 @@ impl Watcher {
         let mut ticks =
             tokio::time::interval((period / 4).clamp(Duration::from_millis(100), MAX_TICK));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = (period / 6).clamp(MIN_REFRESH, MAX_REFRESH);
+        let mut refresh_at = Instant::now();
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = stop.cancelled() => return,
             }
-            if baselines.has_changed().unwrap_or(false) {
-                if let Some(b) = baselines.borrow_and_update().clone() {
+            if Instant::now() >= refresh_at {
+                refresh_at = Instant::now() + every;
+                if let Some(b) = self.baseline(period).await {
                     machine.baseline(b);
                 }
             }
@@ -187,12 +173,38 @@ impl Watcher {
                     }
                 }
             }
-            self.act(step, period);
+            self.act(step, period, min_sales);
             let silent = machine.silent();
             if machine.has_baseline() {
                 metrics::gauge!(crate::telemetry::SILENT_UTILITIES).set(silent.len() as f64);
             }
             self.board.set(silent);
+        }
+    }
+
+    /// The baseline now, read off the async workers; `None` until the history the baselines
+    /// reach is in the store (the import's days before the first start), so that a partial
+    /// week never takes a utility out of the watched set.
+    async fn baseline(&self, period: Duration) -> Option<baseline::Baseline> {
+        let store = self.store.clone();
+        let tz = self.config.window.tz();
+        let read = tokio::task::spawn_blocking(move || {
+            if !store.history_complete()? {
+                return Ok(None);
+            }
+            baseline::read(&store, tz, Utc::now(), period).map(Some)
+        })
+        .await;
+        match read {
+            Ok(Ok(b)) => b,
+            Ok(Err(error)) => {
+                warn!(%error, "Silence baseline unreadable; keeping the last one.");
+                None
+            }
+            Err(error) => {
+                warn!(%error, "Silence baseline read stopped; keeping the last one.");
+                None
+            }
         }
     }
 
@@ -206,7 +218,7 @@ impl Watcher {
 
     /// Logs each utility of the step; posts one alert for those fallen silent and one notice
     /// for those selling again.
-    fn act(&self, step: Step, period: Duration) {
+    fn act(&self, step: Step, period: Duration, min_sales: u32) {
         for s in step.alert.iter().chain(&step.held_back) {
             warn!(utility = %crate::display::escaped(&s.utility), silent_secs = s.silent_for.as_secs(), usual_sales = s.usual_sales, "A utility has stopped selling.");
         }
@@ -228,57 +240,15 @@ impl Watcher {
             });
             metrics::counter!(crate::telemetry::SILENCE_RESUMED_TOTAL).increment(n);
         }
-    }
-}
-
-/// Refreshes the baseline every so often (a sixth of the period, within bounds), one query at
-/// a time; a failed query is logged and counted, and the last baseline stays.
-async fn refresh(
-    coll: Collection<Document>,
-    config: Arc<Config>,
-    live: Arc<Live>,
-    period: Duration,
-    tx: watch::Sender<Option<Baseline>>,
-    stop: CancellationToken,
-) {
-    // Like every query that can wait: behind the stream's first open attempt, and then some.
-    // No utility can be silent for a whole period before the period has passed since start, so
-    // the first baseline is not needed sooner; and a process in a crash loop must not leave one
-    // more aggregate running on the server on every start.
-    tokio::select! {
-        _ = async {
-            live.first_open_attempt(crate::source::OPEN_TIMEOUT).await;
-            tokio::time::sleep((period / 2).min(MAX_FIRST_REFRESH)).await;
-        } => {}
-        _ = stop.cancelled() => return,
-    }
-    let every = (period / 6).clamp(MIN_REFRESH, MAX_REFRESH);
-    let mut failing = false;
-    loop {
-        let started = std::time::Instant::now();
-        let result = tokio::select! {
-            r = baseline::query(&coll, &config, Utc::now(), period) => r,
-            _ = stop.cancelled() => return,
-        };
-        metrics::histogram!(crate::telemetry::BASELINE_SECONDS)
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(b) => {
-                if std::mem::take(&mut failing) {
-                    info!("Silence baseline query works again.");
-                }
-                tx.send_replace(Some(b));
-            }
-            Err(error) => {
-                metrics::counter!(crate::telemetry::BASELINE_FAILURES_TOTAL).increment(1);
-                if !std::mem::replace(&mut failing, true) {
-                    warn!(%error, retryable = error.is_retryable(), "Silence baseline query failed; keeping the last baseline and retrying at the next refresh.");
-                }
-            }
+        for u in &step.unwatched {
+            info!(utility = %crate::display::escaped(&u.utility), silent_secs = u.lasted.as_secs(), "A silent utility no longer usually sells enough to be watched.");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.cancelled() => return,
+        if !step.unwatched.is_empty() {
+            self.alerts.raise(Alert::Unwatched {
+                endings: step.unwatched,
+                min_sales: u64::from(min_sales),
+                period,
+            });
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::closer::{Action, BarrierAt, Now, Save};
 use super::{cluster_time, event_token, ClusterTime, SourceError, Tailer};
+use crate::activity::Activity;
 use crate::change::Marks;
 use crate::limits;
 use crate::store::{Checkpoint, ReportRecord};
@@ -129,7 +130,7 @@ impl Tailer {
         };
         let started = Instant::now();
         self.store
-            .save_checkpoint(&cp, &closed, &self.fold.marks)
+            .save_checkpoint(&cp, &closed, &self.fold.marks, &self.fold.activity)
             .await?;
         metrics::histogram!(crate::telemetry::CHECKPOINT_SECONDS).record(started.elapsed());
         debug!(
@@ -152,6 +153,7 @@ impl Tailer {
         self.closer.saved(&plan, Instant::now());
         self.fold.close_before(self.closer.next().start);
         self.fold.marks = Marks::default();
+        self.fold.activity = Activity::default();
         self.live.checkpoints.fetch_add(1, Relaxed);
         self.live
             .checkpoint_at_ms

@@ -3,6 +3,7 @@
 //! mark closed windows whose sales changed. No I/O; the hot path (see `benches/fold.rs`).
 
 use super::live::Live;
+use crate::activity::{bucket_of, Activity};
 use crate::change::{latest_ms, Effect, Image, Judge, Marks, OldWindow, Op, Parts};
 use crate::config::Fields;
 use crate::rules::{Paths, Sale, SkipReason};
@@ -98,6 +99,10 @@ pub struct Fold {
     at: Option<ClusterTime>,
     /// Changes to closed windows, taken by the next checkpoint.
     pub marks: Marks,
+    /// Sales counted into open windows per bucket and utility, taken by the next checkpoint.
+    pub activity: Activity,
+    /// The activity's bucket length, ms ([`crate::activity::bucket_ms`]).
+    bucket_ms: i64,
     judge: Judge,
     /// The window of the previous sale, and its bounds in milliseconds: almost every sale
     /// falls into it, and finding a window from scratch (time-zone arithmetic) costs more
@@ -113,6 +118,7 @@ impl Fold {
         spec: WindowSpec,
         open_from: DateTime<Utc>,
     ) -> Fold {
+        let bucket_ms = crate::activity::bucket_ms(&spec, None);
         Fold {
             judge: Judge {
                 paths: Paths::new(&fields),
@@ -127,6 +133,8 @@ impl Fold {
             fences: BTreeMap::new(),
             at: None,
             marks: Marks::default(),
+            activity: Activity::default(),
+            bucket_ms,
             recent: None,
         }
     }
@@ -134,6 +142,12 @@ impl Fold {
     /// Sales dated further ahead of the event's `now` than this are skipped.
     pub fn with_max_future(mut self, max_future: std::time::Duration) -> Fold {
         self.max_future = max_future;
+        self
+    }
+
+    /// Activity buckets of `bucket_ms` ([`crate::config::Config::bucket_ms`]).
+    pub(crate) fn with_bucket_ms(mut self, bucket_ms: i64) -> Fold {
+        self.bucket_ms = bucket_ms.max(1);
         self
     }
 
@@ -287,6 +301,8 @@ impl Fold {
         open.events_applied += 1;
         open.last_event_at = Some(self.now);
         live.events_applied.fetch_add(1, Relaxed);
+        self.activity
+            .count(bucket_of(sale.at_ms, self.bucket_ms), &sale.utility);
         Folded::Counted
     }
 

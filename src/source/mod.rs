@@ -155,6 +155,7 @@ impl Tailer {
             next_close.start,
         )
         .with_max_future(config.max_future)
+        .with_bucket_ms(config.bucket_ms())
         .with_started_at(started_at);
         // Windows rebuilt before a restart: the events replayed up to their read are in them.
         for open in live.windows.iter() {

@@ -5,6 +5,7 @@
 //! watcher's small state in [`silence`]; what the channel was told of each window, per
 //! utility, in [`ledger`].
 
+use crate::activity::Activity;
 use crate::change::Marks;
 use crate::window::{OpenWindow, Window, WindowId};
 use chrono::{DateTime, Utc};
@@ -12,7 +13,9 @@ use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod activity;
 mod changes;
+mod history;
 mod ledger;
 mod outbox;
 mod perms;
@@ -20,6 +23,7 @@ mod silence;
 mod summaries;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
+pub use history::{History, Pass};
 pub use ledger::{Source, Told};
 pub use outbox::{
     Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
@@ -241,14 +245,16 @@ impl Store {
         Ok(Some(cp))
     }
 
-    /// Writes the checkpoint, newly closed windows' outbox records and new late sales in one
-    /// atomic, flushed batch: a window leaves the open set exactly when its report enters the
-    /// outbox, and a late sale is saved exactly with the token that covers it.
+    /// Writes the checkpoint, newly closed windows' outbox records, new late sales and the
+    /// activity counted since the last checkpoint in one atomic, flushed batch: a window
+    /// leaves the open set exactly when its report enters the outbox, and a late sale or a
+    /// counted one is saved exactly with the token that covers it.
     pub async fn save_checkpoint(
         &self,
         cp: &Checkpoint,
         closed: &[ReportRecord],
         marks: &Marks,
+        activity: &Activity,
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(KEY_CHECKPOINT, encode(cp));
@@ -259,6 +265,7 @@ impl Store {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
         }
         self.put_marks(&mut batch, marks)?;
+        self.put_activity(&mut batch, activity)?;
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())

@@ -66,10 +66,18 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
             anywhere: five,
         };
         store
-            .save_checkpoint(&cp, std::slice::from_ref(&closed), &late)
+            .save_checkpoint(
+                &cp,
+                std::slice::from_ref(&closed),
+                &late,
+                &crate::activity::Activity::default(),
+            )
             .await
             .unwrap();
-        store.save_checkpoint(&cp, &[], &late).await.unwrap();
+        store
+            .save_checkpoint(&cp, &[], &late, &crate::activity::Activity::default())
+            .await
+            .unwrap();
         assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
         assert_eq!(store.changes_anywhere().unwrap().0.count, 2);
         // Undelivered, a report settles nothing; delivered, it settles what it says.

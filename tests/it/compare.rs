@@ -92,10 +92,12 @@ async fn report_compares_with_previous_yesterday_and_last_week() {
     assert_eq!(api["reconciled"]["revenue"], "45750.00", "{api}");
 }
 
-/// Every comparison query fails (the `compare-query` error point, since the test server cannot
-/// be made to fail one query and answer the next on cue): the report still goes out once, on
-/// time, with the database's own figures, each comparison `n/a`, no per-utility lines, and
-/// the failures counted.
+/// Every read of history fails (the `history-query` error point, since the test server cannot
+/// be made to fail one query and answer the next on cue): the import cannot bring the days
+/// before the start, so the windows a report compares with that the ledger lacks are read,
+/// and those reads fail too. The report still goes out once, on time, with the database's own
+/// figures, the previous window's (posted by this service) from the ledger, the other two
+/// `n/a`, no per-utility lines, and the failures counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
     let db = TestDb::new("compare_fail").await;
@@ -116,7 +118,7 @@ async fn failed_comparison_queries_say_na_and_the_report_still_goes() {
         Some(&slack.url),
         &[
             ("POWER_REVENUE_WINDOW", "10s"),
-            ("POWER_REVENUE_FAILPOINT", "compare-query"),
+            ("POWER_REVENUE_FAILPOINT", "history-query"),
         ],
     );
     svc.wait_connected().await;

@@ -1,0 +1,140 @@
+//! What the store holds of the time before the service's first start: the range whose
+//! activity and windows were imported from the database ([`History`]), and each import step
+//! written in one flushed batch with the progress that covers it, so an import stopped at any
+//! line resumes where it stopped and never counts a sale twice.
+
+use super::{decode, encode, Source, Store, StoreError, Told};
+use crate::activity::Activity;
+use crate::window::{Totals, Window};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+const KEY_HISTORY: &[u8] = b"history";
+
+/// The imported history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Imported completely: `[covered_from, covered_until)`; from `covered_until` on, the
+    /// stream counts.
+    pub covered_from: DateTime<Utc>,
+    pub covered_until: DateTime<Utc>,
+    /// The import under way, if any.
+    pub pass: Option<Pass>,
+}
+
+/// One import of `[from, until)`, done up to `next`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pass {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub next: DateTime<Utc>,
+    /// What it read so far: counted sales, windows kept, queries run.
+    pub sales: u64,
+    pub windows: u64,
+    pub queries: u64,
+}
+
+impl History {
+    /// The first start, the stream counting from `until`: everything from `from` to import.
+    pub fn begin(from: DateTime<Utc>, until: DateTime<Utc>) -> History {
+        History {
+            covered_from: until,
+            covered_until: until,
+            pass: Some(Pass::new(from, until)),
+        }
+    }
+
+    /// A later start that needs the history from `from`: an import of what is missing before
+    /// what is covered, unless one is under way or nothing is missing.
+    pub fn reaching(mut self, from: DateTime<Utc>) -> History {
+        if self.pass.is_none() && from < self.covered_from {
+            self.pass = Some(Pass::new(from, self.covered_from));
+        }
+        self
+    }
+
+    /// The pass is done: its range joins what is covered.
+    pub fn finish(&mut self) -> Option<Pass> {
+        let pass = self.pass.take()?;
+        self.covered_from = self.covered_from.min(pass.from);
+        Some(pass)
+    }
+}
+
+impl Pass {
+    fn new(from: DateTime<Utc>, until: DateTime<Utc>) -> Pass {
+        Pass {
+            from,
+            until,
+            next: from,
+            sales: 0,
+            windows: 0,
+            queries: 0,
+        }
+    }
+}
+
+impl Store {
+    pub fn history(&self) -> Result<Option<History>, StoreError> {
+        self.tree
+            .get(KEY_HISTORY)?
+            .map(|v| decode(KEY_HISTORY, &v))
+            .transpose()
+    }
+
+    /// What the channel was told of `w` or, for a window the imported history covers that the
+    /// ledger lacks, that it sold nothing (the import keeps every window with a sale).
+    pub(crate) fn told_or_covered(&self, w: &Window) -> Result<Option<Totals>, StoreError> {
+        if let Some(told) = self.told(w.id())? {
+            return Ok(Some(told.now));
+        }
+        // Covered: inside what is imported, or inside what the pass under way has done.
+        let covered = self.history()?.is_some_and(|h| {
+            (h.covered_from <= w.start && w.end <= h.covered_until)
+                || h.pass
+                    .as_ref()
+                    .is_some_and(|p| p.from <= w.start && w.end <= p.next)
+        });
+        Ok(covered.then(Totals::default))
+    }
+
+    /// Whether the history the baselines reach is in the store: imported, no pass under way.
+    pub(crate) fn history_complete(&self) -> Result<bool, StoreError> {
+        Ok(self.history()?.is_some_and(|h| h.pass.is_none()))
+    }
+
+    /// Saves `history` alone, flushed.
+    pub(crate) async fn put_history(&self, history: &History) -> Result<(), StoreError> {
+        self.tree.insert(KEY_HISTORY, encode(history))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// One import step in one flushed batch: its activity added, its whole windows kept in
+    /// the ledger (unless the ledger holds them by now), and `history` (its progress).
+    pub(crate) async fn put_history_step(
+        &self,
+        history: &History,
+        activity: &Activity,
+        windows: &[(Window, Totals)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        self.put_activity(&mut batch, activity)?;
+        for (window, figures) in windows {
+            if self.told(window.id())?.is_none() {
+                let told = Told {
+                    window: *window,
+                    report: figures.clone(),
+                    now: figures.clone(),
+                    corrections: 0,
+                    source: Source::Imported,
+                };
+                self.put_reported(&mut batch, &told);
+            }
+        }
+        batch.insert(KEY_HISTORY, encode(history));
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
