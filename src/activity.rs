@@ -82,7 +82,6 @@ mod tests {
         assert_eq!(bucket_ms(&spec(90), None), 30_000);
         assert_eq!(bucket_ms(&spec(20), None), 20_000);
         assert_eq!(bucket_ms(&spec(5), None), 5_000);
-        assert_eq!(bucket_ms(&spec(7), None), 1_000);
         // A silence shorter than the window: buckets as fine as it.
         assert_eq!(bucket_ms(&spec(10), Some(Duration::from_secs(5))), 5_000);
         assert_eq!(bucket_ms(&spec(600), Some(Duration::from_secs(90))), 30_000);

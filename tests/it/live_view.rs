@@ -152,11 +152,12 @@ async fn totals_api_readiness_and_metrics_behind_a_token() {
     assert_eq!(closed["matched_stream"], true, "{closed}");
     assert_eq!(closed["reconciled"]["revenue"], "1500.25");
     assert!(closed["sent_at"].is_string());
-    let (_, metrics) = get(&svc, "/metrics", Some(TOKEN)).await;
-    assert!(
-        sample(&metrics, "power_revenue_reports_posted_total").unwrap() >= 1.0,
-        "{metrics}"
-    );
+    // Counted right after the `Sent` mark the API shows: wait for it.
+    let metrics = wait_for(Duration::from_secs(10), "the report counted", async || {
+        let (_, metrics) = get(&svc, "/metrics", Some(TOKEN)).await;
+        (sample(&metrics, "power_revenue_reports_posted_total")? >= 1.0).then_some(metrics)
+    })
+    .await;
     assert!(
         metrics.contains("power_revenue_slack_post_duration_seconds_bucket"),
         "{metrics}"

@@ -30,6 +30,7 @@ mod restatements;
 mod rules_agree;
 mod security;
 mod silence;
+mod silence_rules;
 mod slack_limits;
 mod state_dir;
 mod summary;

@@ -37,7 +37,7 @@ const DASHBOARD_MUST_USE: [&str; 13] = [
     "power_revenue_silence_resumed_total",
     "power_revenue_summaries_posted_total",
     "power_revenue_comparison_query_failures_total",
-    "power_revenue_silence_baseline_query_failures_total",
+    "power_revenue_history_import_failures_total",
 ];
 
 fn deploy(dir: &str) -> PathBuf {
