@@ -131,6 +131,11 @@ impl App {
         ));
         tokio::spawn(watcher.run(stop.clone()));
         tokio::spawn(importer.run(stop.clone()));
+        tokio::spawn(crate::retention::run(
+            self.store.clone(),
+            self.config.clone(),
+            stop.clone(),
+        ));
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),

@@ -55,6 +55,7 @@ pub mod period;
 pub mod raw;
 pub mod reconcile;
 pub mod report;
+pub(crate) mod retention;
 pub mod rules;
 pub mod setup;
 pub mod silence;

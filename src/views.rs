@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::setup::RestatementMode;
 use crate::silence::SilentView;
 use crate::source::Live;
-use crate::store::{Delivery, DeliveryStatus, ReportRecord, Stage, Store, StoreError};
+use crate::store::{Delivery, DeliveryStatus, ReportRecord, Store, StoreError};
 use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -338,16 +338,23 @@ impl StatusView {
             Some(l) => l.snapshot(),
             None => cp.as_ref().map(|c| c.open.clone()).unwrap_or_default(),
         };
-        let reports = store.reports()?;
-        let late = store.late()?;
-        let unsettled = store.unsettled_late()?;
-        let view = |r: &ReportRecord| ReportStatus {
-            window: r.window,
-            delivery: r.status(),
-            total: Some(r.reported().total()),
-            late: late.get(&r.window.id()).copied().unwrap_or_default(),
-            late_not_yet_reported: unsettled.get(&r.window.id()).copied().unwrap_or_default(),
-            record: RecordView::of(r),
+        // Bounded reads only: the indexes, and the changes within the horizon.
+        let horizon_start = crate::window::earlier_by(now, horizon);
+        let unsettled = store.unsettled_since(WindowId(horizon_start.timestamp_millis()))?;
+        let view = |r: &ReportRecord| -> Result<ReportStatus, StoreError> {
+            let (late, settled) = store.changes_of(r.window.id())?;
+            Ok(ReportStatus {
+                window: r.window,
+                delivery: r.status(),
+                total: Some(r.reported().total()),
+                late,
+                late_not_yet_reported: crate::store::unsettled(late, Some(&settled))
+                    .unwrap_or_default(),
+                record: RecordView::of(r),
+            })
+        };
+        let views = |records: Vec<ReportRecord>| -> Result<Vec<ReportStatus>, StoreError> {
+            records.iter().map(view).collect()
         };
         let (any_seen, any_settled) = store.changes_anywhere()?;
         let unposted = store.unposted()?;
@@ -359,21 +366,9 @@ impl StatusView {
             has_resume_token: cp.as_ref().is_some_and(|c| c.token.is_some()),
             next_window_to_close: cp.as_ref().map(|c| c.next_close),
             open_windows: open.iter().map(WindowView::of).collect(),
-            last_reported: reports
-                .iter()
-                .rev()
-                .find(|r| r.stage() == Stage::Sent)
-                .map(view),
-            pending_reports: reports
-                .iter()
-                .filter(|r| r.is_pending())
-                .map(view)
-                .collect(),
-            undeliverable_reports: reports
-                .iter()
-                .filter(|r| r.stage() == Stage::Undeliverable)
-                .map(view)
-                .collect(),
+            last_reported: store.last_sent()?.as_ref().map(view).transpose()?,
+            pending_reports: views(store.pending_reports()?)?,
+            undeliverable_reports: views(store.undeliverable_reports(MAX_UNDELIVERABLE_SHOWN)?)?,
             late_awaiting_report: unsettled.into_iter().collect(),
             restatements: Restatements {
                 mode: live.and_then(|l| {
@@ -402,6 +397,9 @@ impl StatusView {
         })
     }
 }
+
+/// Undeliverable reports `status` lists, newest first.
+const MAX_UNDELIVERABLE_SHOWN: usize = 20;
 
 /// A time the tailer keeps as Unix milliseconds in an atomic, 0 meaning "not yet".
 pub(crate) fn millis(ms: i64) -> Option<DateTime<Utc>> {

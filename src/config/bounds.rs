@@ -17,6 +17,42 @@ pub const MAX_WINDOW: Duration = DAY;
 /// The grace when none is given, unless the window is too short for it (see [`grace`]).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 
+/// Retention: ten years at most.
+pub const MAX_RETENTION: Duration = Duration::from_secs(3653 * 86_400);
+/// What comparisons reach back: the same window a week ago.
+const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
+/// `POWER_REVENUE_RETENTION` [default 90d]: never shorter than what a later message may still
+/// need of a window: the restatement horizon (corrections), and a week plus the longest of a
+/// window and a summary period (`reach`: comparisons and a summary's previous period).
+pub(super) fn retention(
+    value: Option<&str>,
+    restate_horizon: Duration,
+    reach: Duration,
+) -> Result<Duration, ConfigError> {
+    const NAME: &str = "POWER_REVENUE_RETENTION";
+    let value = value.unwrap_or("90d");
+    let d = bounded(NAME, value, MAX_RETENTION)?;
+    let comparisons = WEEK.saturating_add(reach);
+    let (floor, why) = if restate_horizon > comparisons {
+        (restate_horizon, "POWER_REVENUE_RESTATE_HORIZON")
+    } else {
+        (
+            comparisons,
+            "what comparisons and summaries reach back (a week and a period)",
+        )
+    };
+    if d < floor {
+        return Err(ConfigError::BelowFloor {
+            name: NAME,
+            value: value.to_owned(),
+            why,
+            min: show(floor),
+        });
+    }
+    Ok(d)
+}
+
 /// A duration setting, checked against its largest value.
 pub(super) fn bounded(
     name: &'static str,

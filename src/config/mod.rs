@@ -80,6 +80,13 @@ pub enum ConfigError {
         value: String,
         min: &'static str,
     },
+    #[error("{name} = {value:?} is shorter than {why} ({min}); use at least {min}")]
+    BelowFloor {
+        name: &'static str,
+        value: String,
+        why: &'static str,
+        min: String,
+    },
     #[error("{name} must not be empty")]
     Empty { name: &'static str },
     #[error("{name} = {value:?} is not a whole number from {min} to {max}; use e.g. 5")]
@@ -135,6 +142,8 @@ pub struct Config {
     pub max_catchup: Duration,
     /// Reported windows ending within this long before now get corrections for later changes.
     pub restate_horizon: Duration,
+    /// Closed windows' records, ledger figures and summaries older than this are pruned.
+    pub retention: Duration,
     /// Sales dated more than this ahead of now are skipped.
     pub max_future: Duration,
     pub alert_stream_down: Duration,
@@ -221,6 +230,12 @@ impl Config {
         let max_catchup = horizon("POWER_REVENUE_MAX_CATCHUP", s.max_catchup, "1d")?;
         let restate_horizon = horizon("POWER_REVENUE_RESTATE_HORIZON", s.restate_horizon, "7d")?;
         let max_future = horizon("POWER_REVENUE_MAX_FUTURE", s.max_future, "1d")?;
+        let retention = bounds::retention(
+            s.retention.as_deref(),
+            restate_horizon,
+            window_length
+                .max(summary.map_or(Duration::ZERO, |p| Duration::from_secs(p.length_secs()))),
+        )?;
         let alert_stream_down = bounds::bounded(
             "POWER_REVENUE_ALERT_STREAM_DOWN",
             s.alert_stream_down.as_deref().unwrap_or("5m"),
@@ -270,6 +285,7 @@ impl Config {
             api_token: secret::secret(SecretVar::ApiToken, s.api_token, s.api_token_file)?,
             max_catchup,
             restate_horizon,
+            retention,
             max_future,
             alert_stream_down,
             query_timeout,

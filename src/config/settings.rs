@@ -62,6 +62,10 @@ pub struct Settings {
     /// [default: 7d].
     #[arg(long, env = "POWER_REVENUE_RESTATE_HORIZON", global = true)]
     pub restate_horizon: Option<String>,
+    /// How long closed windows' records, ledger figures and summaries are kept; at least the
+    /// restatement horizon and a week plus a summary period, at most 10y [default: 90d].
+    #[arg(long, env = "POWER_REVENUE_RETENTION", global = true)]
+    pub retention: Option<String>,
     /// Sales dated further ahead than this are skipped as `time_in_future`; at most 366d
     /// [default: 1d].
     #[arg(long, env = "POWER_REVENUE_MAX_FUTURE", global = true)]
@@ -122,6 +126,7 @@ impl Settings {
             fulfilled_status: self.fulfilled_status.or(lower.fulfilled_status),
             max_catchup: self.max_catchup.or(lower.max_catchup),
             restate_horizon: self.restate_horizon.or(lower.restate_horizon),
+            retention: self.retention.or(lower.retention),
             max_future: self.max_future.or(lower.max_future),
             alert_stream_down: self.alert_stream_down.or(lower.alert_stream_down),
             query_timeout: self.query_timeout.or(lower.query_timeout),

@@ -121,12 +121,7 @@ impl Deliverer {
     /// Drives every pending report as far as it can go, oldest first; stops at the first one
     /// Slack cannot take yet so reports arrive in order.
     async fn reports(&self, shutdown: &CancellationToken) -> Result<Next, DeliverError> {
-        for mut record in self
-            .store
-            .reports()?
-            .into_iter()
-            .filter(ReportRecord::is_pending)
-        {
+        for mut record in self.store.pending_reports()? {
             if shutdown.is_cancelled() {
                 break;
             }

@@ -11,8 +11,8 @@ use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
 use crate::store::{unsettled, Messages, Reconciled, ReportRecord, Settlement};
 use crate::telemetry;
-use crate::window::{earlier_by, ClosedBy, Totals, WindowId};
-use chrono::Utc;
+use crate::window::{earlier_by, ClosedBy, Tally, Totals, WindowId};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::{error, warn};
@@ -31,13 +31,12 @@ impl Deliverer {
         let seen = self.store.late()?;
         let settled = self.store.settled_late()?;
         let (any_seen, any_settled) = self.store.changes_anywhere()?;
-        let records: BTreeMap<WindowId, ReportRecord> = self
-            .store
-            .reports()?
-            .into_iter()
-            .filter(|r| r.window.id() < id)
-            .map(|r| (r.window.id(), r))
-            .collect();
+        let anywhere = match unsettled(any_seen, Some(&any_settled)) {
+            Some(_) => Pending::Changes,
+            None => Pending::Nothing,
+        };
+        let horizon_start = earlier_by(Utc::now(), self.config.restate_horizon);
+        let records = self.earlier_records(record, &seen, &settled, anywhere, horizon_start)?;
         // The comparisons are context, not the report: from the ledger (what the channel was
         // told), beside its own query, so a window the ledger lacks and the database cannot
         // give now says n/a and never fails it.
@@ -88,16 +87,12 @@ impl Deliverer {
                 (w, k)
             })
             .collect();
-        let anywhere = match unsettled(any_seen, Some(&any_settled)) {
-            Some(_) => Pending::Changes,
-            None => Pending::Nothing,
-        };
         let ledger = Ledger {
             seen: &seen,
             settled: &settled,
             anywhere,
             reports: &known,
-            horizon_start: earlier_by(Utc::now(), self.config.restate_horizon),
+            horizon_start,
         };
         let mut settles = Settlement::default();
         let mut all_rechecked = true;
@@ -160,6 +155,39 @@ impl Deliverer {
         record.compared = Some(compared);
         record.ready(reconciled, messages, settles, Utc::now())?;
         Ok(())
+    }
+
+    /// The records of the earlier windows this report may correct: those with changes no
+    /// report settled yet, and, when changes whose window is unknown wait, every window in the
+    /// horizon. Read one by one or by range: never every record.
+    fn earlier_records(
+        &self,
+        record: &ReportRecord,
+        seen: &BTreeMap<WindowId, Tally>,
+        settled: &BTreeMap<WindowId, Tally>,
+        anywhere: Pending,
+        horizon_start: DateTime<Utc>,
+    ) -> Result<BTreeMap<WindowId, ReportRecord>, DeliverError> {
+        let id = record.window.id();
+        let mut records = BTreeMap::new();
+        for (&w, &changes) in seen.range(..id) {
+            if unsettled(changes, settled.get(&w)).is_some() {
+                if let Some(r) = self.store.report(w)? {
+                    records.insert(w, r);
+                }
+            }
+        }
+        if anywhere == Pending::Changes {
+            // A window ending after the horizon's start begins less than a window before it.
+            let from = self.config.window.window_of(horizon_start).start;
+            for r in
+                self.store
+                    .reports_between(Some(from), Some(record.window.start), usize::MAX)?
+            {
+                records.insert(r.window.id(), r);
+            }
+        }
+        Ok(records)
     }
 
     /// An earlier window against the database now: the correction (none if nothing changed)

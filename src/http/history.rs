@@ -2,8 +2,9 @@
 //! the next page starts. Either the `last=N` most recent (newest first, as before), or the
 //! history: windows whose start is in `[from, to)` (RFC 3339, either end optional), oldest
 //! first, at most `limit` per page, the next page named by a `Link: <…>; rel="next"` header.
-//! `Accept: text/csv` answers CSV ([`super::csv`]) instead of JSON. Parsing, negotiation and
-//! paging are pure; the handler around them reads the store.
+//! `Accept: text/csv` answers CSV ([`super::csv`]) instead of JSON; `Data-From` says from when
+//! the service holds windows (`POWER_REVENUE_RETENTION`). Parsing, negotiation and paging are
+//! pure; the handler around them reads the store.
 
 use super::{internal, HttpState, Json};
 use crate::views::ClosedWindowView;
@@ -22,6 +23,8 @@ pub(crate) const DEFAULT_LIMIT: usize = 500;
 /// this many windows × their utilities (a week of 10-minute windows is two pages).
 pub(crate) const MAX_LIMIT: usize = 1000;
 const PATH: &str = "/api/v1/windows";
+/// From when the service holds windows (retention prunes older ones).
+const DATA_FROM: header::HeaderName = header::HeaderName::from_static("data-from");
 
 /// What a request selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,10 +196,11 @@ pub(crate) async fn closed(
             Format::Json => None,
             Format::Csv => Some(super::csv::render(&items).map_err(Failed::Csv)?),
         };
-        Ok::<_, Failed>((items, csv, next))
+        let data_from = s.store.oldest_report_start()?;
+        Ok::<_, Failed>((items, csv, next, data_from))
     })
     .await;
-    let (items, csv, next) = match read {
+    let (items, csv, next, data_from) = match read {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return internal(e).into_response(),
         Err(e) => return internal(e).into_response(),
@@ -207,6 +211,11 @@ pub(crate) async fn closed(
     };
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Some(from) = data_from
+        .and_then(|t| HeaderValue::from_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)).ok())
+    {
+        h.insert(DATA_FROM, from);
+    }
     if let Some(link) =
         next.and_then(|url| HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")).ok())
     {

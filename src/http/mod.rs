@@ -87,8 +87,13 @@ fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
 
 async fn status(State(s): State<HttpState>) -> ApiResult<StatusView> {
     let now = Utc::now();
-    let view = StatusView::build(&s.store, Some(&s.live), s.config.restate_horizon, now)
-        .map_err(internal)?;
+    // The store's reads off the async workers: a request never holds up the tailer.
+    let (store, live, horizon) = (s.store.clone(), s.live.clone(), s.config.restate_horizon);
+    let view =
+        tokio::task::spawn_blocking(move || StatusView::build(&store, Some(&live), horizon, now))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
     Ok(Json(StatusView {
         source: s.config.mongo().ok().map(|m| m.describe()),
         silent: SilentView::list(&s.silence, now),

@@ -64,10 +64,13 @@ impl Store {
         Ok(sum)
     }
 
-    /// Drops the buckets starting before `before`; how many.
-    pub(crate) fn prune_activity(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Adds the removal of the buckets starting before `before` to `batch`; how many.
+    pub(super) fn prune_activity(
+        &self,
+        batch: &mut sled::Batch,
+        before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let hi = activity_key(before.timestamp_millis());
-        let mut batch = sled::Batch::default();
         let mut n = 0;
         for key in self
             .tree
@@ -76,9 +79,6 @@ impl Store {
         {
             batch.remove(key?);
             n += 1;
-        }
-        if n > 0 {
-            self.tree.apply_batch(batch)?;
         }
         Ok(n)
     }

@@ -122,6 +122,7 @@ impl Store {
         };
         let mut batch = sled::Batch::default();
         batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+        Self::index_settled(&mut batch, r);
         if let Some(summary) = &then {
             self.queue_summary(&mut batch, summary)?;
         }
@@ -158,6 +159,44 @@ impl Store {
         Ok(())
     }
 
+    /// Window `id`'s changes: seen by the stream, and settled by reports.
+    pub(crate) fn changes_of(&self, id: WindowId) -> Result<(Tally, Tally), StoreError> {
+        Ok((
+            self.tally(late_key(LATE_PREFIX, id).as_bytes())?,
+            self.tally(late_key(CARRIED_PREFIX, id).as_bytes())?,
+        ))
+    }
+
+    /// Changes no report has settled yet, per window starting at or after `from` (the
+    /// restatement horizon: older ones are never posted): a range of keys, not all of them.
+    pub(crate) fn unsettled_since(
+        &self,
+        from: WindowId,
+    ) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
+        let lo = late_key(LATE_PREFIX, WindowId(from.0.max(0)));
+        let mut out = BTreeMap::new();
+        for kv in self.tree.range(lo.as_bytes()..) {
+            let (k, v) = kv?;
+            if !k.starts_with(LATE_PREFIX.as_bytes()) {
+                break;
+            }
+            let id = std::str::from_utf8(&k[LATE_PREFIX.len()..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(WindowId)
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    reason: "bad key".into(),
+                })?;
+            let seen: Tally = decode(&k, &v)?;
+            let settled = self.tally(late_key(CARRIED_PREFIX, id).as_bytes())?;
+            if let Some(rest) = unsettled(seen, Some(&settled)) {
+                out.insert(id, rest);
+            }
+        }
+        Ok(out)
+    }
+
     /// All late sales per window, settled or not.
     pub fn late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
         self.tallies(LATE_PREFIX)
@@ -166,16 +205,6 @@ impl Store {
     /// Per window, the late sales that reports have settled.
     pub(crate) fn settled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
         self.tallies(CARRIED_PREFIX)
-    }
-
-    /// Late sales per closed window that no report has settled yet.
-    pub(crate) fn unsettled_late(&self) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        let settled = self.settled_late()?;
-        Ok(self
-            .late()?
-            .into_iter()
-            .filter_map(|(id, seen)| unsettled(seen, settled.get(&id)).map(|rest| (id, rest)))
-            .collect())
     }
 
     fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {

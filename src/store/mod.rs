@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 mod activity;
 mod changes;
 mod history;
+mod index;
 mod ledger;
 mod outbox;
 mod perms;
@@ -24,6 +25,7 @@ mod summaries;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
 pub use history::{History, Pass};
+pub use index::Pruned;
 pub use ledger::{Source, Told};
 pub use outbox::{
     Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
@@ -263,6 +265,7 @@ impl Store {
         }
         for r in closed {
             batch.insert(report_key(r.window.id()).as_bytes(), encode(r));
+            Self::index_pending(&mut batch, r.window.id());
         }
         self.put_marks(&mut batch, marks)?;
         self.put_activity(&mut batch, activity)?;
@@ -287,7 +290,9 @@ impl Store {
             .transpose()
     }
 
-    /// All outbox records, oldest window first.
+    /// All outbox records, oldest window first (tests: the service reads them by index or
+    /// range).
+    #[cfg(test)]
     pub fn reports(&self) -> Result<Vec<ReportRecord>, StoreError> {
         self.tree
             .scan_prefix(REPORT_PREFIX)
@@ -296,6 +301,17 @@ impl Store {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    /// The start of the oldest window the store holds a record of: one key read.
+    pub fn oldest_report_start(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.tree.scan_prefix(REPORT_PREFIX).next() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                Ok(Some(decode::<ReportRecord>(&k, &v)?.window.start))
+            }
+            None => Ok(None),
+        }
     }
 
     /// The `n` most recent outbox records, newest first: reads only those keys.

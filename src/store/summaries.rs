@@ -37,6 +37,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         batch.insert(super::report_key(r.window.id()).as_bytes(), encode(r));
+        Self::index_settled(&mut batch, r);
         if let Some(summary) = &then {
             self.queue_summary(&mut batch, summary)?;
         }

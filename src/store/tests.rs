@@ -78,7 +78,10 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
             .save_checkpoint(&cp, &[], &late, &crate::activity::Activity::default())
             .await
             .unwrap();
-        assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+        assert_eq!(
+            store.unsettled_since(WindowId(0)).unwrap()[&w.id()].count,
+            2
+        );
         assert_eq!(store.changes_anywhere().unwrap().0.count, 2);
         // Undelivered, a report settles nothing; delivered, it settles what it says.
         let settles = Settlement {
@@ -89,12 +92,18 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
         };
         ready(&mut closed, settles);
         store.put_report(&closed).await.unwrap();
-        assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+        assert_eq!(
+            store.unsettled_since(WindowId(0)).unwrap()[&w.id()].count,
+            2
+        );
         assert!(matches!(
             store.mark_delivered(&closed).await,
             Err(StoreError::NotSent(id)) if id == w.id()
         ));
-        assert_eq!(store.unsettled_late().unwrap()[&w.id()].count, 2);
+        assert_eq!(
+            store.unsettled_since(WindowId(0)).unwrap()[&w.id()].count,
+            2
+        );
         closed.part_accepted(w.end).unwrap();
         closed.sent(w.end).unwrap();
         store.mark_delivered(&closed).await.unwrap();
@@ -106,40 +115,12 @@ async fn checkpoint_and_outbox_round_trip_across_reopen() {
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].streamed.total().revenue, Decimal::new(150050, 2));
     assert_eq!(reports[0].stage(), Stage::Sent);
-    assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
+    assert_eq!(store.unsettled_since(WindowId(0)).unwrap()[&w.id()], five);
     assert_eq!(store.late().unwrap()[&w.id()].count, 2);
     assert_eq!(store.changes_anywhere().unwrap(), (tally2(five), five));
     assert_eq!(store.unposted().unwrap().unreported, five);
     // One key per window however many sales arrive late: state is O(windows).
     assert_eq!(store.tree.scan_prefix(LATE_PREFIX).count(), 1);
-}
-
-#[tokio::test]
-async fn per_sale_late_keys_of_earlier_builds_add_up_and_are_superseded() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let w = window();
-    let five = Tally {
-        revenue: Decimal::from(5),
-        count: 1,
-    };
-    for (prefix, at) in [(LATE_PREFIX, 1), (LATE_PREFIX, 2), (CARRIED_PREFIX, 1)] {
-        let key = format!("{}/{at:020}", late_key(prefix, w.id()));
-        store.tree.insert(key.as_bytes(), encode(&five)).unwrap();
-    }
-    assert_eq!(store.late().unwrap()[&w.id()].count, 2);
-    assert_eq!(store.unsettled_late().unwrap()[&w.id()], five);
-    let mut r = ReportRecord::closed(OpenWindow::new(w, w.start), ClosedBy::Stream, w.end);
-    let settles = Settlement {
-        marks: store.late().unwrap(),
-        ..Settlement::default()
-    };
-    ready(&mut r, settles);
-    r.part_accepted(w.end).unwrap();
-    r.sent(w.end).unwrap();
-    store.mark_delivered(&r).await.unwrap();
-    assert!(store.unsettled_late().unwrap().is_empty());
-    assert_eq!(store.settled_late().unwrap()[&w.id()].count, 2);
 }
 
 #[test]
