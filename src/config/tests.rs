@@ -416,3 +416,32 @@ fn query_timeout_is_five_minutes_unless_set_within_a_second_and_a_day() {
 }
 
 mod alerts_and_summaries;
+
+#[test]
+fn retention_keeps_at_least_what_later_messages_need() {
+    let with = |retention: &str, horizon: Option<&str>| {
+        Config::from_settings(Settings {
+            retention: Some(retention.into()),
+            restate_horizon: horizon.map(Into::into),
+            ..base()
+        })
+        .map(|c| c.retention)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        Config::from_settings(base()).unwrap().retention,
+        Duration::from_secs(90 * 86_400)
+    );
+    // The default horizon is 7d, the daily summary a day: a week and a day at least.
+    assert_eq!(with("8d", None), Ok(Duration::from_secs(8 * 86_400)));
+    assert_eq!(
+        with("7d", Some("1d")).unwrap_err(),
+        "POWER_REVENUE_RETENTION = \"7d\" is shorter than what comparisons and summaries reach back (a week and a period) (8d); use at least 8d"
+    );
+    assert_eq!(
+        with("20d", Some("30d")).unwrap_err(),
+        "POWER_REVENUE_RETENTION = \"20d\" is shorter than POWER_REVENUE_RESTATE_HORIZON (30d); use at least 30d"
+    );
+    assert!(with("11y", None).unwrap_err().contains("at most"));
+    assert!(with("soon", None).unwrap_err().contains("POWER_REVENUE_RETENTION"));
+}
