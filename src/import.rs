@@ -167,6 +167,7 @@ impl Importer {
                 windows.remove(&w.start);
             }
         }
+        telemetry::ReadBy::Import.read(sales);
         let windows: Vec<(Window, Totals)> = windows.into_values().collect();
         if let Some(p) = history.pass.as_mut() {
             p.next = to;

@@ -24,6 +24,7 @@ pub(crate) const REPORTS_FAILED_TOTAL: &str = "power_revenue_report_post_failure
 pub(crate) const MISMATCHES_TOTAL: &str = "power_revenue_reconciliation_mismatches_total";
 pub(crate) const COMPARISON_FAILURES_TOTAL: &str = "power_revenue_comparison_query_failures_total";
 pub(crate) const IMPORTED_WINDOWS_TOTAL: &str = "power_revenue_ledger_imports_total";
+pub(crate) const SALES_READ_TOTAL: &str = "power_revenue_query_sales_read_total";
 pub(crate) const RECHECK_QUERIES_TOTAL: &str = "power_revenue_recheck_queries_total";
 pub(crate) const CORRECTIONS_TOTAL: &str = "power_revenue_corrections_posted_total";
 pub(crate) const CHANGES_UNREPORTED_TOTAL: &str = "power_revenue_changes_unreported_total";
@@ -159,6 +160,13 @@ const METRICS: &[Metric] = &[
         help: "Comparison queries (previous window, same window yesterday or last week) that failed after retries; the report said n/a.",
     },
     Metric {
+        name: SALES_READ_TOTAL,
+        kind: Kind::Counter,
+        unit: Some(Unit::Count),
+        labels: &["query"],
+        help: "Counted sales the service's own queries read, by query (report: a closing window; recheck: a window whose sales changed; cited: a window the ledger lacked; import: the history before the first start). The change stream is not counted.",
+    },
+    Metric {
         name: IMPORTED_WINDOWS_TOTAL,
         kind: Kind::Counter,
         unit: Some(Unit::Count),
@@ -256,12 +264,46 @@ fn describe_all() {
             }
         }
     });
+    for query in ReadBy::ALL {
+        metrics::counter!(SALES_READ_TOTAL, "query" => query.as_str()).increment(0);
+    }
     for m in METRICS.iter().filter(|m| m.labels.is_empty()) {
         match m.kind {
             Kind::Counter => metrics::counter!(m.name).increment(0),
             Kind::Histogram => drop(metrics::histogram!(m.name)),
             Kind::Gauge => {} // a gauge's 0 would be a claim; set when known
         }
+    }
+}
+
+/// Which of the service's queries read sales ([`SALES_READ_TOTAL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadBy {
+    /// A closing window's own `$facet`.
+    Report,
+    /// A reported window re-checked because its sales changed.
+    Recheck,
+    /// A window a message cites that the ledger lacked.
+    Cited,
+    /// The history import.
+    Import,
+}
+
+impl ReadBy {
+    const ALL: [ReadBy; 4] = [Self::Report, Self::Recheck, Self::Cited, Self::Import];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Report => "report",
+            Self::Recheck => "recheck",
+            Self::Cited => "cited",
+            Self::Import => "import",
+        }
+    }
+
+    /// Counts `sales` read by this query.
+    pub(crate) fn read(self, sales: u64) {
+        metrics::counter!(SALES_READ_TOTAL, "query" => self.as_str()).increment(sales);
     }
 }
 

@@ -443,5 +443,7 @@ fn retention_keeps_at_least_what_later_messages_need() {
         "POWER_REVENUE_RETENTION = \"20d\" is shorter than POWER_REVENUE_RESTATE_HORIZON (30d); use at least 30d"
     );
     assert!(with("11y", None).unwrap_err().contains("at most"));
-    assert!(with("soon", None).unwrap_err().contains("POWER_REVENUE_RETENTION"));
+    assert!(with("soon", None)
+        .unwrap_err()
+        .contains("POWER_REVENUE_RETENTION"));
 }

@@ -51,7 +51,10 @@ impl Deliverer {
         );
         let compared = compared?;
         let reconciled = match reconciled {
-            Ok(totals) => Reconciled::Database(totals),
+            Ok(totals) => {
+                telemetry::ReadBy::Report.read(totals.total().count);
+                Reconciled::Database(totals)
+            }
             Err(e) => {
                 error!(error = %e, window = %id, "Reconciliation failed; posting the streamed totals.");
                 self.alerts.raise(Alert::ReconcileFailed {
@@ -204,6 +207,7 @@ impl Deliverer {
         .await
         {
             Ok(now) => {
+                telemetry::ReadBy::Recheck.read(now.total().count);
                 let by_utility = Change::by_utility(earlier.reported(), &now);
                 let note = (!by_utility.is_empty()).then(|| Note::Correction {
                     label,

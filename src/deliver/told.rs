@@ -33,6 +33,7 @@ impl Deliverer {
         metrics::counter!(telemetry::IMPORTED_WINDOWS_TOTAL).increment(1);
         match read {
             Ok(figures) => {
+                telemetry::ReadBy::Cited.read(figures.total().count);
                 info!(window = %w.id(), cites, "A window the ledger lacked was read from the database once and kept.");
                 self.store.import(w, &figures).await?;
                 Ok(Some(figures))

@@ -112,7 +112,7 @@ impl Store {
 
     /// [`Self::mark_delivered`], queueing the summary of `then` (the period this report's
     /// window ends, if summaries are on) in the same write, unless it is queued already.
-    pub(crate) async fn mark_delivered_then(
+    pub async fn mark_delivered_then(
         &self,
         r: &ReportRecord,
         then: Option<SummaryRecord>,

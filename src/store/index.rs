@@ -102,7 +102,7 @@ impl Store {
 
     /// Removes every per-window key of windows (and periods) starting before `before`, but a
     /// pending report's; and the activity buckets before `activity_before`. Flushed.
-    pub(crate) async fn prune(
+    pub async fn prune(
         &self,
         before: DateTime<Utc>,
         activity_before: DateTime<Utc>,
