@@ -2,7 +2,9 @@
 //! report or summary undeliverable; and silent utilities ([`crate::silence`]). At most one per
 //! kind per 30 minutes. Silent-utility alerts and "resumed" notices are limited by the silence
 //! machine instead ([`crate::silence::machine`]: per utility, grouped per step, remembered
-//! across restarts), so they pass here unlimited. Best effort, never blocking the caller.
+//! across restarts), so they pass here unlimited. Best effort, never blocking the caller: each
+//! send is a task of its own on the supervisor's tracker of short-lived tasks
+//! ([`crate::supervisor`]), which shutdown waits for, within a bound.
 //! Worded in [`crate::report::alerts`], from our own values: never a secret.
 
 pub use crate::report::alerts::{Alert, AlertKind, Resumption, Silenced};
@@ -11,6 +13,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 /// At most one alert of a kind this often (per utility for silences, in the silence machine).
@@ -30,13 +33,25 @@ pub struct Alerter {
     sink: Sink,
     /// When each kind's last alert went out.
     last: Arc<Mutex<HashMap<AlertKind, Instant>>>,
+    /// Owns the sends in flight. A task per send rather than one alert task fed by a channel:
+    /// alerts are few (limited per kind), a slow send must not hold up the next kind's, and a
+    /// tracker is all shutdown needs to wait for them; a channel would add a task to
+    /// supervise, its queue and its draining.
+    sends: TaskTracker,
 }
 
 impl Alerter {
+    /// Sends on a tracker of its own that nothing waits for: outside the service (tests).
     pub fn new(sink: Sink) -> Alerter {
+        Alerter::supervised(sink, TaskTracker::new())
+    }
+
+    /// Sends as tasks of `sends`, which the supervisor waits for on the way out.
+    pub(crate) fn supervised(sink: Sink, sends: TaskTracker) -> Alerter {
         Alerter {
             sink,
             last: Arc::default(),
+            sends,
         }
     }
 
@@ -69,7 +84,7 @@ impl Alerter {
     fn send(&self, alert: Alert) {
         let kind = alert.kind();
         let sink = self.sink.clone();
-        tokio::spawn(async move {
+        self.sends.spawn(async move {
             let payload = json!({ "text": alert.to_string() });
             if let Err(error) = sink.send(&payload, Duration::from_secs(60)).await {
                 warn!(%error, ?kind, "Alert could not be sent.");

@@ -1,12 +1,14 @@
 //! The running service: opens the state, builds the MongoDB client, and runs the tailer, the
-//! outbox worker, the silence watcher and the HTTP listener until shutdown.
+//! outbox worker, the oplog and silence watchers, the history import, the retention pruner and
+//! the HTTP listener under one [`Supervisor`] until shutdown, or until one of them fails.
 
 use crate::alert::Alerter;
-use crate::config::{scrub, Config};
+use crate::config::{scrub, Config, Silence};
 use crate::deliver::{Deliverer, Sink};
 use crate::http::{self, HttpState};
 use crate::source::{Live, Sales, Tailer, OPEN_TIMEOUT};
 use crate::store::Store;
+use crate::supervisor::Supervisor;
 use anyhow::Context;
 use bson::Document;
 use mongodb::options::ClientOptions;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
 pub struct App {
     config: Arc<Config>,
@@ -74,10 +76,13 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    /// Runs until `shutdown`; a fatal error in any task stops the others.
+    /// Runs until `shutdown`. A task that fails, panics or ends on its own stops the others
+    /// and the service, with the cause as the error ([`Supervisor`]).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let stop = shutdown.child_token();
+        let mut tasks = Supervisor::new(stop.clone());
         let outbox = Arc::new(Notify::new());
-        let alerts = Alerter::new(self.sink.clone());
+        let alerts = Alerter::supervised(self.sink.clone(), tasks.short_lived());
         let tailer = Tailer::restore(
             self.sales.clone(),
             self.config.clone(),
@@ -111,62 +116,46 @@ impl App {
         };
         info!(http = %self.listener.local_addr()?, "power-revenue running.");
 
-        let stop = shutdown.child_token();
-        let mut source = tokio::spawn(tailer.run(stop.clone()));
+        tasks.spawn("change-stream", tailer.run(stop.clone()));
         // The stream first: pending reports' queries wait for its first open attempt, so that
         // on a busy server a restart's stream does not queue behind them.
         let live = self.live.clone();
         let outbox_stop = stop.clone();
-        let mut outbox_task = tokio::spawn(async move {
+        tasks.spawn("outbox", async move {
             tokio::select! {
                 _ = live.first_open_attempt(OPEN_TIMEOUT) => {}
                 _ = outbox_stop.cancelled() => return Ok(()),
             }
             deliverer.run(outbox, outbox_stop).await
         });
-        tokio::spawn(crate::source::oplog::watch_headroom(
-            self.sales.queries.client().clone(),
-            self.live.clone(),
-            stop.clone(),
-        ));
-        tokio::spawn(watcher.run(stop.clone()));
-        tokio::spawn(importer.run(stop.clone()));
-        tokio::spawn(crate::retention::run(
-            self.store.clone(),
-            self.config.clone(),
-            stop.clone(),
-        ));
+        tasks.spawn(
+            "oplog-watcher",
+            crate::source::oplog::watch_headroom(
+                self.sales.queries.client().clone(),
+                self.live.clone(),
+                stop.clone(),
+            ),
+        );
+        if matches!(self.config.silence, Silence::After { .. }) {
+            tasks.spawn("silence-watcher", watcher.run(stop.clone()));
+        }
+        // Finite: it ends when the days before the first start are in; failing, it stops the
+        // service like any other task.
+        tasks.spawn_finite("import", importer.run(stop.clone()));
+        tasks.spawn(
+            "retention",
+            crate::retention::run(self.store.clone(), self.config.clone(), stop.clone()),
+        );
         let router = http::router(HttpState {
             store: self.store.clone(),
             live: self.live.clone(),
             config: self.config.clone(),
             silence,
         });
-        let http_stop = stop.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(http_stop.cancelled_owned())
-                .await
-        });
-
-        let result: anyhow::Result<()> = tokio::select! {
-            r = &mut source => r.context("change stream task panicked")?.map_err(Into::into),
-            r = &mut outbox_task => r.context("outbox task panicked")?.map_err(Into::into),
-            _ = stop.cancelled() => Ok(()),
-        };
-        if let Err(e) = &result {
-            error!(error = %e, "Stopping after a fatal error.");
-        }
-        stop.cancel();
-        // Let both workers finish their current step; the tailer saves a final checkpoint.
-        if !source.is_finished() {
-            source.await.context("change stream task panicked")??;
-        }
-        if !outbox_task.is_finished() {
-            let _ = outbox_task.await;
-        }
-        let _ = http_task.await;
-        result
+        let serve =
+            axum::serve(self.listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        tasks.spawn("http-server", async move { serve.await });
+        Ok(tasks.run().await?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Crash and error points for fault-injection tests: built with the `failpoints` feature (the
 //! tests enable it; release builds do not), `POWER_REVENUE_FAILPOINT=NAME` (or `NAME:N`) makes
 //! the process abort, as `kill -9` would, the first (or N-th) time it reaches a crash point of
-//! that name ([`hit`]), or makes an error point of that name fail every time ([`fails`]).
+//! that name ([`hit`]), or a panic point panic then ([`panics`]: a bug in a task), or makes an
+//! error point of that name fail every time ([`fails`]).
 //! Armed or not, a point costs one relaxed atomic load; without the feature, nothing.
 
 /// A named crash point.
@@ -9,6 +10,19 @@
 pub(crate) fn hit(name: &str) {
     #[cfg(feature = "failpoints")]
     armed::hit(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+/// A named panic point: panics the first (or N-th) time it is reached, as a bug would, for
+/// the supervisor to catch ([`crate::supervisor`]). The panic names the caller's line.
+#[inline]
+#[track_caller]
+pub(crate) fn panics(name: &str) {
+    #[cfg(feature = "failpoints")]
+    if armed::reached(name) {
+        panic!("failpoint {name}");
+    }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
 }
@@ -51,12 +65,17 @@ mod armed {
         ARMED.as_ref().is_some_and(|(armed, _)| armed == name)
     }
 
+    /// Whether this is the N-th time the armed point `name` is reached.
+    pub(super) fn reached(name: &str) -> bool {
+        ARMED
+            .as_ref()
+            .is_some_and(|(armed, n)| armed == name && HITS.fetch_add(1, Relaxed) + 1 == *n)
+    }
+
     pub(super) fn hit(name: &str) {
-        if let Some((armed, n)) = &*ARMED {
-            if armed == name && HITS.fetch_add(1, Relaxed) + 1 == *n {
-                eprintln!("failpoint {name}: aborting");
-                std::process::abort();
-            }
+        if reached(name) {
+            eprintln!("failpoint {name}: aborting");
+            std::process::abort();
         }
     }
 }

@@ -29,7 +29,8 @@
 //! `views` owns every output shape built from the store and the live state (the CLI's status,
 //! the API, the dashboard), `status` renders it as text, `http` routes it.
 //! `config` validates settings before anything connects; `limits` bounds every command sent to
-//! the server; `setup` creates the index and turns on pre-images. With the `demo` feature,
+//! the server; `setup` creates the index and turns on pre-images; `supervisor` owns the tasks
+//! `app` starts (one that fails stops the process). With the `demo` feature,
 //! `demo` and `devserver` run a local SecantusDB (also used by the tests); with `failpoints`,
 //! the tests' crash points are armed.
 
@@ -63,6 +64,7 @@ pub mod sink;
 pub mod source;
 pub mod status;
 pub mod store;
+pub(crate) mod supervisor;
 pub mod telemetry;
 pub(crate) mod views;
 pub mod window;

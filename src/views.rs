@@ -134,11 +134,9 @@ pub struct RecordView {
     pub streamed: TotalsView,
     /// What the window holds as far as the service knows: its report's figures plus the
     /// corrections posted since, i.e. `rechecked`, else `reconciled`, else `streamed`. What
-    /// the history (`from`/`to`) and its CSV show. Absent from a service older than it.
-    #[serde(default)]
+    /// the history (`from`/`to`) and its CSV show.
     pub totals: TotalsView,
     /// Which of the three `totals` is.
-    #[serde(default)]
     pub totals_from: FiguresFrom,
     /// Whether the two agreed; `null` until reconciled.
     pub matched_stream: Option<bool>,
@@ -173,7 +171,7 @@ impl RecordView {
 }
 
 /// Where a closed window's current figures ([`RecordView::totals`]) come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FiguresFrom {
     /// A later report's re-check of the database (the report plus its corrections).
@@ -181,7 +179,6 @@ pub enum FiguresFrom {
     /// The window's own `$facet` (what its report posts).
     Reconciled,
     /// The live stream at close: not reconciled yet, or the query failed.
-    #[default]
     Streamed,
 }
 
@@ -205,7 +202,7 @@ pub struct ClosedWindowView {
     /// `closed` | `ready` | `sent` | `undeliverable`.
     pub delivery: &'static str,
     /// The report's comparisons (figures and changes as posted); `null` until it is
-    /// prepared, and for reports prepared before comparisons existed.
+    /// prepared.
     pub compared: Option<ComparisonView>,
 }
 
@@ -228,7 +225,6 @@ impl ClosedWindowView {
 pub struct StatusView {
     pub running: bool,
     /// Where sales are read from: the URI with its password redacted, database.collection.
-    #[serde(default)]
     pub source: Option<String>,
     pub checkpoint_saved_at: Option<DateTime<Utc>>,
     pub checkpoint_age_secs: Option<i64>,
@@ -244,10 +240,8 @@ pub struct StatusView {
     pub restatements: Restatements,
     pub counters: Option<Counters>,
     /// Silent utilities, as in `windows/current`; empty when the service is not running.
-    #[serde(default)]
     pub silent: Vec<SilentView>,
-    /// The latest period summary, if any (absent in answers of builds before summaries).
-    #[serde(default)]
+    /// The latest period summary, if any.
     pub last_summary: Option<SummaryStatus>,
 }
 

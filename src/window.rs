@@ -379,11 +379,9 @@ pub struct OpenWindow {
     pub events_applied: u64,
     pub last_event_at: Option<DateTime<Utc>>,
     /// Totals were rebuilt from the database after the change-stream history was lost.
-    #[serde(default)]
     pub recomputed: bool,
     /// When rebuilt: the cluster time the database was read at. Events up to it are in the
     /// totals already, also after a restart that replays them.
-    #[serde(default)]
     pub read_at: Option<u64>,
 }
 

@@ -118,7 +118,8 @@ pub(crate) struct Watcher {
 }
 
 impl Watcher {
-    /// Runs until `stop`; does nothing when silence alerts are off.
+    /// Runs until `stop`. Returns at once when silence alerts are off: the service then does
+    /// not run it.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let Silence::After { period, min_sales } = self.config.silence else {
             return;
@@ -147,6 +148,7 @@ impl Watcher {
                 _ = ticks.tick() => {}
                 _ = stop.cancelled() => return,
             }
+            crate::failpoint::panics("silence-watcher-panics");
             if Instant::now() >= refresh_at {
                 refresh_at = Instant::now() + every;
                 if let Some(b) = self.baseline(period).await {

@@ -137,13 +137,7 @@ impl Store {
             self.put_corrected(&mut batch, *id, totals)?;
         }
         for (id, seen) in &settles.marks {
-            let key = late_key(CARRIED_PREFIX, *id);
-            // `seen` counts every change of the window, so the old per-sale keys it
-            // supersedes go (see `tallies`).
-            for old in self.tree.scan_prefix(format!("{key}/")).keys() {
-                batch.remove(old?);
-            }
-            batch.insert(key.as_bytes(), encode(seen));
+            batch.insert(late_key(CARRIED_PREFIX, *id).as_bytes(), encode(seen));
         }
         if let Some(seen) = &settles.anywhere {
             batch.insert(KEY_ANY_SETTLED, encode(seen));
@@ -208,24 +202,20 @@ impl Store {
     }
 
     fn tallies(&self, prefix: &str) -> Result<BTreeMap<WindowId, Tally>, StoreError> {
-        let mut out: BTreeMap<WindowId, Tally> = BTreeMap::new();
-        for kv in self.tree.scan_prefix(prefix) {
-            let (k, v) = kv?;
-            // Earlier builds kept one key per late sale (`late/<window>/<cluster time>`);
-            // such keys add up into their window.
-            let id = std::str::from_utf8(&k[prefix.len()..])
-                .ok()
-                .and_then(|s| s.split('/').next()?.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    reason: "bad key".into(),
-                })?;
-            let t: Tally = decode(&k, &v)?;
-            let sum = out.entry(WindowId(id)).or_default();
-            sum.revenue = sum.revenue.checked_add(t.revenue).unwrap_or(sum.revenue);
-            sum.count = sum.count.saturating_add(t.count);
-        }
-        Ok(out)
+        self.tree
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = std::str::from_utf8(&k[prefix.len()..])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        reason: "bad key".into(),
+                    })?;
+                Ok((WindowId(id), decode(&k, &v)?))
+            })
+            .collect()
     }
 }
 

@@ -37,11 +37,11 @@ const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
-/// Format 2 stores outbox records as typed states ([`outbox`]); a format-1 directory is
-/// taken over as it opens (its records read as they are), so an older build refuses it
-/// rather than misreading the new records.
+/// What this build stores: a state directory of any other format is refused as it opens
+/// ([`StoreError::Format`]), never read as this one. Changes with what is stored.
 const FORMAT: &[u8] = b"power-revenue/2";
-const FORMAT_V1: &[u8] = b"power-revenue/1";
+/// How every format's value begins; what follows is its version.
+const FORMAT_PREFIX: &[u8] = b"power-revenue/";
 /// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
 /// fits many times over.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
@@ -112,6 +112,12 @@ pub enum StoreError {
     Writable { dir: PathBuf, mode: u32 },
     #[error("state directory holds data of another program or version ({0}); point POWER_REVENUE_STATE_DIR at an empty directory")]
     Foreign(String),
+    #[error("state directory {dir} holds power-revenue state of format {found}, this build reads format {reads}; move it aside (the service then starts at the current window)")]
+    Format {
+        dir: PathBuf,
+        found: String,
+        reads: String,
+    },
     #[error("state write failed: {0}")]
     Io(#[from] sled::Error),
     #[error("state directory {0}")]
@@ -204,9 +210,12 @@ impl Store {
         let tree = db.open_tree("state")?;
         match tree.get(KEY_FORMAT)? {
             Some(v) if v.as_ref() == FORMAT => {}
-            Some(v) if v.as_ref() == FORMAT_V1 => {
-                tree.insert(KEY_FORMAT, FORMAT)?;
-                db.flush()?;
+            Some(v) if v.starts_with(FORMAT_PREFIX) => {
+                return Err(StoreError::Format {
+                    dir: dir.into(),
+                    found: version(&v),
+                    reads: version(FORMAT),
+                })
             }
             Some(v) => {
                 return Err(StoreError::Foreign(format!(
@@ -359,6 +368,11 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The version in a format value (`2` of `power-revenue/2`).
+fn version(format: &[u8]) -> String {
+    String::from_utf8_lossy(&format[FORMAT_PREFIX.len().min(format.len())..]).into_owned()
 }
 
 fn report_key(id: WindowId) -> String {

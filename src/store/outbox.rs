@@ -2,7 +2,7 @@
 //! `Closed → Ready { messages } → Sent | Undeliverable`. Each state carries what only it has
 //! (the reconciliation from `Ready` on; the messages and how many Slack accepted while they
 //! matter; the settlement until it is applied), and every move is a pure method that refuses
-//! an impossible one ([`Transition`]). Records written by format 1 are read through [`v1`].
+//! an impossible one ([`Transition`]).
 
 use super::Settlement;
 use crate::compare::Comparison;
@@ -14,14 +14,12 @@ use std::fmt;
 
 mod messages;
 mod summary;
-mod v1;
 
 pub use messages::Messages;
 pub use summary::{SummaryRecord, SummaryState};
 
 /// One window's report in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "v1::Stored")]
 pub struct ReportRecord {
     pub window: Window,
     pub streamed: Totals,
@@ -35,10 +33,9 @@ pub struct ReportRecord {
     /// what the reports so far add up to, so the next correction is measured from here.
     pub rechecked: Option<Totals>,
     /// The database's figures for the windows the report compares with, fixed with its
-    /// messages; `None` until then, and in records kept before comparisons existed.
+    /// messages; `None` until then.
     pub compared: Option<Comparison>,
-    /// Where the report is; changed only through the transitions below. Stored as `outbox`:
-    /// format 1 kept a bare `delivery` tag beside loose fields (see [`v1`]).
+    /// Where the report is; changed only through the transitions below.
     #[serde(rename = "outbox")]
     delivery: Delivery,
     /// When this report's queries began, while they run: still set when a process starts
@@ -140,7 +137,8 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Where a report is, as `status --json` shows it (the shape format 1 stored, too).
+/// Where a report is, as `status --json` shows it (`delivery`, documented in the OpenAPI
+/// document as `DeliveryStatus`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeliveryStatus {

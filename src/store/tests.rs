@@ -30,12 +30,17 @@ fn window() -> Window {
 /// Opens again in this process: sled's background threads let go of the directory's lock
 /// a moment after the `Db` is dropped, so wait for that (bounded) instead of failing.
 async fn reopen(dir: &Path) -> Store {
+    open_when_released(dir).await.unwrap()
+}
+
+/// [`Store::open`] once sled has let go of the lock, whatever it answers then.
+async fn open_when_released(dir: &Path) -> Result<Store, StoreError> {
     for _ in 0..100 {
         match Store::open(dir) {
             Err(StoreError::Locked(_)) => {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await
             }
-            other => return other.unwrap(),
+            other => return other,
         }
     }
     panic!("{} still locked after 2 s", dir.display());
@@ -166,47 +171,43 @@ fn sled_when_released(dir: &std::path::Path) -> sled::Db {
 }
 
 #[tokio::test]
-async fn a_format_1_directory_opens_as_format_2_with_its_reports() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = window();
-    let key = report_key(w.id());
-    {
-        let store = Store::open(dir.path()).unwrap();
-        // As the release before typed outbox states left it: its format, a ready report.
-        store.tree.insert(KEY_FORMAT, FORMAT_V1).unwrap();
-        let mut old = serde_json::to_value(ReportRecord::closed(
-            OpenWindow::new(w, w.start),
-            ClosedBy::Stream,
-            w.end,
-        ))
-        .unwrap();
-        let fields = old.as_object_mut().unwrap();
-        fields.remove("outbox");
-        fields.insert("delivery".into(), serde_json::json!({ "state": "ready" }));
-        fields.insert(
-            "reconciliation".into(),
-            serde_json::json!({ "database": null, "error": "timed out" }),
+async fn a_directory_of_another_format_is_refused_with_what_to_do() {
+    for (format, found) in [
+        (b"power-revenue/1".as_slice(), "1"),
+        (b"power-revenue/3", "3"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let w = window();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.tree.insert(KEY_FORMAT, format).unwrap();
+            store
+                .put_report(&ReportRecord::closed(
+                    OpenWindow::new(w, w.start),
+                    ClosedBy::Stream,
+                    w.end,
+                ))
+                .await
+                .unwrap();
+        }
+        let refused = open_when_released(dir.path()).await;
+        let Err(error @ StoreError::Format { .. }) = refused else {
+            panic!("{format:?} opened: {:?}", refused.map(|_| ()));
+        };
+        assert!(!error.is_retryable());
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state directory {} holds power-revenue state of format {found}, this build reads format 2; move it aside (the service then starts at the current window)",
+                dir.path().display()
+            )
         );
-        fields.insert("payload".into(), serde_json::json!({ "text": "old" }));
-        store
-            .tree
-            .insert(key.as_bytes(), serde_json::to_vec(&old).unwrap())
-            .unwrap();
-        store.db.flush().unwrap();
+        // Left as it was, for the build that wrote it.
+        let db = sled_when_released(dir.path());
+        let tree = db.open_tree("state").unwrap();
+        assert_eq!(tree.get(KEY_FORMAT).unwrap().unwrap().as_ref(), format);
+        assert!(tree.get(report_key(w.id()).as_bytes()).unwrap().is_some());
     }
-    let store = reopen(dir.path()).await;
-    assert_eq!(
-        store.tree.get(KEY_FORMAT).unwrap().unwrap().as_ref(),
-        FORMAT
-    );
-    let r = store.report(w.id()).unwrap().unwrap();
-    assert_eq!(r.next_part(), Some(&serde_json::json!({ "text": "old" })));
-    assert_eq!(
-        r.reconciled(),
-        Some(&Reconciled::Failed {
-            error: "timed out".into()
-        })
-    );
 }
 
 #[tokio::test]

@@ -34,5 +34,6 @@ mod silence_rules;
 mod slack_limits;
 mod state_dir;
 mod summary;
+mod supervision;
 mod supply_chain;
 mod utility_corrections;

@@ -74,6 +74,34 @@ async fn damaged_state_is_refused_rather_than_silently_started_fresh() {
     assert_refused(&state, "its data is gone or damaged; move it aside");
 }
 
+/// State of another format (an earlier build's, or a later one's after a rollback) is never
+/// read as this build's: one line says what to do, and the directory is left as it was.
+#[test]
+fn state_of_another_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    drop(Store::open(&state).unwrap());
+    {
+        let db = sled_when_released(&state);
+        db.open_tree("state")
+            .unwrap()
+            .insert("format", "power-revenue/1")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    assert_refused(
+        &state,
+        &format!(
+            "state directory {} holds power-revenue state of format 1, this build reads format 2; move it aside (the service then starts at the current window)",
+            state.display()
+        ),
+    );
+    let db = sled_when_released(&state);
+    let format = db.open_tree("state").unwrap().get("format").unwrap();
+    assert_eq!(format.as_deref(), Some(&b"power-revenue/1"[..]));
+    drop(db);
+}
+
 #[test]
 fn an_unwritable_state_directory_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! The outbox record's moves, and records of format 1 read into the current shape.
+//! The outbox record's moves, and its stored shape.
 
 use super::*;
 use crate::store::Settlement;
@@ -6,18 +6,6 @@ use crate::window::{Tally, WindowSpec};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::json;
-
-/// Records as format 1 (the release before typed states) wrote them, byte for byte: one per
-/// state, all for window 2025-05-29T12:00Z of an hour, streamed ₦4,000.50 in 2 sales, the
-/// database ₦4,100.50 in 3.
-const V1_CLOSED: &str = r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1500.50","count":1}}},"streamed_partial":false,"events_applied":0,"recomputed":false,"reconciliation":null,"rechecked":null,"settles":{"marks":{},"anywhere":null,"rechecked":{},"unreported":{"revenue":"0","count":0},"beyond_horizon":{"revenue":"0","count":0},"corrections":0},"payload":null,"follow_ups":[],"parts_sent":0,"delivery":{"state":"closed"},"attempts":0,"last_error":null,"updated_at":"2025-05-29T13:00:00Z"}"#;
-/// Three messages, the first accepted, after three attempts; settles one correction.
-const V1_READY: &str = r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1500.50","count":1}}},"streamed_partial":false,"events_applied":0,"recomputed":false,"reconciliation":{"database":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}},"error":null},"rechecked":null,"settles":{"marks":{"1748519996400":{"revenue":"5","count":1}},"anywhere":null,"rechecked":{"1748519996400":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}}},"unreported":{"revenue":"0","count":0},"beyond_horizon":{"revenue":"0","count":0},"corrections":1},"payload":{"text":"part 1","blocks":[{"type":"divider"}]},"follow_ups":[{"text":"part 2"},{"text":"part 3"}],"parts_sent":1,"delivery":{"state":"ready"},"attempts":3,"last_error":"Slack answered 500 rollup_error","updated_at":"2025-05-29T13:01:10Z"}"#;
-const V1_SENT: &str = r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1500.50","count":1}}},"streamed_partial":false,"events_applied":0,"recomputed":false,"reconciliation":{"database":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}},"error":null},"rechecked":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}},"settles":{"marks":{"1748519996400":{"revenue":"5","count":1}},"anywhere":null,"rechecked":{"1748519996400":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}}},"unreported":{"revenue":"0","count":0},"beyond_horizon":{"revenue":"0","count":0},"corrections":1},"payload":{"text":"part 1","blocks":[{"type":"divider"}]},"follow_ups":[{"text":"part 2"},{"text":"part 3"}],"parts_sent":3,"delivery":{"state":"sent","at":"2025-05-29T13:01:30Z"},"attempts":3,"last_error":null,"updated_at":"2025-05-29T13:01:10Z"}"#;
-/// Refused at its second follow-up: two of three messages accepted.
-const V1_UNDELIVERABLE: &str = r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1500.50","count":1}}},"streamed_partial":false,"events_applied":0,"recomputed":false,"reconciliation":{"database":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}},"error":null},"rechecked":null,"settles":{"marks":{"1748519996400":{"revenue":"5","count":1}},"anywhere":null,"rechecked":{"1748519996400":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1600.50","count":2}}}},"unreported":{"revenue":"0","count":0},"beyond_horizon":{"revenue":"0","count":0},"corrections":1},"payload":{"text":"part 1","blocks":[{"type":"divider"}]},"follow_ups":[{"text":"part 2"},{"text":"part 3"}],"parts_sent":2,"delivery":{"state":"undeliverable","reason":"Slack refused the message: 404 no_service"},"attempts":3,"last_error":"Slack refused the message: 404 no_service","updated_at":"2025-05-29T13:01:10Z"}"#;
-/// The database query failed: stream totals in one message.
-const V1_FAILED: &str = r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{"EKEDC":{"revenue":"2500","count":1},"IKEDC":{"revenue":"1500.50","count":1}}},"streamed_partial":false,"events_applied":0,"recomputed":false,"reconciliation":{"database":null,"error":"query timed out after 120 s"},"rechecked":null,"settles":{"marks":{},"anywhere":null,"rechecked":{},"unreported":{"revenue":"0","count":0},"beyond_horizon":{"revenue":"0","count":0},"corrections":0},"payload":{"text":"stream totals"},"follow_ups":[],"parts_sent":0,"delivery":{"state":"ready"},"attempts":0,"last_error":null,"updated_at":"2025-05-29T13:00:00Z"}"#;
 
 fn window() -> Window {
     WindowSpec::new(3600, Tz::UTC)
@@ -85,82 +73,35 @@ fn ready() -> ReportRecord {
     r
 }
 
-fn decode(json: &str) -> ReportRecord {
-    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
-}
-
 #[test]
-fn format_1_records_read_in_every_state() {
-    let r = decode(V1_CLOSED);
-    assert_eq!(r, closed());
-
-    let r = decode(V1_READY);
-    let Delivery::Ready(ready) = r.delivery() else {
-        panic!("{r:?}")
-    };
-    assert_eq!(ready.reconciled, Reconciled::Database(database()));
-    assert_eq!(ready.settles, settles());
-    assert_eq!((ready.messages.len(), ready.messages.accepted()), (3, 1));
-    assert_eq!(r.next_part(), Some(&json!({ "text": "part 2" })));
-    assert_eq!(
-        (r.attempts, r.last_error.as_deref()),
-        (3, Some("Slack answered 500 rollup_error"))
-    );
-    assert_eq!(r.updated_at, at("2025-05-29T13:01:10Z"));
-    assert!(r.is_pending());
-
-    let r = decode(V1_SENT);
-    let Delivery::Sent(sent) = r.delivery() else {
-        panic!("{r:?}")
-    };
-    assert_eq!(sent.at, at("2025-05-29T13:01:30Z"));
-    assert_eq!(sent.reconciled, Reconciled::Database(database()));
-    assert_eq!((sent.parts, &sent.settled), (3, &settles()));
-    assert_eq!(r.rechecked, Some(database()));
-    assert_eq!(r.parts_accepted(), 3);
-    assert!(!r.is_pending());
-    assert_eq!(r.status(), DeliveryStatus::Sent { at: sent.at });
-
-    let r = decode(V1_UNDELIVERABLE);
-    let Delivery::Undeliverable(u) = r.delivery() else {
-        panic!("{r:?}")
-    };
-    assert_eq!(u.reason, "Slack refused the message: 404 no_service");
-    assert_eq!((u.messages.len(), u.messages.accepted()), (3, 2));
-    assert_eq!(r.last_error.as_deref(), Some(u.reason.as_str()));
-    assert_eq!(r.next_part(), None);
-    assert!(!r.is_pending());
-
-    let r = decode(V1_FAILED);
-    let Delivery::Ready(ready) = r.delivery() else {
-        panic!("{r:?}")
-    };
-    assert_eq!(
-        ready.reconciled,
-        Reconciled::Failed {
-            error: "query timed out after 120 s".into()
-        }
-    );
-    assert_eq!(ready.messages.len(), 1);
-    assert_eq!(r.next_part(), Some(&json!({ "text": "stream totals" })));
-    assert_eq!(r.shown(), &streamed());
-}
-
-#[test]
-fn format_1_records_become_the_current_shape_when_saved() {
-    for old in [V1_CLOSED, V1_READY, V1_SENT, V1_UNDELIVERABLE, V1_FAILED] {
-        let r = decode(old);
+fn records_read_back_as_saved_in_every_state() {
+    let mut sent = ready();
+    while sent.next_part().is_some() {
+        sent.part_accepted(sent.updated_at).unwrap();
+    }
+    sent.sent(at("2025-05-29T13:01:30Z")).unwrap();
+    sent.rechecked = Some(database());
+    let mut refused = ready();
+    refused.part_accepted(refused.updated_at).unwrap();
+    refused
+        .refused(
+            "Slack refused the message: 404 no_service".into(),
+            refused.updated_at,
+        )
+        .unwrap();
+    let mut failed = closed();
+    failed
+        .ready(
+            Reconciled::Failed {
+                error: "query timed out after 120 s".into(),
+            },
+            Messages::new(json!({ "text": "stream totals" }), vec![]),
+            Settlement::default(),
+            failed.updated_at,
+        )
+        .unwrap();
+    for r in [closed(), ready(), sent, refused, failed] {
         let saved = serde_json::to_value(&r).unwrap();
-        for gone in [
-            "delivery",
-            "reconciliation",
-            "payload",
-            "follow_ups",
-            "parts_sent",
-            "settles",
-        ] {
-            assert!(saved.get(gone).is_none(), "{gone} in {saved}");
-        }
         let state = match &saved["outbox"] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Object(o) if o.len() == 1 => o.keys().next().unwrap().clone(),
@@ -172,35 +113,10 @@ fn format_1_records_become_the_current_shape_when_saved() {
 }
 
 #[test]
-fn format_1_oddities_read_safely() {
-    let mut old: serde_json::Value = serde_json::from_str(V1_READY).unwrap();
-    // Stored before reports had parts: one message, nothing accepted.
-    let fields = old.as_object_mut().unwrap();
-    fields.remove("follow_ups");
-    fields.remove("parts_sent");
-    let r: ReportRecord = serde_json::from_value(old.clone()).unwrap();
-    assert_eq!(
-        (r.next_part(), r.parts_accepted()),
-        (
-            Some(&json!({ "text": "part 1", "blocks": [{ "type": "divider" }] })),
-            0
-        )
-    );
-    // Ready with nothing to post (format 1 skipped it as if delivered; nothing of it was
-    // posted): closed again, so it is prepared and posted.
-    old["payload"] = serde_json::Value::Null;
-    let r: ReportRecord = serde_json::from_value(old.clone()).unwrap();
-    assert_eq!(*r.delivery(), Delivery::Closed);
-    // A state format 1 never wrote is refused, not guessed.
-    old["delivery"] = json!({ "state": "sent", "at": "2025-05-29T13:01:30Z" });
-    old["reconciliation"] = serde_json::Value::Null;
-    let error = serde_json::from_value::<ReportRecord>(old).unwrap_err();
-    assert!(
-        error.to_string().contains("sent without a reconciliation"),
-        "{error}"
-    );
-    // Neither shape.
-    let error = serde_json::from_str::<ReportRecord>(r#"{"window":{"start":"2025-05-29T12:00:00Z","end":"2025-05-29T13:00:00Z"},"streamed":{"by_utility":{}},"streamed_partial":false,"events_applied":0,"attempts":0,"last_error":null,"updated_at":"2025-05-29T13:00:00Z"}"#).unwrap_err();
+fn a_record_without_its_state_is_refused() {
+    let mut saved = serde_json::to_value(ready()).unwrap();
+    saved.as_object_mut().unwrap().remove("outbox");
+    let error = serde_json::from_value::<ReportRecord>(saved).unwrap_err();
     assert!(error.to_string().contains("outbox"), "{error}");
 }
 
