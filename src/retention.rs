@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 const EVERY: Duration = Duration::from_secs(3600);
 /// What baselines reach back: seven days and a silence period; a day more is kept.
@@ -36,9 +36,16 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     loop {
         let (before, activity_before) = cutoffs(&config, Utc::now());
-        let pruned = store.prune(before, activity_before).await?;
-        if pruned.keys > 0 {
-            info!(keys = pruned.keys, %before, "Pruned state past the retention.");
+        match store.prune(before, activity_before).await {
+            Ok(pruned) if pruned.keys > 0 => {
+                info!(keys = pruned.keys, %before, "Pruned state past the retention.");
+            }
+            Ok(_) => {}
+            // A disk hiccup: the next hour prunes what this one could not.
+            Err(error) if error.is_retryable() => {
+                warn!(%error, "Pruning failed; trying again in an hour.");
+            }
+            Err(error) => return Err(error),
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::setup::RestatementMode;
 use crate::silence::SilentView;
 use crate::source::Live;
-use crate::store::{Delivery, DeliveryStatus, ReportRecord, Store, StoreError};
+use crate::store::{Delivery, DeliveryStatus, ReportRecord, Store, StoreError, Told};
 use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -127,8 +127,8 @@ pub struct RecordView {
     /// The database's figures (what the report posts); `null` until reconciled, or if the
     /// query failed.
     pub reconciled: Option<TotalsView>,
-    /// The database's figures when a later report last re-checked the window for late sales
-    /// (the report's figures plus the corrections posted since); `null` if never re-checked.
+    /// What the channel holds after the corrections posted since the report (the ledger);
+    /// `null` while no correction changed the window.
     pub rechecked: Option<TotalsView>,
     /// The live stream's figures at close.
     pub streamed: TotalsView,
@@ -147,17 +147,18 @@ pub struct RecordView {
 }
 
 impl RecordView {
-    /// The one mapping of a closed window's record.
-    pub fn of(r: &ReportRecord) -> RecordView {
+    /// The one mapping of a closed window's record, with what the ledger holds of it.
+    pub fn of(r: &ReportRecord, told: Option<&Told>) -> RecordView {
         let db = r.reconciled().and_then(|x| x.database());
+        let corrected = told.filter(|t| t.corrections > 0).map(|t| &t.now);
         RecordView {
             start: r.window.start,
             end: r.window.end,
             reconciled: db.map(TotalsView::of),
-            rechecked: r.rechecked.as_ref().map(TotalsView::of),
+            rechecked: corrected.map(TotalsView::of),
             streamed: TotalsView::of(&r.streamed),
-            totals: TotalsView::of(r.reported()),
-            totals_from: FiguresFrom::of(r),
+            totals: TotalsView::of(told_now(r, told)),
+            totals_from: FiguresFrom::of(r, corrected.is_some()),
             matched_stream: db.map(|d| *d == r.streamed),
             recomputed: r.recomputed,
             sent_at: match r.delivery() {
@@ -182,9 +183,14 @@ pub enum FiguresFrom {
     Streamed,
 }
 
+/// What the channel holds of `r`'s window: the ledger's figures, else what the report shows.
+pub(crate) fn told_now<'a>(r: &'a ReportRecord, told: Option<&'a Told>) -> &'a Totals {
+    told.map_or_else(|| r.shown(), |t| &t.now)
+}
+
 impl FiguresFrom {
-    fn of(r: &ReportRecord) -> FiguresFrom {
-        if r.rechecked.is_some() {
+    fn of(r: &ReportRecord, corrected: bool) -> FiguresFrom {
+        if corrected {
             Self::Rechecked
         } else if r.reconciled().and_then(|x| x.database()).is_some() {
             Self::Reconciled
@@ -207,9 +213,9 @@ pub struct ClosedWindowView {
 }
 
 impl ClosedWindowView {
-    pub fn from_record(r: &ReportRecord) -> ClosedWindowView {
+    pub fn from_record(r: &ReportRecord, told: Option<&Told>) -> ClosedWindowView {
         ClosedWindowView {
-            record: RecordView::of(r),
+            record: RecordView::of(r, told),
             delivery: r.stage().as_str(),
             compared: r.compared.as_ref().map(|c| {
                 let now = r.reconciled().and_then(|x| x.database());
@@ -337,14 +343,15 @@ impl StatusView {
         let unsettled = store.unsettled_since(WindowId(horizon_start.timestamp_millis()))?;
         let view = |r: &ReportRecord| -> Result<ReportStatus, StoreError> {
             let (late, settled) = store.changes_of(r.window.id())?;
+            let told = store.told(r.window.id())?;
             Ok(ReportStatus {
                 window: r.window,
                 delivery: r.status(),
-                total: Some(r.reported().total()),
+                total: Some(told_now(r, told.as_ref()).total()),
                 late,
                 late_not_yet_reported: crate::store::unsettled(late, Some(&settled))
                     .unwrap_or_default(),
-                record: RecordView::of(r),
+                record: RecordView::of(r, told.as_ref()),
             })
         };
         let views = |records: Vec<ReportRecord>| -> Result<Vec<ReportStatus>, StoreError> {

@@ -19,20 +19,21 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 
 /// Retention: ten years at most.
 pub const MAX_RETENTION: Duration = Duration::from_secs(3653 * 86_400);
+/// Retention when none is given (unless the floor is longer).
+const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 /// What comparisons reach back: the same window a week ago.
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
-/// `POWER_REVENUE_RETENTION` [default 90d]: never shorter than what a later message may still
-/// need of a window: the restatement horizon (corrections), and a week plus the longest of a
-/// window and a summary period (`reach`: comparisons and a summary's previous period).
+/// `POWER_REVENUE_RETENTION` [default 90d, or the floor if that is longer]: never shorter than
+/// what a later message may still need of a window (the floor): the restatement horizon
+/// (corrections), and a week plus the longest of a window and a summary period (`reach`:
+/// comparisons and a summary's previous period). A value given below it is refused.
 pub(super) fn retention(
     value: Option<&str>,
     restate_horizon: Duration,
     reach: Duration,
 ) -> Result<Duration, ConfigError> {
     const NAME: &str = "POWER_REVENUE_RETENTION";
-    let value = value.unwrap_or("90d");
-    let d = bounded(NAME, value, MAX_RETENTION)?;
     let comparisons = WEEK.saturating_add(reach);
     let (floor, why) = if restate_horizon > comparisons {
         (restate_horizon, "POWER_REVENUE_RESTATE_HORIZON")
@@ -42,6 +43,10 @@ pub(super) fn retention(
             "what comparisons and summaries reach back (a week and a period)",
         )
     };
+    let Some(value) = value else {
+        return Ok(DEFAULT_RETENTION.max(floor));
+    };
+    let d = bounded(NAME, value, MAX_RETENTION)?;
     if d < floor {
         return Err(ConfigError::BelowFloor {
             name: NAME,

@@ -443,6 +443,13 @@ fn retention_keeps_at_least_what_later_messages_need() {
         "POWER_REVENUE_RETENTION = \"20d\" is shorter than POWER_REVENUE_RESTATE_HORIZON (30d); use at least 30d"
     );
     assert!(with("11y", None).unwrap_err().contains("at most"));
+    // Left out, it follows a horizon longer than 90 days.
+    let long = Config::from_settings(Settings {
+        restate_horizon: Some("200d".into()),
+        ..base()
+    })
+    .unwrap();
+    assert_eq!(long.retention, Duration::from_secs(200 * 86_400));
     assert!(with("soon", None)
         .unwrap_err()
         .contains("POWER_REVENUE_RETENTION"));

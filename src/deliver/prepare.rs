@@ -122,7 +122,13 @@ impl Deliverer {
                     let Some(earlier) = records.get(&window) else {
                         continue;
                     };
-                    match self.recheck(earlier).await {
+                    // Measured from what the channel was told: the ledger (a report never
+                    // delivered told nothing beyond its own figures).
+                    let told = match self.store.told(window)? {
+                        Some(t) => t.now,
+                        None => earlier.shown().clone(),
+                    };
+                    match self.recheck(earlier, &told).await {
                         Ok((note, now)) => {
                             settles.corrections = settles
                                 .corrections
@@ -195,7 +201,11 @@ impl Deliverer {
 
     /// An earlier window against the database now: the correction (none if nothing changed)
     /// and the new figures; or, if the database cannot say now, the note saying so.
-    async fn recheck(&self, earlier: &ReportRecord) -> Result<(Option<Note>, Totals), Note> {
+    async fn recheck(
+        &self,
+        earlier: &ReportRecord,
+        told: &Totals,
+    ) -> Result<(Option<Note>, Totals), Note> {
         let label = report::window_label(&earlier.window, self.config.window.tz());
         metrics::counter!(telemetry::RECHECK_QUERIES_TOTAL).increment(1);
         match reconcile::query_with_retry(
@@ -208,10 +218,10 @@ impl Deliverer {
         {
             Ok(now) => {
                 telemetry::ReadBy::Recheck.read(now.total().count);
-                let by_utility = Change::by_utility(earlier.reported(), &now);
+                let by_utility = Change::by_utility(told, &now);
                 let note = (!by_utility.is_empty()).then(|| Note::Correction {
                     label,
-                    change: Change::between(earlier.reported(), &now),
+                    change: Change::between(told, &now),
                     by_utility,
                 });
                 Ok((note, now))

@@ -241,23 +241,30 @@ fn select(
     match selection {
         Selection::Last(n) => {
             let reports = s.store.latest_reports(n)?;
-            Ok((
-                reports.iter().map(ClosedWindowView::from_record).collect(),
-                None,
-            ))
+            Ok((views(s, &reports)?, None))
         }
         Selection::Range(range) => {
             let take = range.limit.saturating_add(1);
             let read = s.store.reports_between(range.from, range.to, take)?;
             let page = range.page(read, |r| r.window.start);
-            let items = page
-                .items
-                .iter()
-                .map(ClosedWindowView::from_record)
-                .collect();
+            let items = views(s, &page.items)?;
             Ok((items, page.next_from.map(|t| range.next_url(t))))
         }
     }
+}
+
+/// Each record with what the ledger holds of its window (one key each).
+fn views(
+    s: &HttpState,
+    records: &[crate::store::ReportRecord],
+) -> Result<Vec<ClosedWindowView>, crate::store::StoreError> {
+    records
+        .iter()
+        .map(|r| {
+            let told = s.store.told(r.window.id())?;
+            Ok(ClosedWindowView::from_record(r, told.as_ref()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -130,10 +130,6 @@ impl Store {
         self.put_reported(&mut batch, &Told::reported(r.window, r.shown()));
         let settles = &sent.settled;
         for (id, totals) in &settles.rechecked {
-            if let Some(mut earlier) = self.report(*id)? {
-                earlier.rechecked = Some(totals.clone());
-                batch.insert(report_key(*id).as_bytes(), encode(&earlier));
-            }
             self.put_corrected(&mut batch, *id, totals)?;
         }
         for (id, seen) in &settles.marks {

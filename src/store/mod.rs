@@ -39,7 +39,7 @@ const KEY_CHECKPOINT: &[u8] = b"checkpoint";
 const REPORT_PREFIX: &str = "report/";
 /// What this build stores: a state directory of any other format is refused as it opens
 /// ([`StoreError::Format`]), never read as this one. Changes with what is stored.
-const FORMAT: &[u8] = b"power-revenue/2";
+const FORMAT: &[u8] = b"power-revenue/3";
 /// How every format's value begins; what follows is its version.
 const FORMAT_PREFIX: &[u8] = b"power-revenue/";
 /// sled's page cache: the whole state (a checkpoint, and a report and two tallies per window)
@@ -370,7 +370,7 @@ impl Store {
     }
 }
 
-/// The version in a format value (`2` of `power-revenue/2`).
+/// The version in a format value (`3` of `power-revenue/3`).
 fn version(format: &[u8]) -> String {
     String::from_utf8_lossy(&format[FORMAT_PREFIX.len().min(format.len())..]).into_owned()
 }

@@ -29,9 +29,6 @@ pub struct ReportRecord {
     pub events_applied: u64,
     /// The live totals were rebuilt from the database (change-stream history was lost).
     pub recomputed: bool,
-    /// The database's totals when a later report last re-checked this window for late sales;
-    /// what the reports so far add up to, so the next correction is measured from here.
-    pub rechecked: Option<Totals>,
     /// The database's figures for the windows the report compares with, fixed with its
     /// messages; `None` until then.
     pub compared: Option<Comparison>,
@@ -199,7 +196,6 @@ impl ReportRecord {
             streamed: open.totals,
             events_applied: open.events_applied,
             recomputed: open.recomputed,
-            rechecked: None,
             compared: None,
             delivery: Delivery::Closed,
             queries_started: None,
@@ -254,12 +250,6 @@ impl ReportRecord {
         self.reconciled()
             .and_then(Reconciled::database)
             .unwrap_or(&self.streamed)
-    }
-
-    /// What the posts so far say this window holds: the latest database reading, else
-    /// [`Self::shown`].
-    pub fn reported(&self) -> &Totals {
-        self.rechecked.as_ref().unwrap_or_else(|| self.shown())
     }
 
     /// The next message to post: `None` unless ready with a message Slack has not accepted.

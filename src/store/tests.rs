@@ -174,7 +174,8 @@ fn sled_when_released(dir: &std::path::Path) -> sled::Db {
 async fn a_directory_of_another_format_is_refused_with_what_to_do() {
     for (format, found) in [
         (b"power-revenue/1".as_slice(), "1"),
-        (b"power-revenue/3", "3"),
+        (b"power-revenue/2", "2"),
+        (b"power-revenue/4", "4"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let w = window();
@@ -198,7 +199,7 @@ async fn a_directory_of_another_format_is_refused_with_what_to_do() {
         assert_eq!(
             error.to_string(),
             format!(
-                "state directory {} holds power-revenue state of format {found}, this build reads format 2; move it aside (the service then starts at the current window)",
+                "state directory {} holds power-revenue state of format {found}, this build reads format 3; move it aside (the service then starts at the current window)",
                 dir.path().display()
             )
         );

@@ -65,14 +65,14 @@ fn the_status_window_carries_its_first_shape_and_the_apis() {
 #[test]
 fn a_report_shows_the_same_record_in_the_status_and_the_api() {
     let r = ReportRecord::closed(open_window(), ClosedBy::Stream, at(90));
-    let api = serde_json::to_value(ClosedWindowView::from_record(&r)).unwrap();
+    let api = serde_json::to_value(ClosedWindowView::from_record(&r, None)).unwrap();
     let status = serde_json::to_value(ReportStatus {
         window: r.window,
         delivery: r.status(),
-        total: Some(r.reported().total()),
+        total: Some(r.shown().total()),
         late: Tally::default(),
         late_not_yet_reported: Tally::default(),
-        record: RecordView::of(&r),
+        record: RecordView::of(&r, None),
     })
     .unwrap();
     for (k, v) in api.as_object().unwrap() {

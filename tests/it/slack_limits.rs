@@ -7,13 +7,15 @@ use crate::common::slack::FakeSlack;
 use crate::common::wait_for;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use power_revenue::activity::Activity;
 use power_revenue::alert::Alerter;
+use power_revenue::change::Marks;
 use power_revenue::config::{Config, Settings};
 use power_revenue::deliver::{Deliverer, Sink};
 use power_revenue::report::{render_parts, ReportView};
 use power_revenue::sink::slack::SlackClient;
 use power_revenue::store::{
-    Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
+    Checkpoint, Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
 };
 use power_revenue::window::{ClosedBy, OpenWindow, Totals, Window, WindowSpec};
 use rust_decimal::Decimal;
@@ -70,10 +72,26 @@ impl Outbox {
         }
     }
 
-    /// Puts a rendered report in the outbox, `sent` of its parts already accepted.
+    /// Puts a rendered report in the outbox, `sent` of its parts already accepted: closed
+    /// with a checkpoint (the write that enters it in the outbox), then made ready.
     async fn put(&self, parts: Vec<Value>, sent: usize) {
         let w = window();
         let mut record = ReportRecord::closed(OpenWindow::new(w, w.start), ClosedBy::Stream, w.end);
+        let cp = Checkpoint {
+            token: None,
+            open: vec![],
+            next_close: w,
+            saved_at: w.end,
+        };
+        self.store
+            .save_checkpoint(
+                &cp,
+                std::slice::from_ref(&record),
+                &Marks::default(),
+                &Activity::default(),
+            )
+            .await
+            .unwrap();
         let mut parts = parts.into_iter();
         let messages = Messages::new(parts.next().unwrap(), parts.collect());
         let (reconciled, settles) = (Reconciled::Database(totals()), Settlement::default());

@@ -92,7 +92,7 @@ fn state_of_another_format_is_refused_with_what_to_do() {
     assert_refused(
         &state,
         &format!(
-            "state directory {} holds power-revenue state of format 1, this build reads format 2; move it aside (the service then starts at the current window)",
+            "state directory {} holds power-revenue state of format 1, this build reads format 3; move it aside (the service then starts at the current window)",
             state.display()
         ),
     );

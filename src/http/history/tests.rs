@@ -1,7 +1,7 @@
 //! Parsing, negotiation, paging and the CSV of the history, without a listener.
 
 use super::*;
-use crate::store::{Messages, Reconciled, ReportRecord, Settlement};
+use crate::store::{Messages, Reconciled, ReportRecord, Settlement, Source, Told};
 use crate::window::{ClosedBy, OpenWindow, Totals, Window};
 use rust_decimal::Decimal;
 
@@ -151,12 +151,14 @@ fn the_csv_has_one_row_per_window_and_utility_with_the_corrections_in() {
     reported
         .ready(db, messages, Settlement::default(), w.end)
         .unwrap();
-    // A later report re-checked it: one IKEDC sale refunded, an AEDC sale back-dated in.
-    reported.rechecked = Some(totals(&[
-        ("IKEDC", 1_000, 1),
-        ("=1+2", 700, 1),
-        ("AEDC", 50, 1),
-    ]));
+    // A later report corrected it: one IKEDC sale refunded, an AEDC sale back-dated in.
+    let told = Told {
+        window: w,
+        report: open.totals.clone(),
+        now: totals(&[("IKEDC", 1_000, 1), ("=1+2", 700, 1), ("AEDC", 50, 1)]),
+        corrections: 1,
+        source: Source::Reported,
+    };
     let next = Window {
         start: w.end,
         end: at("2025-05-29T12:00:00Z"),
@@ -166,10 +168,10 @@ fn the_csv_has_one_row_per_window_and_utility_with_the_corrections_in() {
         ClosedBy::Stream,
         next.end,
     );
-    let views: Vec<ClosedWindowView> = [&reported, &unreconciled]
-        .into_iter()
-        .map(ClosedWindowView::from_record)
-        .collect();
+    let views = vec![
+        ClosedWindowView::from_record(&reported, Some(&told)),
+        ClosedWindowView::from_record(&unreconciled, None),
+    ];
     assert_eq!(
         super::super::csv::render(&views).unwrap(),
         "start,end,utility,revenue,count\n\
