@@ -152,7 +152,7 @@ async fn simulate(dir: &Path, days: i64, retention: Option<i64>) -> Vec<(i64, u6
         if let Some(keep) = retention {
             let now = start + TimeDelta::days(day);
             let before: DateTime<Utc> = now - TimeDelta::days(keep);
-            store.prune(before, now - TimeDelta::days(8)).await.unwrap();
+            store.prune(before, now - TimeDelta::days(8)).unwrap();
         }
         if [30, 90, 180, 270, 365].contains(&day) || day == days {
             let size = dir_size(dir);

@@ -36,7 +36,11 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     loop {
         let (before, activity_before) = cutoffs(&config, Utc::now());
-        match store.prune(before, activity_before).await {
+        let pruning = store.clone();
+        let pruned = tokio::task::spawn_blocking(move || pruning.prune(before, activity_before))
+            .await
+            .map_err(|e| StoreError::Damaged(format!("pruning stopped: {e}")))?;
+        match pruned {
             Ok(pruned) if pruned.keys > 0 => {
                 info!(keys = pruned.keys, %before, "Pruned state past the retention.");
             }

@@ -6,7 +6,7 @@
 //! the service holds windows (`POWER_REVENUE_RETENTION`). Parsing, negotiation and paging are
 //! pure; the handler around them reads the store.
 
-use super::{internal, HttpState, Json};
+use super::{internal, HttpState, Rendered};
 use crate::views::ClosedWindowView;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -190,24 +190,27 @@ pub(crate) async fn closed(
     let format = Format::negotiate(&headers);
     // Reading a page from sled and writing its CSV are blocking work of a page's size: off the
     // async workers, which also carry the stream and the deliveries.
+    // The page's body is written there too: a thousand windows of JSON is milliseconds of
+    // work that `/healthz` must not wait behind.
     let read = tokio::task::spawn_blocking(move || {
         let (items, next) = select(&s, selection)?;
-        let csv = match format {
-            Format::Json => None,
-            Format::Csv => Some(super::csv::render(&items).map_err(Failed::Csv)?),
+        let body = match format {
+            Format::Json => Rendered::json(&items)
+                .map_err(Failed::Json)?
+                .into_response(),
+            Format::Csv => {
+                let csv = super::csv::render(&items).map_err(Failed::Csv)?;
+                ([(header::CONTENT_TYPE, super::csv::CONTENT_TYPE)], csv).into_response()
+            }
         };
         let data_from = s.store.oldest_report_start()?;
-        Ok::<_, Failed>((items, csv, next, data_from))
+        Ok::<_, Failed>((body, next, data_from))
     })
     .await;
-    let (items, csv, next, data_from) = match read {
+    let (mut response, next, data_from) = match read {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return internal(e).into_response(),
         Err(e) => return internal(e).into_response(),
-    };
-    let mut response = match csv {
-        None => Json(items).into_response(),
-        Some(body) => ([(header::CONTENT_TYPE, super::csv::CONTENT_TYPE)], body).into_response(),
     };
     let h = response.headers_mut();
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -231,6 +234,8 @@ enum Failed {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Csv(super::csv::CsvError),
+    #[error(transparent)]
+    Json(serde_json::Error),
 }
 
 /// The selected windows, and the next page's URL.

@@ -68,37 +68,53 @@ pub(crate) struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_string(&self.0) {
-            Ok(body) => (
-                [(header::CONTENT_TYPE, "application/json")],
-                crate::display::json_escape_hidden(&body).into_owned(),
-            )
-                .into_response(),
+        match Rendered::json(&self.0) {
+            Ok(body) => body.into_response(),
             Err(e) => internal(e).into_response(),
         }
     }
 }
 
-type ApiResult<T> = Result<Json<T>, (StatusCode, String)>;
+/// A JSON body already written: large ones (a page of windows, the status) are written in
+/// the blocking task that read them, off the async workers.
+pub(crate) struct Rendered(String);
+
+impl Rendered {
+    /// `v` as [`Json`] writes it.
+    pub(crate) fn json<T: Serialize>(v: &T) -> Result<Rendered, serde_json::Error> {
+        let body = serde_json::to_string(v)?;
+        Ok(Rendered(
+            crate::display::json_escape_hidden(&body).into_owned(),
+        ))
+    }
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
 
 fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-async fn status(State(s): State<HttpState>) -> ApiResult<StatusView> {
+async fn status(State(s): State<HttpState>) -> Result<Rendered, (StatusCode, String)> {
     let now = Utc::now();
-    // The store's reads off the async workers: a request never holds up the tailer.
-    let (store, live, horizon) = (s.store.clone(), s.live.clone(), s.config.restate_horizon);
-    let view =
-        tokio::task::spawn_blocking(move || StatusView::build(&store, Some(&live), horizon, now))
-            .await
-            .map_err(internal)?
+    // The store's reads and the body's writing off the async workers: a request never holds
+    // up the tailer, the outbox or `/healthz`.
+    tokio::task::spawn_blocking(move || {
+        let view = StatusView::build(&s.store, Some(&s.live), s.config.restate_horizon, now)
             .map_err(internal)?;
-    Ok(Json(StatusView {
-        source: s.config.mongo().ok().map(|m| m.describe()),
-        silent: SilentView::list(&s.silence, now),
-        ..view
-    }))
+        Rendered::json(&StatusView {
+            source: s.config.mongo().ok().map(|m| m.describe()),
+            silent: SilentView::list(&s.silence, now),
+            ..view
+        })
+        .map_err(internal)
+    })
+    .await
+    .map_err(internal)?
 }
 
 async fn current(State(s): State<HttpState>) -> Json<CurrentView> {

@@ -64,22 +64,14 @@ impl Store {
         Ok(sum)
     }
 
-    /// Adds the removal of the buckets starting before `before` to `batch`; how many.
-    pub(super) fn prune_activity(
+    /// The keys of the buckets starting before `before`.
+    pub(super) fn activity_before(
         &self,
-        batch: &mut sled::Batch,
         before: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
+    ) -> impl Iterator<Item = sled::Result<sled::IVec>> {
         let hi = activity_key(before.timestamp_millis());
-        let mut n = 0;
-        for key in self
-            .tree
+        self.tree
             .range(ACTIVITY_PREFIX.as_bytes()..hi.as_bytes())
             .keys()
-        {
-            batch.remove(key?);
-            n += 1;
-        }
-        Ok(n)
     }
 }

@@ -36,6 +36,37 @@ fn id_of(prefix: &str, k: &[u8]) -> Result<WindowId, StoreError> {
         })
 }
 
+/// Keys one pruning write removes at most: the first prune of a large directory is many
+/// short writes, not one long one.
+const PRUNE_BATCH: usize = 10_000;
+
+/// Removals, written and flushed every [`PRUNE_BATCH`].
+#[derive(Default)]
+struct Removals {
+    batch: sled::Batch,
+    len: usize,
+}
+
+impl Removals {
+    fn remove(&mut self, store: &Store, k: sled::IVec) -> Result<(), StoreError> {
+        self.batch.remove(k);
+        self.len += 1;
+        if self.len >= PRUNE_BATCH {
+            self.apply(store)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, store: &Store) -> Result<(), StoreError> {
+        if self.len > 0 {
+            store.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            store.db.flush()?;
+            self.len = 0;
+        }
+        Ok(())
+    }
+}
+
 /// What [`Store::prune`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -101,14 +132,15 @@ impl Store {
     }
 
     /// Removes every per-window key of windows (and periods) starting before `before`, but a
-    /// pending report's; and the activity buckets before `activity_before`. Flushed.
-    pub async fn prune(
+    /// pending report's; and the activity buckets before `activity_before`. Blocking (run it
+    /// off the async workers), in writes of at most [`PRUNE_BATCH`] keys, each flushed.
+    pub fn prune(
         &self,
         before: DateTime<Utc>,
         activity_before: DateTime<Utc>,
     ) -> Result<Pruned, StoreError> {
         let cutoff = WindowId(before.timestamp_millis().max(0));
-        let mut batch = sled::Batch::default();
+        let mut batch = Removals::default();
         let mut pruned = Pruned::default();
         for prefix in PRUNED {
             let hi = key(prefix, cutoff);
@@ -118,15 +150,15 @@ impl Store {
                 if self.tree.contains_key(key(PENDING_PREFIX, id).as_bytes())? {
                     continue;
                 }
-                batch.remove(k);
+                batch.remove(self, k)?;
                 pruned.keys += 1;
             }
         }
-        pruned.keys += self.prune_activity(&mut batch, activity_before)?;
-        if pruned.keys > 0 {
-            self.tree.apply_batch(batch)?;
-            self.db.flush_async().await?;
+        for k in self.activity_before(activity_before) {
+            batch.remove(self, k?)?;
+            pruned.keys += 1;
         }
+        batch.apply(self)?;
         Ok(pruned)
     }
 }
@@ -214,7 +246,7 @@ mod tests {
         // Everything but the last window is past the retention: the sent and undeliverable
         // records go with their ledger figures and activity; the pending one stays.
         let cutoff = ws[3].start + TimeDelta::minutes(10);
-        let pruned = store.prune(cutoff, cutoff).await.unwrap();
+        let pruned = store.prune(cutoff, cutoff).unwrap();
         assert!(pruned.keys >= 3 + 2 + 1 + 4, "{pruned:?}");
         assert!(store.report(ws[0].id()).unwrap().is_none());
         assert!(store.told(ws[0].id()).unwrap().is_none());
@@ -226,6 +258,6 @@ mod tests {
             .unwrap()
             .is_empty());
         // Nothing more to prune.
-        assert_eq!(store.prune(cutoff, cutoff).await.unwrap().keys, 0);
+        assert_eq!(store.prune(cutoff, cutoff).unwrap().keys, 0);
     }
 }
