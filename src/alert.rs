@@ -2,17 +2,19 @@
 //! report or summary undeliverable; and silent utilities ([`crate::silence`]). At most one per
 //! kind per 30 minutes. Silent-utility alerts and "resumed" notices are limited by the silence
 //! machine instead ([`crate::silence::machine`]: per utility, grouped per step, remembered
-//! across restarts), so they pass here unlimited. Best effort, never blocking the caller: each
-//! send is a task of its own on the supervisor's tracker of short-lived tasks
-//! ([`crate::supervisor`]), which shutdown waits for, within a bound.
+//! across restarts), so they pass here unlimited. An admitted alert is queued in the outbox
+//! (one flushed write, off the async workers, on the supervisor's tracker of short-lived tasks
+//! which shutdown waits for) and posted by the outbox's one loop like every other message:
+//! retried with the same backoff, marked sent after the 2xx. Never blocking the caller.
 //! Worded in [`crate::report::alerts`], from our own values: never a secret.
 
 pub use crate::report::alerts::{Alert, AlertKind, Resumption, Silenced};
-use crate::sink::Sink;
-use serde_json::json;
+use crate::store::{AlertRecord, Store};
+use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
@@ -30,38 +32,40 @@ fn limit_key(alert: &Alert) -> Option<AlertKind> {
 
 #[derive(Clone)]
 pub struct Alerter {
-    sink: Sink,
+    /// Where alerts are queued: the outbox, which posts them like every other message.
+    store: Store,
+    /// Wakes the outbox's loop for a queued alert.
+    outbox: Arc<Notify>,
     /// When each kind's last alert went out.
     last: Arc<Mutex<HashMap<AlertKind, Instant>>>,
-    /// Owns the sends in flight. A task per send rather than one alert task fed by a channel:
-    /// alerts are few (limited per kind), a slow send must not hold up the next kind's, and a
-    /// tracker is all shutdown needs to wait for them; a channel would add a task to
-    /// supervise, its queue and its draining.
-    sends: TaskTracker,
+    /// Owns the queueing writes in flight (a flushed sled write each, off the async workers),
+    /// waited for on the way out.
+    writes: TaskTracker,
 }
 
 impl Alerter {
-    /// Sends on a tracker of its own that nothing waits for: outside the service (tests).
-    pub fn new(sink: Sink) -> Alerter {
-        Alerter::supervised(sink, TaskTracker::new())
+    /// Queues on a tracker of its own that nothing waits for: outside the service (tests).
+    pub fn new(store: Store, outbox: Arc<Notify>) -> Alerter {
+        Alerter::supervised(store, outbox, TaskTracker::new())
     }
 
-    /// Sends as tasks of `sends`, which the supervisor waits for on the way out.
-    pub(crate) fn supervised(sink: Sink, sends: TaskTracker) -> Alerter {
+    /// Queues as tasks of `writes`, which the supervisor waits for on the way out.
+    pub(crate) fn supervised(store: Store, outbox: Arc<Notify>, writes: TaskTracker) -> Alerter {
         Alerter {
-            sink,
+            store,
+            outbox,
             last: Arc::default(),
-            sends,
+            writes,
         }
     }
 
-    /// Sends `alert` unless one of its kind went out in the last 30 minutes (silences and
-    /// "resumed" notices: always); says whether it goes out.
+    /// Queues `alert` in the outbox unless one of its kind went out in the last 30 minutes
+    /// (silences and "resumed" notices: always); says whether it goes out.
     pub(crate) fn raise(&self, alert: Alert) -> bool {
         if !self.admit(&alert, Instant::now()) {
             return false;
         }
-        self.send(alert);
+        self.queue(alert);
         true
     }
 
@@ -81,13 +85,17 @@ impl Alerter {
         true
     }
 
-    fn send(&self, alert: Alert) {
-        let kind = alert.kind();
-        let sink = self.sink.clone();
-        self.sends.spawn(async move {
-            let payload = json!({ "text": alert.to_string() });
-            if let Err(error) = sink.send(&payload, Duration::from_secs(60)).await {
-                warn!(%error, ?kind, "Alert could not be sent.");
+    fn queue(&self, alert: Alert) {
+        let kind = format!("{:?}", alert.kind());
+        let (store, outbox) = (self.store.clone(), self.outbox.clone());
+        self.writes.spawn_blocking(move || {
+            let text = alert.to_string();
+            let queued = store.queue_alert(Utc::now(), |id| {
+                AlertRecord::raised(id, kind.clone(), text, Utc::now())
+            });
+            match queued {
+                Ok(_) => outbox.notify_one(),
+                Err(error) => warn!(%error, kind, "Alert could not be queued."),
             }
         });
     }
@@ -110,7 +118,9 @@ mod tests {
 
     #[test]
     fn alerts_are_limited_per_kind_and_silences_by_the_machine() {
-        let alerter = Alerter::new(Sink::Stdout);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alerter = Alerter::new(store, Arc::default());
         let t0 = Instant::now();
         assert!(alerter.admit(&Alert::StreamDown { down_secs: 300 }, t0));
         assert!(!alerter.admit(&Alert::StreamDown { down_secs: 600 }, t0));

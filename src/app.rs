@@ -82,7 +82,7 @@ impl App {
         let stop = shutdown.child_token();
         let mut tasks = Supervisor::new(stop.clone());
         let outbox = Arc::new(Notify::new());
-        let alerts = Alerter::supervised(self.sink.clone(), tasks.short_lived());
+        let alerts = Alerter::supervised(self.store.clone(), outbox.clone(), tasks.short_lived());
         let tailer = Tailer::restore(
             self.sales.clone(),
             self.config.clone(),
@@ -146,12 +146,12 @@ impl App {
             "retention",
             crate::retention::run(self.store.clone(), self.config.clone(), stop.clone()),
         );
-        let router = http::router(HttpState {
-            store: self.store.clone(),
-            live: self.live.clone(),
-            config: self.config.clone(),
+        let router = http::router(HttpState::new(
+            self.store.clone(),
+            self.live.clone(),
+            self.config.clone(),
             silence,
-        });
+        ));
         let serve =
             axum::serve(self.listener, router).with_graceful_shutdown(stop.cancelled_owned());
         tasks.spawn("http-server", async move { serve.await });

@@ -13,6 +13,7 @@
 //! is one local sled write long.
 
 mod late;
+mod outgoing;
 mod prepare;
 mod summary;
 mod told;
@@ -22,15 +23,15 @@ pub use crate::sink::Sink;
 use crate::alert::Alerter;
 use crate::config::Config;
 use crate::sink::slack::{text_only_fallback, SlackClient, SlackError};
-use crate::store::{Delivery, Progress, ReportRecord, Store, StoreError, Transition};
+use crate::store::{Delivery, ReportRecord, Store, StoreError, Transition};
 use crate::telemetry;
 use backoff::backoff::Backoff;
 use bson::Document;
 use chrono::Utc;
 use mongodb::Collection;
+use outgoing::Outgoing;
 use std::sync::Arc;
 use std::time::Duration;
-use summary::Outgoing;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -102,9 +103,14 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Every pending report first, then the pending summaries. Each summary is queued by its
-    /// period's last report, so it follows that report.
+    /// The alerts queued first (few, short, and about now), then every pending report, then
+    /// the pending summaries. Each summary is queued by its period's last report, so it follows
+    /// that report.
     async fn round(&self, shutdown: &CancellationToken) -> Result<(), DeliverError> {
+        if let Next::EndRound(why) = self.alerts(shutdown).await? {
+            debug!(?why, "Reports wait for the next round.");
+            return Ok(());
+        }
         if let Next::EndRound(why) = self.reports(shutdown).await? {
             debug!(?why, "Summaries wait for the next round.");
             return Ok(());
@@ -158,46 +164,6 @@ impl Deliverer {
         Ok(Next::Continue)
     }
 
-    /// Posts one ready report's messages in order, each retried with backoff for up to
-    /// [`SLACK_PATIENCE`]; progress is persisted after every accepted message and the report is
-    /// `Sent` only after the last.
-    async fn deliver(
-        &self,
-        record: &mut ReportRecord,
-        shutdown: &CancellationToken,
-    ) -> Result<Next, DeliverError> {
-        let id = record.window.id();
-        while let Some(payload) = record.next_part().cloned() {
-            match self.post(record, payload, shutdown).await? {
-                Posted::Accepted => {}
-                Posted::Later(why) => return Ok(Next::EndRound(why)),
-                Posted::Refused => return Ok(Next::Continue),
-            }
-            if record.part_accepted(Utc::now())? == Progress::AllAccepted {
-                break;
-            }
-            self.store.put_report(record).await?;
-            info!(window = %id, part = record.parts_accepted(), "Report part posted.");
-        }
-        // Every part accepted: `Sent`, what the report settles, and the summary of the
-        // period it ends (if any), in one write.
-        record.sent(Utc::now())?;
-        self.store
-            .mark_delivered_then(record, self.summary_after(record))
-            .await?;
-        if let Delivery::Sent(sent) = record.delivery() {
-            let settled = &sent.settled;
-            metrics::counter!(telemetry::CORRECTIONS_TOTAL).increment(settled.corrections);
-            metrics::counter!(telemetry::CHANGES_UNREPORTED_TOTAL)
-                .increment(settled.unreported.count);
-            metrics::counter!(telemetry::CHANGES_BEYOND_HORIZON_TOTAL)
-                .increment(settled.beyond_horizon.count);
-            info!(window = %id, attempts = record.attempts, parts = sent.parts, "Report posted.");
-        }
-        metrics::counter!(telemetry::REPORTS_POSTED_TOTAL).increment(1);
-        Ok(Next::Continue)
-    }
-
     /// Posts one message until Slack accepts it, refuses it for good, or patience runs out;
     /// every failed attempt is persisted so `status` shows it. A message whose blocks Slack
     /// refuses is tried once more as plain text before the report is given up.
@@ -233,13 +199,13 @@ impl Deliverer {
             if let Some(text_only) = text_only_fallback(&payload, &error) {
                 // Not persisted: the stored message stays as rendered, so a later round tries
                 // the blocks again and falls back again the same way.
-                warn!(%error, window = %id, part = record.parts_accepted().saturating_add(1), kind = R::KIND, "Slack refused the message's blocks; posting it as text only.");
+                warn!(%error, message = %id, part = record.parts_accepted().saturating_add(1), kind = R::KIND, "Slack refused the message's blocks; posting it as text only.");
                 record.save(&self.store).await?;
                 payload = text_only;
                 continue;
             }
             if !error.is_retryable() {
-                error!(%error, window = %id, kind = R::KIND, "Slack refused the message; giving up on it.");
+                error!(%error, message = %id, kind = R::KIND, "Slack refused the message; giving up on it.");
                 if let Some(alert) = record.alert_refused(error.to_string()) {
                     self.alerts.raise(alert);
                 }
@@ -257,11 +223,11 @@ impl Deliverer {
                 ) => *d,
                 (_, Some(d)) => d,
                 (_, None) => {
-                    warn!(%error, window = %id, kind = R::KIND, "Slack post failed; will retry in the next round.");
+                    warn!(%error, message = %id, kind = R::KIND, "Slack post failed; will retry in the next round.");
                     return Ok(Posted::Later(Later::PatienceRanOut));
                 }
             };
-            warn!(%error, window = %id, kind = R::KIND, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
+            warn!(%error, message = %id, kind = R::KIND, retry_in_ms = wait.as_millis() as u64, "Slack post failed; retrying.");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => return Ok(Posted::Later(Later::ShuttingDown)),

@@ -5,19 +5,16 @@
 //! is posted exactly once and a restart continues where it stopped. Its messages go after the
 //! round's reports.
 
-use super::{DeliverError, Deliverer, Later, Next, Posted};
-use crate::alert::Alert;
+use super::{DeliverError, Deliverer, Later, Next};
 use crate::compare::Compared;
 use crate::period::PeriodSpec;
 use crate::report::summary::{self as wording, SummaryView};
-use crate::store::{
-    Messages, Progress, ReportRecord, Stage, Store, StoreError, SummaryRecord, Transition,
-};
+use crate::store::{Messages, ReportRecord, Stage, SummaryRecord};
 use crate::telemetry;
-use crate::window::{Tally, Totals, Window, WindowId};
-use chrono::{DateTime, Utc};
+use crate::window::{Tally, Totals, Window};
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 /// A period's figures.
 #[derive(Debug, Default)]
@@ -26,90 +23,6 @@ struct PeriodTotals {
     totals: Totals,
     /// Each window of the period in order, with its total.
     by_window: Vec<(Window, Tally)>,
-}
-
-/// What posting needs of an outbox record (a report or a summary): its attempts and last
-/// error, giving it up, and saving it.
-pub(super) trait Outgoing {
-    /// For logs.
-    const KIND: &'static str;
-    fn id(&self) -> WindowId;
-    fn attempts_mut(&mut self) -> &mut u32;
-    fn last_error_mut(&mut self) -> &mut Option<String>;
-    fn parts_accepted(&self) -> usize;
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition>;
-    /// The alert a refusal raises, if any.
-    fn alert_refused(&self, error: String) -> Option<Alert>;
-    async fn save(&self, store: &Store) -> Result<(), StoreError>;
-    /// Saves the record once refused for good (a report also queues its period's summary).
-    async fn save_refused(&self, deliverer: &Deliverer) -> Result<(), StoreError>;
-}
-
-impl Outgoing for ReportRecord {
-    const KIND: &'static str = "report";
-    fn id(&self) -> WindowId {
-        self.window.id()
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn parts_accepted(&self) -> usize {
-        ReportRecord::parts_accepted(self)
-    }
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        ReportRecord::refused(self, reason, now)
-    }
-    fn alert_refused(&self, error: String) -> Option<Alert> {
-        Some(Alert::Undeliverable {
-            window: self.window.id(),
-            error,
-        })
-    }
-    async fn save(&self, store: &Store) -> Result<(), StoreError> {
-        store.put_report(self).await
-    }
-    async fn save_refused(&self, deliverer: &Deliverer) -> Result<(), StoreError> {
-        deliverer
-            .store
-            .put_report_then(self, deliverer.summary_after(self))
-            .await
-    }
-}
-
-impl Outgoing for SummaryRecord {
-    const KIND: &'static str = "summary";
-    fn id(&self) -> WindowId {
-        self.period.id()
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn parts_accepted(&self) -> usize {
-        SummaryRecord::parts_accepted(self)
-    }
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        SummaryRecord::refused(self, reason, now)
-    }
-    /// Refused for its content (blocks, length, even as text): a report's alert would not say
-    /// so, and the period is never summarised.
-    fn alert_refused(&self, error: String) -> Option<Alert> {
-        Some(Alert::SummaryUndeliverable {
-            period: self.period.id(),
-            error,
-        })
-    }
-    async fn save(&self, store: &Store) -> Result<(), StoreError> {
-        store.put_summary(self).await
-    }
-    async fn save_refused(&self, deliverer: &Deliverer) -> Result<(), StoreError> {
-        deliverer.store.put_summary(self).await
-    }
 }
 
 impl Deliverer {
@@ -150,7 +63,7 @@ impl Deliverer {
                 };
                 self.prepare_summary(spec, &mut summary, figures).await?;
             }
-            if let Next::EndRound(why) = self.deliver_summary(&mut summary, shutdown).await? {
+            if let Next::EndRound(why) = self.deliver(&mut summary, shutdown).await? {
                 return Ok(Next::EndRound(why));
             }
         }
@@ -212,29 +125,5 @@ impl Deliverer {
         )?;
         self.store.put_summary(summary).await?;
         Ok(())
-    }
-
-    /// Posts a ready summary's messages in order, each marked after its 2xx, then `Sent`.
-    async fn deliver_summary(
-        &self,
-        summary: &mut SummaryRecord,
-        shutdown: &CancellationToken,
-    ) -> Result<Next, DeliverError> {
-        while let Some(payload) = summary.next_part().cloned() {
-            match self.post(summary, payload, shutdown).await? {
-                Posted::Accepted => {}
-                Posted::Later(why) => return Ok(Next::EndRound(why)),
-                Posted::Refused => return Ok(Next::Continue),
-            }
-            if summary.part_accepted(Utc::now())? == Progress::AllAccepted {
-                break;
-            }
-            self.store.put_summary(summary).await?;
-        }
-        summary.sent(Utc::now())?;
-        self.store.put_summary(summary).await?;
-        metrics::counter!(telemetry::SUMMARIES_POSTED_TOTAL).increment(1);
-        info!(period = %summary.period.id(), attempts = summary.attempts, "Summary posted.");
-        Ok(Next::Continue)
     }
 }

@@ -192,7 +192,12 @@ pub(crate) async fn closed(
     // async workers, which also carry the stream and the deliveries.
     // The page's body is written there too: a thousand windows of JSON is milliseconds of
     // work that `/healthz` must not wait behind.
+    let turn = match s.read_turn().await {
+        Ok(turn) => turn,
+        Err(e) => return e.into_response(),
+    };
     let read = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let (items, next) = select(&s, selection)?;
         let body = match format {
             Format::Json => Rendered::json(&items)

@@ -40,6 +40,29 @@ pub struct HttpState {
     pub config: Arc<Config>,
     /// The silent utilities, as the silence watcher last saw them.
     pub silence: Arc<Board>,
+    /// Requests reading the store (the status, a page of windows) run one at a time: many
+    /// clients polling them at once wait here, not for the CPU the tailer, the outbox and
+    /// `/healthz` need (on 2 cores, eight pollers held `/healthz` p99 at 12 ms).
+    pub reads: Arc<tokio::sync::Semaphore>,
+}
+
+impl HttpState {
+    pub fn new(store: Store, live: Arc<Live>, config: Arc<Config>, silence: Arc<Board>) -> Self {
+        HttpState {
+            store,
+            live,
+            config,
+            silence,
+            reads: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// Waits for the turn of a request that reads the store.
+    pub(crate) async fn read_turn(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, (StatusCode, String)> {
+        self.reads.clone().acquire_owned().await.map_err(internal)
+    }
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -103,7 +126,9 @@ async fn status(State(s): State<HttpState>) -> Result<Rendered, (StatusCode, Str
     let now = Utc::now();
     // The store's reads and the body's writing off the async workers: a request never holds
     // up the tailer, the outbox or `/healthz`.
+    let turn = s.read_turn().await?;
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let view = StatusView::build(&s.store, Some(&s.live), s.config.restate_horizon, now)
             .map_err(internal)?;
         Rendered::json(&StatusView {

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::config::Settings;
-use crate::sink::Sink;
 use crate::window::OpenWindow;
 use bson::rawdoc;
 
@@ -29,7 +28,7 @@ async fn tailer_on(state: &std::path::Path, store: Store) -> Tailer {
         stream: coll.clone(),
         queries: coll,
     };
-    let alerts = Alerter::new(Sink::from_config(&config));
+    let alerts = Alerter::new(store.clone(), Arc::new(Notify::new()));
     Tailer::restore(
         sales,
         Arc::new(config),

@@ -128,7 +128,7 @@ impl Store {
         }
         // The ledger learns what Slack took: this report's figures and its corrections.
         self.put_reported(&mut batch, &Told::reported(r.window, r.shown()));
-        let settles = &sent.settled;
+        let settles = &sent.what.settles;
         for (id, totals) in &settles.rechecked {
             self.put_corrected(&mut batch, *id, totals)?;
         }

@@ -19,6 +19,7 @@ const PRUNED: &[&str] = &[
     "ledger/",
     "summary/",
     UNDELIVERABLE_PREFIX,
+    super::alerts::ALERT_PREFIX,
 ];
 
 fn key(prefix: &str, id: WindowId) -> String {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod activity;
+mod alerts;
 mod changes;
 mod history;
 mod index;
@@ -28,8 +29,8 @@ pub use history::{History, Pass};
 pub use index::Pruned;
 pub use ledger::{Source, Told};
 pub use outbox::{
-    Delivery, DeliveryStatus, Messages, Progress, Ready, Reconciled, ReportRecord, Sent, Stage,
-    Step, SummaryRecord, SummaryState, Transition, Undeliverable,
+    AlertRecord, Delivery, DeliveryStatus, MessageId, Messages, Progress, Ready, Reconciled,
+    ReportRecord, Reported, Sent, Stage, Step, SummaryRecord, Transition, Undeliverable,
 };
 pub(crate) use silence::{SilenceRecord, SilenceTold, SilentRecord};
 

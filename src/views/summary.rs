@@ -1,6 +1,6 @@
 //! The last period summary as `status` shows it.
 
-use crate::store::{DeliveryStatus, SummaryRecord, SummaryState};
+use crate::store::{DeliveryStatus, SummaryRecord};
 use crate::window::{Tally, Window};
 use serde::{Deserialize, Serialize};
 
@@ -20,14 +20,7 @@ impl SummaryStatus {
     pub fn of(s: &SummaryRecord) -> SummaryStatus {
         SummaryStatus {
             period: s.period,
-            delivery: match s.state() {
-                SummaryState::Closed => DeliveryStatus::Closed,
-                SummaryState::Ready { .. } => DeliveryStatus::Ready,
-                SummaryState::Sent { at, .. } => DeliveryStatus::Sent { at: *at },
-                SummaryState::Undeliverable { reason, .. } => DeliveryStatus::Undeliverable {
-                    reason: reason.clone(),
-                },
-            },
+            delivery: s.status(),
             total: s.total(),
             attempts: s.attempts,
             last_error: s.last_error.clone(),

@@ -118,7 +118,7 @@ impl Outbox {
             sink: Sink::from_config(&config),
             config: Arc::new(config),
             store: self.store.clone(),
-            alerts: Alerter::new(Sink::Stdout),
+            alerts: Alerter::new(self.store.clone(), Arc::new(Notify::new())),
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(worker.run(Arc::new(Notify::new()), shutdown.clone()));

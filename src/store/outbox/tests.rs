@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::Settlement;
-use crate::window::{Tally, WindowSpec};
+use crate::window::{Tally, WindowId, WindowSpec};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -135,9 +135,9 @@ fn messages_on_disk_cannot_claim_more_accepted_than_they_hold() {
 #[test]
 fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
     let mut r = closed();
-    let id = r.window.id();
+    let id = r.id();
     let wrong = |stage, step| Transition::Wrong {
-        window: id,
+        message: id,
         stage,
         step,
     };
@@ -175,7 +175,7 @@ fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
     assert_eq!(
         r.sent(r.updated_at),
         Err(Transition::PartsLeft {
-            window: id,
+            message: id,
             left: 3
         })
     );
@@ -198,7 +198,7 @@ fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
     );
     assert_eq!(
         r.part_accepted(r.updated_at),
-        Err(Transition::NoPartLeft { window: id })
+        Err(Transition::NoPartLeft { message: id })
     );
     assert!(r.is_pending(), "pending until marked sent");
 
@@ -208,9 +208,11 @@ fn a_report_goes_closed_ready_sent_and_its_parts_in_order() {
         *r.delivery(),
         Delivery::Sent(Sent {
             at: sent_at,
-            reconciled: Reconciled::Database(database()),
+            what: Reported {
+                reconciled: Reconciled::Database(database()),
+                settles: settles(),
+            },
             parts: 3,
-            settled: settles(),
         })
     );
     assert_eq!(
@@ -247,11 +249,11 @@ fn a_refused_report_keeps_what_slack_took_and_settles_nothing() {
     );
     assert!(!r.is_pending());
     assert_eq!(r.next_part(), None);
-    let id = r.window.id();
+    let id = r.id();
     assert_eq!(
         r.sent(r.updated_at),
         Err(Transition::Wrong {
-            window: id,
+            message: id,
             stage: Stage::Undeliverable,
             step: Step::MarkedSent
         })
