@@ -13,6 +13,7 @@ mod support;
 use chrono::{DateTime, TimeDelta, Utc};
 use power_revenue::activity::Activity;
 use power_revenue::change::Marks;
+use power_revenue::store::Outboxed;
 use power_revenue::store::{Checkpoint, Messages, Reconciled, ReportRecord, Settlement, Store};
 use power_revenue::window::{ClosedBy, OpenWindow, Window, WindowSpec};
 use rust_decimal::Decimal;

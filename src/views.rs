@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::setup::RestatementMode;
 use crate::silence::SilentView;
 use crate::source::Live;
+use crate::store::Outboxed;
 use crate::store::{Delivery, DeliveryStatus, ReportRecord, Store, StoreError, Told};
 use crate::window::{OpenWindow, Tally, Totals, Window, WindowId};
 use chrono::{DateTime, TimeZone, Utc};

@@ -23,6 +23,7 @@ pub use crate::sink::Sink;
 use crate::alert::Alerter;
 use crate::config::Config;
 use crate::sink::slack::{text_only_fallback, SlackClient, SlackError};
+use crate::store::Outboxed;
 use crate::store::{Delivery, ReportRecord, Store, StoreError, Transition};
 use crate::telemetry;
 use backoff::backoff::Backoff;

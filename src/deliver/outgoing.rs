@@ -5,25 +5,18 @@
 use super::{DeliverError, Deliverer, Next, Posted};
 use crate::alert::Alert;
 use crate::store::{
-    AlertRecord, MessageId, Progress, ReportRecord, Store, StoreError, SummaryRecord, Transition,
+    AlertRecord, Outboxed, Progress, ReportRecord, Store, StoreError, SummaryRecord,
 };
 use crate::telemetry;
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-pub(super) trait Outgoing {
+/// An outbox record as the posting loop handles it: its moves ([`Outboxed`]), and what
+/// saving and refusing it mean.
+pub(super) trait Outgoing: Outboxed {
     /// For logs: "report", "summary", "alert".
     const KIND: &'static str;
-    fn id(&self) -> MessageId;
-    fn attempts_mut(&mut self) -> &mut u32;
-    fn last_error_mut(&mut self) -> &mut Option<String>;
-    fn next_part(&self) -> Option<Value>;
-    fn parts_accepted(&self) -> usize;
-    fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition>;
-    fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition>;
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition>;
     /// The alert a refusal raises, if any (an alert refused raises none).
     fn alert_refused(&self, error: String) -> Option<Alert>;
     /// Saves its progress, flushed.
@@ -43,7 +36,7 @@ impl Deliverer {
         record: &mut R,
         shutdown: &CancellationToken,
     ) -> Result<Next, DeliverError> {
-        while let Some(payload) = record.next_part() {
+        while let Some(payload) = record.next_part().cloned() {
             match self.post(record, payload, shutdown).await? {
                 Posted::Accepted => {}
                 Posted::Later(why) => return Ok(Next::EndRound(why)),
@@ -73,30 +66,6 @@ impl Deliverer {
 
 impl Outgoing for ReportRecord {
     const KIND: &'static str = "report";
-    fn id(&self) -> MessageId {
-        ReportRecord::id(self)
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn next_part(&self) -> Option<Value> {
-        ReportRecord::next_part(self).cloned()
-    }
-    fn parts_accepted(&self) -> usize {
-        ReportRecord::parts_accepted(self)
-    }
-    fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        ReportRecord::part_accepted(self, now)
-    }
-    fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        ReportRecord::sent(self, at)
-    }
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        ReportRecord::refused(self, reason, now)
-    }
     fn alert_refused(&self, error: String) -> Option<Alert> {
         Some(Alert::Undeliverable {
             window: self.window.id(),
@@ -134,30 +103,6 @@ impl Outgoing for ReportRecord {
 
 impl Outgoing for SummaryRecord {
     const KIND: &'static str = "summary";
-    fn id(&self) -> MessageId {
-        SummaryRecord::id(self)
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn next_part(&self) -> Option<Value> {
-        SummaryRecord::next_part(self).cloned()
-    }
-    fn parts_accepted(&self) -> usize {
-        SummaryRecord::parts_accepted(self)
-    }
-    fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        SummaryRecord::part_accepted(self, now)
-    }
-    fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        SummaryRecord::sent(self, at)
-    }
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        SummaryRecord::refused(self, reason, now)
-    }
     /// Refused for its content (blocks, length, even as text): a report's alert would not say
     /// so, and the period is never summarised.
     fn alert_refused(&self, error: String) -> Option<Alert> {
@@ -182,30 +127,6 @@ impl Outgoing for SummaryRecord {
 
 impl Outgoing for AlertRecord {
     const KIND: &'static str = "alert";
-    fn id(&self) -> MessageId {
-        AlertRecord::id(self)
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn next_part(&self) -> Option<Value> {
-        AlertRecord::next_part(self).cloned()
-    }
-    fn parts_accepted(&self) -> usize {
-        AlertRecord::parts_accepted(self)
-    }
-    fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        AlertRecord::part_accepted(self, now)
-    }
-    fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        AlertRecord::sent(self, at)
-    }
-    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        AlertRecord::refused(self, reason, now)
-    }
     fn alert_refused(&self, _error: String) -> Option<Alert> {
         None
     }

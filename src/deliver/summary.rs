@@ -9,6 +9,7 @@ use super::{DeliverError, Deliverer, Later, Next};
 use crate::compare::Compared;
 use crate::period::PeriodSpec;
 use crate::report::summary::{self as wording, SummaryView};
+use crate::store::Outboxed;
 use crate::store::{Messages, ReportRecord, Stage, SummaryRecord};
 use crate::telemetry;
 use crate::window::{Tally, Totals, Window};

@@ -3,6 +3,7 @@
 //! so. Retention prunes them by age like the windows.
 
 use super::{decode, encode, AlertRecord, Store, StoreError};
+use crate::store::Outboxed;
 use chrono::{DateTime, Utc};
 
 pub(super) const ALERT_PREFIX: &str = "alert/";

@@ -6,6 +6,7 @@ use super::{
     decode, encode, report_key, Delivery, ReportRecord, Store, StoreError, SummaryRecord, Told,
 };
 use crate::change::Marks;
+use crate::store::Outboxed;
 use crate::window::{Tally, Totals, WindowId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 //! record; retention prunes records past it ([`Store::prune`]).
 
 use super::{decode, encode, ReportRecord, Stage, Store, StoreError};
+use crate::store::Outboxed;
 use crate::window::WindowId;
 use chrono::{DateTime, Utc};
 

@@ -29,8 +29,9 @@ pub use history::{History, Pass};
 pub use index::Pruned;
 pub use ledger::{Source, Told};
 pub use outbox::{
-    AlertRecord, Delivery, DeliveryStatus, MessageId, Messages, Progress, Ready, Reconciled,
-    ReportRecord, Reported, Sent, Stage, Step, SummaryRecord, Transition, Undeliverable,
+    AlertRecord, Delivery, DeliveryStatus, MessageId, Messages, Outboxed, Progress, Ready,
+    Reconciled, ReportRecord, Reported, Sent, Stage, Step, SummaryRecord, Transition,
+    Undeliverable,
 };
 pub(crate) use silence::{SilenceRecord, SilenceTold, SilentRecord};
 

@@ -9,7 +9,6 @@ use crate::compare::Comparison;
 use crate::window::{ClosedBy, OpenWindow, Totals, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 mod alert;
 mod delivery;
@@ -18,7 +17,8 @@ mod summary;
 
 pub use alert::AlertRecord;
 pub use delivery::{
-    Delivery, MessageId, Progress, Ready, Sent, Stage, Step, Transition, Undeliverable,
+    Delivery, DeliveryStatus, MessageId, Outboxed, Progress, Ready, Sent, Stage, Step, Transition,
+    Undeliverable,
 };
 pub use messages::Messages;
 pub use summary::SummaryRecord;
@@ -79,29 +79,6 @@ impl Reconciled {
     }
 }
 
-/// Where a report is, as `status --json` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Closed,
-    Ready,
-    Sent { at: DateTime<Utc> },
-    Undeliverable { reason: String },
-}
-
-impl DeliveryStatus {
-    pub(crate) fn of<W: Clone>(d: &Delivery<W>) -> DeliveryStatus {
-        match d {
-            Delivery::Closed => Self::Closed,
-            Delivery::Ready(_) => Self::Ready,
-            Delivery::Sent(s) => Self::Sent { at: s.at },
-            Delivery::Undeliverable(u) => Self::Undeliverable {
-                reason: u.reason.clone(),
-            },
-        }
-    }
-}
-
 impl ReportRecord {
     pub fn closed(open: OpenWindow, closed_by: ClosedBy, now: DateTime<Utc>) -> Self {
         Self {
@@ -119,26 +96,6 @@ impl ReportRecord {
             last_error: None,
             updated_at: now,
         }
-    }
-
-    pub fn id(&self) -> MessageId {
-        MessageId::Report(self.window.id())
-    }
-
-    pub fn delivery(&self) -> &Delivery<Reported> {
-        &self.delivery
-    }
-
-    pub fn stage(&self) -> Stage {
-        self.delivery.stage()
-    }
-
-    pub fn status(&self) -> DeliveryStatus {
-        DeliveryStatus::of(&self.delivery)
-    }
-
-    pub fn is_pending(&self) -> bool {
-        self.delivery.is_pending()
     }
 
     /// What the database said; `None` while the report is closed.
@@ -159,16 +116,6 @@ impl ReportRecord {
             .unwrap_or(&self.streamed)
     }
 
-    /// The next message to post: `None` unless ready with a message Slack has not accepted.
-    pub(crate) fn next_part(&self) -> Option<&Value> {
-        self.delivery.next_part()
-    }
-
-    /// How many messages Slack has accepted.
-    pub fn parts_accepted(&self) -> usize {
-        self.delivery.parts_accepted()
-    }
-
     /// Closed → Ready: reconciled and rendered, nothing posted yet.
     pub fn ready(
         &mut self,
@@ -185,28 +132,27 @@ impl ReportRecord {
         self.updated_at = now;
         Ok(())
     }
+}
 
-    /// Slack accepted the next message (its error, if any, is over).
-    pub fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        let progress = self.delivery.part_accepted(self.id())?;
-        self.last_error = None;
-        self.updated_at = now;
-        Ok(progress)
+impl Outboxed for ReportRecord {
+    type What = Reported;
+    fn id(&self) -> MessageId {
+        MessageId::Report(self.window.id())
     }
-
-    /// Ready, every message accepted → Sent. Its settlement goes with it, for
-    /// [`super::Store::mark_delivered`] to apply in the same write.
-    pub fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.sent(self.id(), at)?;
-        self.updated_at = at;
-        Ok(())
+    fn delivery(&self) -> &Delivery<Reported> {
+        &self.delivery
     }
-
-    /// Ready → Undeliverable: Slack refused a message for good. Nothing is settled.
-    pub fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.refused(self.id(), reason)?;
+    fn delivery_mut(&mut self) -> &mut Delivery<Reported> {
+        &mut self.delivery
+    }
+    fn attempts_mut(&mut self) -> &mut u32 {
+        &mut self.attempts
+    }
+    fn last_error_mut(&mut self) -> &mut Option<String> {
+        &mut self.last_error
+    }
+    fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;
-        Ok(())
     }
 }
 

@@ -80,6 +80,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Outboxed;
     use crate::store::Reconciled;
     use crate::window::{ClosedBy, OpenWindow, Totals, Window};
     use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
 //! The last period summary as `status` shows it.
 
+use crate::store::Outboxed;
 use crate::store::{DeliveryStatus, SummaryRecord};
 use crate::window::{Tally, Window};
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,7 @@ use power_revenue::config::{Config, Settings};
 use power_revenue::deliver::{Deliverer, Sink};
 use power_revenue::report::{render_parts, ReportView};
 use power_revenue::sink::slack::SlackClient;
+use power_revenue::store::Outboxed;
 use power_revenue::store::{
     Checkpoint, Delivery, Messages, Reconciled, ReportRecord, Settlement, Stage, Store,
 };

@@ -3,10 +3,10 @@
 //! next round, and marked sent after Slack's 2xx. Keyed by when it was raised (Unix ms, one
 //! more for each alert raised in the same millisecond), so retention prunes it by age.
 
-use super::{Delivery, DeliveryStatus, MessageId, Messages, Progress, Ready, Stage, Transition};
+use super::{Delivery, MessageId, Messages, Outboxed, Ready};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// One alert in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,47 +38,26 @@ impl AlertRecord {
             updated_at: now,
         }
     }
+}
 
-    pub fn id(&self) -> MessageId {
+impl Outboxed for AlertRecord {
+    type What = ();
+    fn id(&self) -> MessageId {
         MessageId::Alert(u64::try_from(self.id).unwrap_or_default())
     }
-
-    pub fn stage(&self) -> Stage {
-        self.delivery.stage()
+    fn delivery(&self) -> &Delivery<()> {
+        &self.delivery
     }
-
-    pub fn status(&self) -> DeliveryStatus {
-        DeliveryStatus::of(&self.delivery)
+    fn delivery_mut(&mut self) -> &mut Delivery<()> {
+        &mut self.delivery
     }
-
-    pub fn is_pending(&self) -> bool {
-        self.delivery.is_pending()
+    fn attempts_mut(&mut self) -> &mut u32 {
+        &mut self.attempts
     }
-
-    pub(crate) fn next_part(&self) -> Option<&Value> {
-        self.delivery.next_part()
+    fn last_error_mut(&mut self) -> &mut Option<String> {
+        &mut self.last_error
     }
-
-    pub fn parts_accepted(&self) -> usize {
-        self.delivery.parts_accepted()
-    }
-
-    pub fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        let progress = self.delivery.part_accepted(self.id())?;
-        self.last_error = None;
+    fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;
-        Ok(progress)
-    }
-
-    pub fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.sent(self.id(), at)?;
-        self.updated_at = at;
-        Ok(())
-    }
-
-    pub fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.refused(self.id(), reason)?;
-        self.updated_at = now;
-        Ok(())
     }
 }

@@ -136,6 +136,84 @@ pub enum Progress {
     AllAccepted,
 }
 
+/// Where a message is, as `status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Closed,
+    Ready,
+    Sent { at: DateTime<Utc> },
+    Undeliverable { reason: String },
+}
+
+/// What every outbox record has (its delivery, attempts and last error, when it last moved),
+/// and the moves they all make the same way; a record says only how to reach its parts.
+pub trait Outboxed {
+    /// What its message says.
+    type What: Clone;
+    fn id(&self) -> MessageId;
+    fn delivery(&self) -> &Delivery<Self::What>;
+    fn delivery_mut(&mut self) -> &mut Delivery<Self::What>;
+    fn attempts_mut(&mut self) -> &mut u32;
+    fn last_error_mut(&mut self) -> &mut Option<String>;
+    /// It moved at `now`.
+    fn touch(&mut self, now: DateTime<Utc>);
+
+    fn stage(&self) -> Stage {
+        self.delivery().stage()
+    }
+
+    fn is_pending(&self) -> bool {
+        self.delivery().is_pending()
+    }
+
+    fn status(&self) -> DeliveryStatus {
+        match self.delivery() {
+            Delivery::Closed => DeliveryStatus::Closed,
+            Delivery::Ready(_) => DeliveryStatus::Ready,
+            Delivery::Sent(s) => DeliveryStatus::Sent { at: s.at },
+            Delivery::Undeliverable(u) => DeliveryStatus::Undeliverable {
+                reason: u.reason.clone(),
+            },
+        }
+    }
+
+    /// The next message to post: `None` unless ready with a message Slack has not accepted.
+    fn next_part(&self) -> Option<&Value> {
+        self.delivery().next_part()
+    }
+
+    /// How many messages Slack has accepted.
+    fn parts_accepted(&self) -> usize {
+        self.delivery().parts_accepted()
+    }
+
+    /// Slack accepted the next message (its error, if any, is over).
+    fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
+        let id = self.id();
+        let progress = self.delivery_mut().part_accepted(id)?;
+        *self.last_error_mut() = None;
+        self.touch(now);
+        Ok(progress)
+    }
+
+    /// Ready, every message accepted → Sent.
+    fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
+        let id = self.id();
+        self.delivery_mut().sent(id, at)?;
+        self.touch(at);
+        Ok(())
+    }
+
+    /// Ready → Undeliverable: Slack refused a message for good.
+    fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
+        let id = self.id();
+        self.delivery_mut().refused(id, reason)?;
+        self.touch(now);
+        Ok(())
+    }
+}
+
 impl<W: Clone> Delivery<W> {
     pub fn stage(&self) -> Stage {
         match self {

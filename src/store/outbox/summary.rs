@@ -3,11 +3,10 @@
 //! is queued exactly once; it goes through the one delivery machine ([`Delivery`]), what it
 //! says being the period's total.
 
-use super::{Delivery, DeliveryStatus, MessageId, Messages, Progress, Stage, Transition};
+use super::{Delivery, MessageId, Messages, Outboxed, Transition};
 use crate::window::{Tally, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One period's summary in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,33 +34,9 @@ impl SummaryRecord {
         }
     }
 
-    pub fn id(&self) -> MessageId {
-        MessageId::Summary(self.period.id())
-    }
-
-    pub fn stage(&self) -> Stage {
-        self.delivery.stage()
-    }
-
-    pub fn status(&self) -> DeliveryStatus {
-        DeliveryStatus::of(&self.delivery)
-    }
-
-    pub fn is_pending(&self) -> bool {
-        self.delivery.is_pending()
-    }
-
     /// The total posted (or to be posted); `None` before it is rendered.
     pub fn total(&self) -> Option<Tally> {
         self.delivery.what().copied()
-    }
-
-    pub(crate) fn next_part(&self) -> Option<&Value> {
-        self.delivery.next_part()
-    }
-
-    pub fn parts_accepted(&self) -> usize {
-        self.delivery.parts_accepted()
     }
 
     /// Closed → Ready: its figures rendered, nothing posted yet.
@@ -75,23 +50,26 @@ impl SummaryRecord {
         self.updated_at = now;
         Ok(())
     }
+}
 
-    pub fn part_accepted(&mut self, now: DateTime<Utc>) -> Result<Progress, Transition> {
-        let progress = self.delivery.part_accepted(self.id())?;
-        self.last_error = None;
-        self.updated_at = now;
-        Ok(progress)
+impl Outboxed for SummaryRecord {
+    type What = Tally;
+    fn id(&self) -> MessageId {
+        MessageId::Summary(self.period.id())
     }
-
-    pub fn sent(&mut self, at: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.sent(self.id(), at)?;
-        self.updated_at = at;
-        Ok(())
+    fn delivery(&self) -> &Delivery<Tally> {
+        &self.delivery
     }
-
-    pub fn refused(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), Transition> {
-        self.delivery.refused(self.id(), reason)?;
+    fn delivery_mut(&mut self) -> &mut Delivery<Tally> {
+        &mut self.delivery
+    }
+    fn attempts_mut(&mut self) -> &mut u32 {
+        &mut self.attempts
+    }
+    fn last_error_mut(&mut self) -> &mut Option<String> {
+        &mut self.last_error
+    }
+    fn touch(&mut self, now: DateTime<Utc>) {
         self.updated_at = now;
-        Ok(())
     }
 }
