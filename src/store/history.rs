@@ -138,3 +138,75 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::WindowSpec;
+    use chrono::TimeDelta;
+    use chrono_tz::Tz;
+    use rust_decimal::Decimal;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_pass_resumes_where_it_stopped_and_joins_what_is_covered() {
+        let (from, until) = (at("2025-05-22T00:00:00Z"), at("2025-05-29T12:00:00Z"));
+        let mut h = History::begin(from, until);
+        assert_eq!((h.covered_from, h.covered_until), (until, until));
+        // Started again mid-pass: the same pass, not a new one.
+        h.pass.as_mut().unwrap().next = at("2025-05-25T00:00:00Z");
+        let resumed = h.clone().reaching(from - TimeDelta::days(1));
+        assert_eq!(resumed, h);
+        h.pass.as_mut().unwrap().next = until;
+        let done = h.finish().unwrap();
+        assert_eq!(
+            (done.from, h.covered_from, h.covered_until),
+            (from, from, until)
+        );
+        // Nothing more is needed; a longer reach imports only what is missing.
+        assert_eq!(h.clone().reaching(from + TimeDelta::days(1)), h);
+        let longer = h.clone().reaching(from - TimeDelta::days(2));
+        let pass = longer.pass.unwrap();
+        assert_eq!(
+            (pass.from, pass.until, pass.next),
+            (from - TimeDelta::days(2), from, from - TimeDelta::days(2))
+        );
+    }
+
+    #[tokio::test]
+    async fn covered_windows_without_a_sale_read_as_nothing_sold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let spec = WindowSpec::new(3600, Tz::UTC).unwrap();
+        let (from, until) = (at("2025-05-22T00:00:00Z"), at("2025-05-29T12:30:00Z"));
+        let sold = spec.window_of(at("2025-05-23T10:00:00Z"));
+        let quiet = spec.window_of(at("2025-05-24T10:00:00Z"));
+        let straddling = spec.window_of(until);
+        let outside = spec.window_of(from - TimeDelta::hours(3));
+        let mut h = History::begin(from, until);
+        // The first day imported: one window with a sale.
+        h.pass.as_mut().unwrap().next = at("2025-05-25T00:00:00Z");
+        let mut figures = Totals::default();
+        figures.add("IKEDC", Decimal::from(700)).unwrap();
+        store
+            .put_history_step(&h, &Activity::default(), &[(sold, figures.clone())])
+            .await
+            .unwrap();
+        assert_eq!(store.told_or_covered(&sold).unwrap(), Some(figures));
+        assert_eq!(
+            store.told_or_covered(&quiet).unwrap(),
+            Some(Totals::default())
+        );
+        assert_eq!(store.told_or_covered(&outside).unwrap(), None);
+        assert!(!store.history_complete().unwrap());
+        // Finished: the window the stream began in is not the import's to tell.
+        h.pass.as_mut().unwrap().next = until;
+        h.finish();
+        store.put_history(&h).await.unwrap();
+        assert!(store.history_complete().unwrap());
+        assert_eq!(store.told_or_covered(&straddling).unwrap(), None);
+    }
+}
