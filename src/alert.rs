@@ -38,6 +38,10 @@ pub struct Alerter {
     outbox: Arc<Notify>,
     /// When each kind's last alert went out.
     last: Arc<Mutex<HashMap<AlertKind, Instant>>>,
+    /// The last alert's id (Unix ms, one more for each alert raised in the same
+    /// millisecond): given when raised, so alerts queue in the order they were raised and
+    /// two raised together never share a key.
+    last_id: Arc<std::sync::atomic::AtomicI64>,
     /// Owns the queueing writes in flight (a flushed sled write each, off the async workers),
     /// waited for on the way out.
     writes: TaskTracker,
@@ -55,6 +59,7 @@ impl Alerter {
             store,
             outbox,
             last: Arc::default(),
+            last_id: Arc::default(),
             writes,
         }
     }
@@ -86,11 +91,18 @@ impl Alerter {
     }
 
     fn queue(&self, alert: Alert) {
+        use std::sync::atomic::Ordering::SeqCst;
         let kind = format!("{:?}", alert.kind());
+        let now = Utc::now().timestamp_millis();
+        let prev = self
+            .last_id
+            .fetch_update(SeqCst, SeqCst, |last| Some(now.max(last.saturating_add(1))))
+            .unwrap_or(now);
+        let id = now.max(prev.saturating_add(1));
         let (store, outbox) = (self.store.clone(), self.outbox.clone());
         self.writes.spawn_blocking(move || {
             let text = alert.to_string();
-            let queued = store.queue_alert(Utc::now(), |id| {
+            let queued = store.queue_alert(id, |id| {
                 AlertRecord::raised(id, kind.clone(), text, Utc::now())
             });
             match queued {

@@ -40,7 +40,9 @@ pub(crate) struct Importer {
     pub began: DateTime<Utc>,
 }
 
-/// Why the import stopped (the process stops with it).
+/// Why the import stopped (the process stops with it, and the import resumes from its last
+/// step when the manager restarts it): its store failed. No `is_retryable`: a failed query is
+/// retried inside, with backoff, and never ends the import.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error(transparent)]
@@ -127,13 +129,11 @@ impl Importer {
 
     /// The end of the step from `pass.next`: a day on, at a window's start, or the pass's end.
     fn step_end(&self, pass: &Pass) -> DateTime<Utc> {
+        let spec = &self.config.window;
         let day = pass.next.checked_add_signed(STEP).unwrap_or(pass.until);
-        let aligned = self.config.window.window_of(day).start;
-        if aligned > pass.next {
-            aligned.min(pass.until)
-        } else {
-            pass.until
-        }
+        // At least one window on: a day's window on a 25-hour day starts where it began.
+        let one_on = spec.next(&spec.window_of(pass.next)).start;
+        spec.window_of(day).start.max(one_on).min(pass.until)
     }
 
     /// Writes one step: its rows as activity and as the figures of its whole windows.

@@ -45,11 +45,11 @@ pub(crate) async fn run(
                 info!(keys = pruned.keys, %before, "Pruned state past the retention.");
             }
             Ok(_) => {}
-            // A disk hiccup: the next hour prunes what this one could not.
-            Err(error) if error.is_retryable() => {
-                warn!(%error, "Pruning failed; trying again in an hour.");
+            // Housekeeping: a disk hiccup or an unreadable key must not stop the service (it
+            // would again at every start); the next hour prunes what this one could not.
+            Err(error) => {
+                warn!(%error, retryable = error.is_retryable(), "Pruning failed; trying again in an hour.");
             }
-            Err(error) => return Err(error),
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

@@ -27,14 +27,17 @@ const WEEK: Duration = Duration::from_secs(7 * 86_400);
 /// `POWER_REVENUE_RETENTION` [default 90d, or the floor if that is longer]: never shorter than
 /// what a later message may still need of a window (the floor): the restatement horizon
 /// (corrections), and a week plus the longest of a window and a summary period (`reach`:
-/// comparisons and a summary's previous period). A value given below it is refused.
+/// comparisons and a summary's previous period) plus a day. A value given below it is
+/// refused.
 pub(super) fn retention(
     value: Option<&str>,
     restate_horizon: Duration,
     reach: Duration,
 ) -> Result<Duration, ConfigError> {
     const NAME: &str = "POWER_REVENUE_RETENTION";
-    let comparisons = WEEK.saturating_add(reach);
+    // A day more than they reach: a report is prepared after its window ends, and pruning
+    // runs hourly.
+    let comparisons = WEEK.saturating_add(reach).saturating_add(DAY);
     let (floor, why) = if restate_horizon > comparisons {
         (restate_horizon, "POWER_REVENUE_RESTATE_HORIZON")
     } else {

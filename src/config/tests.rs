@@ -432,11 +432,11 @@ fn retention_keeps_at_least_what_later_messages_need() {
         Config::from_settings(base()).unwrap().retention,
         Duration::from_secs(90 * 86_400)
     );
-    // The default horizon is 7d, the daily summary a day: a week and a day at least.
-    assert_eq!(with("8d", None), Ok(Duration::from_secs(8 * 86_400)));
+    // The default horizon is 7d, the daily summary a day: a week, a period and a day.
+    assert_eq!(with("9d", None), Ok(Duration::from_secs(9 * 86_400)));
     assert_eq!(
-        with("7d", Some("1d")).unwrap_err(),
-        "POWER_REVENUE_RETENTION = \"7d\" is shorter than what comparisons and summaries reach back (a week and a period) (8d); use at least 8d"
+        with("8d", Some("1d")).unwrap_err(),
+        "POWER_REVENUE_RETENTION = \"8d\" is shorter than what comparisons and summaries reach back (a week and a period) (9d); use at least 9d"
     );
     assert_eq!(
         with("20d", Some("30d")).unwrap_err(),

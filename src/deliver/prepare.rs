@@ -9,7 +9,8 @@ use crate::alert::Alert;
 use crate::reconcile;
 use crate::report::notes::{Change, Note};
 use crate::report::{self, ReportView};
-use crate::store::{unsettled, Messages, Reconciled, ReportRecord, Settlement};
+use crate::store::Outboxed;
+use crate::store::{unsettled, Messages, Reconciled, ReportRecord, Settlement, Source, Stage};
 use crate::telemetry;
 use crate::window::{earlier_by, ClosedBy, Tally, Totals, WindowId};
 use chrono::{DateTime, Utc};
@@ -80,14 +81,14 @@ impl Deliverer {
             metrics::counter!(telemetry::MISMATCHES_TOTAL).increment(1);
         }
         let mut notes = reconciliation_notes(record, &reconciled);
+        // Only a report Slack took told the channel anything to correct: a refused one's
+        // window is counted as never reported.
         let known: BTreeMap<WindowId, Known> = records
             .iter()
-            .map(|(&w, r)| {
-                let k = match r.reconciled() {
-                    Some(_) => Known::Reported(r.window),
-                    None => Known::Pending,
-                };
-                (w, k)
+            .filter_map(|(&w, r)| match r.stage() {
+                Stage::Sent => Some((w, Known::Reported(r.window))),
+                Stage::Closed | Stage::Ready => Some((w, Known::Pending)),
+                Stage::Undeliverable => None,
             })
             .collect();
         let ledger = Ledger {
@@ -122,11 +123,11 @@ impl Deliverer {
                     let Some(earlier) = records.get(&window) else {
                         continue;
                     };
-                    // Measured from what the channel was told: the ledger (a report never
-                    // delivered told nothing beyond its own figures).
+                    // Measured from what the channel was told: the ledger (written with the
+                    // report's `Sent` mark; pruned only past the horizon).
                     let told = match self.store.told(window)? {
-                        Some(t) => t.now,
-                        None => earlier.shown().clone(),
+                        Some(t) if t.source == Source::Reported => t.now,
+                        _ => earlier.shown().clone(),
                     };
                     match self.recheck(earlier, &told).await {
                         Ok((note, now)) => {

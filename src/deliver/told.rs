@@ -30,9 +30,9 @@ impl Deliverer {
         } else {
             reconcile::query_with_retry(&self.coll, &self.config, &w, IMPORT_PATIENCE).await
         };
-        metrics::counter!(telemetry::IMPORTED_WINDOWS_TOTAL).increment(1);
         match read {
             Ok(figures) => {
+                metrics::counter!(telemetry::IMPORTED_WINDOWS_TOTAL).increment(1);
                 telemetry::ReadBy::Cited.read(figures.total().count);
                 info!(window = %w.id(), cites, "A window the ledger lacked was read from the database once and kept.");
                 self.store.import(w, &figures).await?;

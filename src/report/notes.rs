@@ -73,8 +73,17 @@ impl fmt::Display for Note {
             Self::Recomputed => f.write_str(
                 "♻️ Recomputed: live totals were rebuilt from the database after the change-stream history was lost.",
             ),
-            Self::Correction { label, change, .. } => {
-                f.write_str(&correction_line(label, *change))
+            Self::Correction {
+                label,
+                change,
+                by_utility,
+            } => {
+                // "Late for" only when every utility only gained: a refund beside two late
+                // sales is a correction, whatever the window's total did.
+                let only_added = by_utility
+                    .iter()
+                    .all(|(_, c)| c.revenue >= Decimal::ZERO && c.count >= 0);
+                f.write_str(&correction_line(label, *change, only_added))
             }
             Self::NotYetChecked { label } => write!(
                 f,
@@ -195,9 +204,9 @@ fn utility_line(name: &str, change: Change) -> String {
 /// The line for a change to window `label`. Sales only added read as "Late for …: +₦…, N
 /// transactions"; anything else (a refund, delete, edit or move) is a correction with a sign
 /// on both figures: "Correction for …: -₦1,500.00, -1 transaction".
-fn correction_line(label: &str, change: Change) -> String {
+fn correction_line(label: &str, change: Change, only_added: bool) -> String {
     let revenue = signed_naira(change.revenue);
-    if change.revenue >= Decimal::ZERO && change.count > 0 {
+    if only_added && change.revenue >= Decimal::ZERO && change.count > 0 {
         return format!(
             "Late for {label}: {revenue}, {}",
             transactions(change.count.unsigned_abs())
@@ -257,6 +266,15 @@ mod tests {
                 "↳ IKEDC: -₦1,500.00, -1 transaction",
             ]
         );
+        // A refund beside two late sales: the total grew, yet it is a correction.
+        let mixed = totals_of(&[("IKEDC", 1500, 1), ("EKEDC", 2300, 3)]);
+        let lines = Note::Correction {
+            label: "A".into(),
+            change: Change::between(&reported, &mixed),
+            by_utility: Change::by_utility(&reported, &mixed),
+        }
+        .lines();
+        assert_eq!(lines[0], "Correction for A: +₦1,300.00, +1 transaction");
         // Unchanged utilities get no line; nothing changed at all, no line at all.
         let edited = totals_of(&[("IKEDC", 1750, 1), ("AEDC", 700, 1), ("EKEDC", 300, 1)]);
         assert_eq!(

@@ -45,6 +45,10 @@ enum State {
         /// Whether the alert went out.
         told: Told,
     },
+    /// Silent since `since`, but no longer usually selling at this hour (not watched): its
+    /// silence ended with a notice. If it is usual again before it sells, the same silence
+    /// goes on from `since`.
+    Retired { since: DateTime<Utc> },
 }
 
 /// What the watcher must do after one step: at most one alert and one notice.
@@ -134,7 +138,7 @@ impl Machine {
                     usual_sales: *usual_sales,
                     told: *told,
                 }),
-                State::Selling { .. } => None,
+                State::Selling { .. } | State::Retired { .. } => None,
             })
             .collect();
         silent.sort_by(|a, b| a.utility.cmp(&b.utility));
@@ -197,7 +201,8 @@ impl Machine {
                 State::Silent {
                     told: Told::HeldBack,
                     ..
-                } => None,
+                }
+                | State::Retired { .. } => None,
             },
         }
     }
@@ -215,18 +220,20 @@ impl Machine {
         let watched: BTreeMap<&str, u64> = baseline.usual_at_least(self.min_sales).collect();
         // A utility that no longer usually sells enough (retired, or moved away) leaves the
         // watched set: a silence it was in ends, alerted ones with a notice saying so.
-        self.states.retain(|utility, state| match state {
-            State::Silent { since, told, .. } if !watched.contains_key(utility.as_str()) => {
-                if *told == Told::Alerted {
+        for (utility, state) in &mut self.states {
+            if let State::Silent { since, told, .. } = *state {
+                if watched.contains_key(utility.as_str()) {
+                    continue;
+                }
+                if told == Told::Alerted {
                     step.unwatched.push(Resumption {
                         utility: utility.clone(),
-                        lasted: (now - *since).to_std().unwrap_or_default(),
+                        lasted: (now - since).to_std().unwrap_or_default(),
                     });
                 }
-                false
+                *state = State::Retired { since };
             }
-            _ => true,
-        });
+        }
         if stream == Stream::Behind {
             return;
         }
@@ -237,8 +244,10 @@ impl Machine {
                 .or_insert(State::Selling {
                     last_sale: self.started,
                 });
-            let State::Selling { last_sale } = *state else {
-                continue;
+            let last_sale = match *state {
+                State::Selling { last_sale } => last_sale,
+                State::Retired { since } => since,
+                State::Silent { .. } => continue,
             };
             let silent_for = now.signed_duration_since(last_sale);
             if silent_for < self.period {
@@ -280,7 +289,7 @@ impl Machine {
                     since: *since,
                     usual_sales: *usual_sales,
                 }),
-                State::Selling { .. } => None,
+                State::Selling { .. } | State::Retired { .. } => None,
             })
             .collect();
         v.sort_by(|a, b| {

@@ -296,3 +296,40 @@ fn the_api_shape_is_the_contracts() {
         }])
     );
 }
+
+#[test]
+fn a_utility_no_longer_usual_leaves_with_one_notice_and_its_silence_goes_on_if_usual_again() {
+    let mut m = machine();
+    step(&mut m, 1, &["IKEDC", "EKEDC"]);
+    let alert = (2..=40)
+        .map(|minute| step(&mut m, minute, &["EKEDC"]))
+        .find(|s| !s.alert.is_empty())
+        .expect("IKEDC alerted");
+    assert_eq!(alerted(&alert), [("IKEDC", 30, 42)]);
+    // At this hour IKEDC no longer usually sells: one notice, and it is not silent any more.
+    m.baseline(baseline(&[("IKEDC", 7), ("EKEDC", 70)]));
+    let left = step(&mut m, 45, &["EKEDC"]);
+    let notice: Vec<_> = left
+        .unwatched
+        .iter()
+        .map(|r| (r.utility.as_str(), r.lasted.as_secs() / 60))
+        .collect();
+    assert_eq!(notice, [("IKEDC", 44)]);
+    assert!(m.silent().is_empty());
+    assert_eq!(step(&mut m, 46, &["EKEDC"]), Step::default());
+    // Usual again (another hour) and still not selling: the same silence, counted from its
+    // last sale, not from when watching began.
+    m.baseline(baseline(&[("IKEDC", 294), ("EKEDC", 70)]));
+    let again = step(&mut m, 120, &["EKEDC"]);
+    assert_eq!(
+        alerted(&again).len() + again.held_back.len(),
+        1,
+        "{again:?}"
+    );
+    assert_eq!(m.silent()[0].since, at(1));
+    // A sale of a retired utility is simply a sale: no "resumed" for a silence whose notice
+    // said it was no longer watched.
+    m.baseline(baseline(&[("IKEDC", 7), ("EKEDC", 70)]));
+    step(&mut m, 121, &["EKEDC"]);
+    assert!(step(&mut m, 122, &["IKEDC", "EKEDC"]).resumed.is_empty());
+}

@@ -32,6 +32,13 @@ pub enum Folded {
     Ignored,
 }
 
+/// Whether a sale that counts is a new one for the activity, or an edit of one counted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sold {
+    New,
+    Edited,
+}
+
 /// A MongoDB cluster time (`Timestamp` seconds and increment) as one ordered number.
 pub type ClusterTime = u64;
 
@@ -217,25 +224,25 @@ impl Fold {
                 .judge
                 .judge(crate::rules::lookup4(full, &self.judge.paths))
             {
-                Image::Sale(sale) => self.add(&sale, live),
+                Image::Sale(sale) => self.add(&sale, live, Sold::New),
                 Image::Skipped(reason) => Folded::Skipped(reason),
                 Image::NotASale => Folded::Ignored,
             };
         }
-        let (out, after) = match self.judge.effect(&event.parts) {
+        let (out, after, sold) = match self.judge.effect(&event.parts) {
             Effect::Exact { before, after } => {
                 if let (Image::Sale(b), Image::Sale(a)) = (&before, &after) {
                     if b == a {
                         return Folded::Ignored;
                     }
                 }
-                let out = match before {
-                    Image::Sale(sale) => self.remove(&sale, live),
-                    _ => Folded::Ignored,
+                let (out, sold) = match before {
+                    Image::Sale(sale) => (self.remove(&sale, live), Sold::Edited),
+                    _ => (Folded::Ignored, Sold::New),
                 };
-                (out, after)
+                (out, after, sold)
             }
-            Effect::Fulfilled { after } => (Folded::Ignored, after),
+            Effect::Fulfilled { after } => (Folded::Ignored, after, Sold::New),
             Effect::Unknown { after, window } => {
                 let out = match window {
                     OldWindow::At(ms) => {
@@ -258,7 +265,7 @@ impl Fold {
                 // A replaced document that is a sale counts (as it always did); a looked-up
                 // document after an update only marks its window, the amount before unknown.
                 match (event.parts.op, after, window) {
-                    (Op::Replace, after, _) => (out, after),
+                    (Op::Replace, after, _) => (out, after, Sold::New),
                     (_, Image::Sale(sale), OldWindow::Any) => {
                         let w = self.window_of(sale.at_ms);
                         if w.start < self.open_from {
@@ -271,15 +278,20 @@ impl Fold {
             }
         };
         match after {
-            Image::Sale(sale) => self.add(&sale, live).max_with(out),
+            Image::Sale(sale) => self.add(&sale, live, sold).max_with(out),
             Image::Skipped(reason) => Folded::Skipped(reason),
             Image::NotASale => out,
         }
     }
 
-    /// A sale that now counts: into its open window, or marked on its closed one.
-    fn add(&mut self, sale: &Sale<'_>, live: &Live) -> Folded {
+    /// A sale that now counts: into its open window, or marked on its closed one; a new one
+    /// (not an edit of one counted before) in the activity either way.
+    fn add(&mut self, sale: &Sale<'_>, live: &Live, sold: Sold) -> Folded {
         let window = self.window_of(sale.at_ms);
+        if sold == Sold::New {
+            self.activity
+                .count(bucket_of(sale.at_ms, self.bucket_ms), &sale.utility);
+        }
         if window.start < self.open_from {
             self.marks.mark(window.id(), sale.amount);
             return Folded::Late {
@@ -301,8 +313,6 @@ impl Fold {
         open.events_applied += 1;
         open.last_event_at = Some(self.now);
         live.events_applied.fetch_add(1, Relaxed);
-        self.activity
-            .count(bucket_of(sale.at_ms, self.bucket_ms), &sale.utility);
         Folded::Counted
     }
 

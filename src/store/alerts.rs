@@ -4,7 +4,7 @@
 
 use super::{decode, encode, AlertRecord, Store, StoreError};
 use crate::store::Outboxed;
-use chrono::{DateTime, Utc};
+use crate::window::WindowId;
 
 pub(super) const ALERT_PREFIX: &str = "alert/";
 const PENDING_ALERT_PREFIX: &str = "pending_alert/";
@@ -14,14 +14,15 @@ fn key(prefix: &str, id: i64) -> String {
 }
 
 impl Store {
-    /// Queues an alert raised at `now` with `make` (given its id), flushed: its id is `now`
-    /// in Unix ms, or the next free one. Blocking.
-    pub fn queue_alert(
+    /// Queues an alert with `make` (given its id), flushed: its id is `id` (the raiser's, in
+    /// raising order), or the next free one (one kept by a process before a restart).
+    /// Blocking.
+    pub(crate) fn queue_alert(
         &self,
-        now: DateTime<Utc>,
+        id: i64,
         make: impl FnOnce(i64) -> AlertRecord,
     ) -> Result<AlertRecord, StoreError> {
-        let mut id = now.timestamp_millis().max(0);
+        let mut id = id.max(0);
         while self.tree.contains_key(key(ALERT_PREFIX, id).as_bytes())? {
             id = id.saturating_add(1);
         }
@@ -44,6 +45,14 @@ impl Store {
         self.tree.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Whether the key of `prefix` and `id` is a pending alert's (never pruned).
+    pub(super) fn alert_pending(&self, prefix: &str, id: WindowId) -> Result<bool, StoreError> {
+        Ok(prefix == ALERT_PREFIX
+            && self
+                .tree
+                .contains_key(key(PENDING_ALERT_PREFIX, id.0).as_bytes())?)
     }
 
     /// The alerts still to post, oldest first.

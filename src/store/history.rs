@@ -103,6 +103,19 @@ impl Store {
         Ok(self.history()?.is_some_and(|h| h.pass.is_none()))
     }
 
+    /// After pruning before `before`: what is covered starts there at the earliest. Flushed.
+    pub(super) fn history_pruned_before(&self, before: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some(mut h) = self.history()? else {
+            return Ok(());
+        };
+        if h.covered_from < before {
+            h.covered_from = before.min(h.covered_until);
+            self.tree.insert(KEY_HISTORY, encode(&h))?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
     /// Saves `history` alone, flushed.
     pub(crate) async fn put_history(&self, history: &History) -> Result<(), StoreError> {
         self.tree.insert(KEY_HISTORY, encode(history))?;

@@ -149,7 +149,9 @@ impl Store {
             for k in self.tree.range(prefix.as_bytes()..hi.as_bytes()).keys() {
                 let k = k?;
                 let id = id_of(prefix, &k)?;
-                if self.tree.contains_key(key(PENDING_PREFIX, id).as_bytes())? {
+                if self.tree.contains_key(key(PENDING_PREFIX, id).as_bytes())?
+                    || self.alert_pending(*prefix, id)?
+                {
                     continue;
                 }
                 batch.remove(self, k)?;
@@ -161,6 +163,9 @@ impl Store {
             pruned.keys += 1;
         }
         batch.apply(self)?;
+        // What the import covered before the cutoff is gone now: a window there must not
+        // read as one that sold nothing.
+        self.history_pruned_before(before)?;
         Ok(pruned)
     }
 }

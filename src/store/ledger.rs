@@ -98,7 +98,8 @@ impl Store {
             corrections: 0,
             source: Source::Imported,
         };
-        // Only the outbox worker writes the ledger, one write at a time.
+        // A race with another writer (the import, a delivered report) loses only this copy:
+        // a reported window's own entry replaces an imported one in its `Sent` write.
         if !self.tree.contains_key(key.as_bytes())? {
             self.tree.insert(key.as_bytes(), encode(&told))?;
             self.db.flush_async().await?;

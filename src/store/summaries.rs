@@ -54,7 +54,6 @@ impl Store {
         Ok(())
     }
 
-    /// All summaries, oldest period first.
     /// The most recent summary record, reading only its key.
     pub fn latest_summary(&self) -> Result<Option<SummaryRecord>, StoreError> {
         match self.tree.scan_prefix(SUMMARY_PREFIX).next_back() {
@@ -66,6 +65,7 @@ impl Store {
         }
     }
 
+    /// All summaries, oldest period first: a few a day, pruned by retention.
     pub fn summaries(&self) -> Result<Vec<SummaryRecord>, StoreError> {
         self.tree
             .scan_prefix(SUMMARY_PREFIX)

@@ -313,7 +313,7 @@ fn durations_out_of_bounds_are_refused_with_the_bound() {
         ("POWER_REVENUE_MAX_FUTURE", "400000000y", "at most 366d"),
         ("POWER_REVENUE_ALERT_STREAM_DOWN", "8d", "at most 7d"),
         ("POWER_REVENUE_RETENTION", "400000000y", "at most 3653d"),
-        ("POWER_REVENUE_RETENTION", "3d", "use at least 8d"),
+        ("POWER_REVENUE_RETENTION", "3d", "use at least 9d"),
         (
             "POWER_REVENUE_GRACE",
             "300000y",
