@@ -48,6 +48,7 @@ pub mod demo;
 pub mod devserver;
 pub mod display;
 pub(crate) mod failpoint;
+pub mod ha;
 pub mod http;
 pub(crate) mod import;
 pub(crate) mod limits;

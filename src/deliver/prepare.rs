@@ -29,9 +29,20 @@ impl Deliverer {
         let id = record.window.id();
         // Read before any query below begins: every change seen so far was committed before,
         // so each query counts those of its window.
-        let seen = self.store.late()?;
-        let settled = self.store.settled_late()?;
-        let (any_seen, any_settled) = self.store.changes_anywhere()?;
+        // The change tallies (one key per window with changes, pruned by retention) are read
+        // off the async workers.
+        let store = self.store.clone();
+        let (seen, settled, (any_seen, any_settled)) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.late()?,
+                store.settled_late()?,
+                store.changes_anywhere()?,
+            ))
+        })
+        .await
+        .map_err(|e| {
+            crate::store::StoreError::Damaged(format!("reading changes stopped: {e}"))
+        })??;
         let anywhere = match unsettled(any_seen, Some(&any_settled)) {
             Some(_) => Pending::Changes,
             None => Pending::Nothing,

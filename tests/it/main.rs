@@ -17,6 +17,7 @@ mod decoder_fuzz;
 mod deploy;
 mod dst;
 mod faults;
+mod ha_lease;
 mod hardening_config;
 mod history;
 mod hostile_names;
