@@ -9,23 +9,29 @@
 //!    filtered server-side)     │  rules: what counts, money: exact amounts, change: what an
 //!                              │  edit, refund or delete moves; source::closer decides when
 //!                              ▼  a window closes and when to checkpoint (pure, clock injected)
-//!                          store (sled): resume token + open windows, one atomic write
-//!                              │  window due (end + grace) → outbox record, same write
+//!                          store (sled): resume token + open windows + activity buckets, one
+//!                              │  atomic write; window due (end + grace) → outbox, same write
 //!                              ▼
-//!                          deliver::Deliverer ──► reconcile ($facet, the source of truth;
-//!                              │                    re-run for earlier windows that changed)
-//!                              │                ──► report (all wording: text + Block Kit)
+//!                          deliver::Deliverer: the one outbox (alerts, reports, summaries;
+//!                              │  one delivery machine, one posting loop, one backoff)
+//!                              │  ──► reconcile ($facet over the closing window, the truth;
+//!                              │       re-run for earlier windows whose sales changed)
+//!                              │  ──► the ledger (what the channel was told, per window and
+//!                              │       utility): comparisons, summaries, corrections' base
+//!                              │  ──► report (all wording: text + Block Kit)
 //!                              ▼
-//!                          sink (Slack webhook, 2xx) ──► store: Sent, never posted twice
-//!                              │  a period's last report Sent → its summary queued, same write
-//!                              ▼
-//!                          deliver (summary) ──► one $facet over the period ──► sink, once
+//!                          sink (Slack webhook, 2xx) ──► store: Sent + ledger, one write
 //! ```
 //!
+//! Beside them: `import` reads the week before the first start once (ledger + activity);
+//! `silence` watches the live totals against baselines read from the activity; `retention`
+//! prunes what is past `POWER_REVENUE_RETENTION`; `ha` holds the lease of an active/standby
+//! pair (not wired yet).
+//!
 //! Layers, each using only those before it: the domain (`window`, `period`, `money`, `rules`,
-//! `raw`, `change`, `display`, `report`), the ports (`store`, `sink`), the workers (`source`,
-//! `reconcile`, `deliver`, `alert`, `silence`: silent-utility alerts), the adapters (`http`,
-//! `status`, `views`, `commands`, `app`):
+//! `raw`, `change`, `activity`, `display`, `report`), the ports (`store`, `sink`), the workers
+//! (`source`, `reconcile`, `deliver`, `alert`, `import`, `silence`, `retention`, `ha`), the
+//! adapters (`http`, `status`, `views`, `commands`, `app`):
 //! `views` owns every output shape built from the store and the live state (the CLI's status,
 //! the API, the dashboard), `status` renders it as text, `http` routes it.
 //! `config` validates settings before anything connects; `limits` bounds every command sent to
