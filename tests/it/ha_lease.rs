@@ -49,3 +49,72 @@ async fn one_holder_at_a_time_and_a_stale_epoch_renews_nothing() {
     b.release(3).await.unwrap();
     assert_eq!(a.acquire().await.unwrap(), Outcome::Acquired { epoch: 4 });
 }
+
+/// Fenced delivery: a message is claimed and marked sent only under the lease's epoch; the
+/// next leader skips what is marked sent, claims again what was claimed and never marked (the
+/// one duplicate), and the old leader can claim and mark nothing once it is stale.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_and_marks_only_under_the_current_epoch() {
+    use bson::doc;
+    use power_revenue::ha::claims::{Claim, Claims};
+    let db = TestDb::new("ha_claims").await;
+    let deliveries = db
+        .client
+        .database(&db.name)
+        .collection::<Document>("power_revenue_deliveries");
+    let claims = |lease: LeaseStore| Claims {
+        deliveries: deliveries.clone(),
+        lease,
+    };
+    let (a, b) = (claims(instance(&db, "a")), claims(instance(&db, "b")));
+    assert_eq!(
+        a.lease.acquire().await.unwrap(),
+        Outcome::Acquired { epoch: 1 }
+    );
+    let figures = doc! { "window": "2025-05-29T12:00:00Z", "revenue": "1500.00" };
+    assert_eq!(
+        a.claim("report/1/1", 1, figures.clone()).await.unwrap(),
+        Claim::Claimed
+    );
+    assert!(a.mark_sent("report/1/1", 1).await.unwrap());
+    assert_eq!(
+        a.claim("report/2/1", 1, figures.clone()).await.unwrap(),
+        Claim::Claimed
+    );
+    // `b` is no leader: it claims nothing.
+    assert_eq!(
+        b.claim("report/3/1", 1, figures.clone()).await.unwrap(),
+        Claim::Stale
+    );
+    // `a` is lost; `b` takes over under epoch 2.
+    let epoch = wait_for(Duration::from_secs(10), "b to take over", async || match b
+        .lease
+        .acquire()
+        .await
+        .ok()?
+    {
+        Outcome::Acquired { epoch } => Some(epoch),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        b.claim("report/1/1", epoch, figures.clone()).await.unwrap(),
+        Claim::AlreadySent
+    );
+    assert_eq!(
+        b.claim("report/2/1", epoch, figures.clone()).await.unwrap(),
+        Claim::Reclaimed { by_epoch: 1 }
+    );
+    // The old leader wakes up: nothing it claims or marks takes.
+    assert_eq!(
+        a.claim("report/4/1", 1, figures.clone()).await.unwrap(),
+        Claim::Stale
+    );
+    assert!(!a.mark_sent("report/2/1", 1).await.unwrap());
+    assert!(b.mark_sent("report/2/1", epoch).await.unwrap());
+    let sent = deliveries
+        .count_documents(doc! { "state": "sent" })
+        .await
+        .unwrap();
+    assert_eq!(sent, 2);
+}
