@@ -24,7 +24,7 @@ use mongodb::{Client, Collection};
 use power_revenue::config::{Config, Settings};
 use power_revenue::setup;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{sale, Server};
 
@@ -35,15 +35,6 @@ const SUMMARY: &str = "96s";
 
 fn main() {
     support::print_figures(run());
-}
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn run() -> serde_json::Value {
@@ -90,7 +81,7 @@ async fn run() -> serde_json::Value {
 
     let state = dir.path().join("state");
     let log = dir.path().join("service.log");
-    let svc = Service(
+    let svc = support::Service(
         Command::new(env!("CARGO_BIN_EXE_power-revenue"))
             .arg("serve")
             .env("MONGODB_URI", &uri)

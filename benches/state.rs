@@ -19,7 +19,7 @@ use power_revenue::window::{ClosedBy, OpenWindow, Window, WindowSpec};
 use rust_decimal::Decimal;
 use serde_json::json;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,15 +30,6 @@ const RETENTION_DAYS: i64 = 90;
 
 fn main() {
     support::print_figures(run());
-}
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn run() -> serde_json::Value {
@@ -56,7 +47,7 @@ async fn run() -> serde_json::Value {
     // The service on the year kept for ever (the worst case for every read).
     let server = Server::start(&dir.path().join("db"), 1_000_000);
     let state = dir.path().join("kept");
-    let svc = Service(
+    let svc = support::Service(
         Command::new(env!("CARGO_BIN_EXE_power-revenue"))
             .arg("serve")
             .env("MONGODB_URI", server.uri())

@@ -28,11 +28,11 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// (window start, utility) → (revenue, count).
-type Rows = BTreeMap<(String, String), (Decimal, u64)>;
+pub(crate) type Rows = BTreeMap<(String, String), (Decimal, u64)>;
 
 /// The database's figures per window and utility now, from its own aggregation (the tests
 /// use whole-naira integer amounts and upper-case names, so no rule of the service applies).
-async fn database_rows(db: &TestDb, windows: &[Window]) -> Rows {
+pub(crate) async fn database_rows(db: &TestDb, windows: &[Window]) -> Rows {
     let mut rows = Rows::new();
     for w in windows {
         let pipeline = [

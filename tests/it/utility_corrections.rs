@@ -10,7 +10,6 @@ use crate::common::{report_of, spec, upcoming, wait_for, TestDb};
 use bson::{doc, Document};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
-use futures::TryStreamExt;
 use power_revenue::report::{time_line, window_label};
 use power_revenue::window::Window;
 use regex::Regex;
@@ -32,36 +31,12 @@ fn naira(s: &str) -> Decimal {
     s.replace(['₦', ','], "").parse().unwrap()
 }
 
-/// The database's figures for `w` now, per utility (whole-naira amounts, upper-case names:
-/// no rule of the service applies).
+/// The database's figures for `w` now, per utility (the history test's own aggregation).
 async fn database_now(db: &TestDb, w: &Window) -> PerUtility {
-    let pipeline = [
-        doc! { "$match": { "status": "fulfilled", "createdAt": {
-        "$gte": bson::DateTime::from_chrono(w.start), "$lt": bson::DateTime::from_chrono(w.end) } } },
-        doc! { "$group": { "_id": "$utility", "revenue": { "$sum": "$amount" }, "count": { "$sum": 1 } } },
-    ];
-    let groups: Vec<Document> = db
-        .coll
-        .aggregate(pipeline)
+    crate::history::database_rows(db, &[*w])
         .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let number = |g: &Document, k: &str| {
-        g.get_i64(k)
-            .or_else(|_| g.get_i32(k).map(i64::from))
-            .unwrap()
-    };
-    groups
-        .iter()
-        .map(|g| {
-            let name = g.get_str("_id").unwrap().to_owned();
-            (
-                name,
-                (Decimal::from(number(g, "revenue")), number(g, "count")),
-            )
-        })
+        .into_iter()
+        .map(|((_, utility), (revenue, count))| (utility, (revenue, count as i64)))
         .collect()
 }
 
