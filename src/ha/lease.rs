@@ -84,6 +84,14 @@ impl Lease {
         }
     }
 
+    /// When a leader's posting stops unless it renews; `None` for a standby.
+    pub fn fenced_until(&self) -> Option<Instant> {
+        match self.role {
+            Role::Leader { renewed, .. } => Some(self.fenced_at(renewed)),
+            Role::Standby => None,
+        }
+    }
+
     fn fenced_at(&self, renewed: Instant) -> Instant {
         renewed + self.length.saturating_sub(self.margin)
     }

@@ -118,3 +118,56 @@ async fn claims_and_marks_only_under_the_current_epoch() {
         .unwrap();
     assert_eq!(sent, 2);
 }
+
+/// Two instances' lease loops: exactly one leads; the leader lost without a word (its task
+/// gone), the other leads once the lease expires; the lost one's own fence had run out.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_of_two_lease_loops_leads_and_the_other_takes_over() {
+    use power_revenue::ha::leader::{self, Fence};
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+    let db = TestDb::new("ha_loops").await;
+    let start = |name: &str| {
+        let mut store = instance(&db, name);
+        store.length = Duration::from_secs(3);
+        let (tx, rx) = watch::channel(None::<Fence>);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(leader::run(store, tx, stop.clone()));
+        (rx, stop, task)
+    };
+    let (a, a_stop, a_task) = start("a");
+    let (b, b_stop, b_task) = start("b");
+    let leads = |rx: &watch::Receiver<Option<Fence>>| Fence::epoch_now(&rx.borrow());
+    let first = wait_for(Duration::from_secs(10), "a leader", async || {
+        match (leads(&a), leads(&b)) {
+            (Some(_), Some(_)) => panic!("two leaders"),
+            (Some(e), None) => Some(("a", e)),
+            (None, Some(e)) => Some(("b", e)),
+            (None, None) => None,
+        }
+    })
+    .await;
+    // The leader vanishes without handing the lease back (as a killed process would).
+    let (gone, gone_task, other, other_stop, other_task) = if first.0 == "a" {
+        (a, a_task, b, b_stop, b_task)
+    } else {
+        (b, b_task, a, a_stop, a_task)
+    };
+    gone_task.abort();
+    let lost = std::time::Instant::now();
+    let epoch = wait_for(Duration::from_secs(10), "the other to lead", async || {
+        leads(&other)
+    })
+    .await;
+    assert!(epoch > first.1, "a new epoch: {epoch} after {}", first.1);
+    // The lease (3 s), a standby's try every third, and room for a busy test server.
+    assert!(
+        lost.elapsed() < Duration::from_secs(8),
+        "took over in {:?}",
+        lost.elapsed()
+    );
+    assert_eq!(leads(&gone), None, "the lost leader's own fence ran out");
+    // A clean stop hands the lease back.
+    other_stop.cancel();
+    other_task.await.unwrap();
+}
