@@ -150,7 +150,7 @@ impl Store {
                 let k = k?;
                 let id = id_of(prefix, &k)?;
                 if self.tree.contains_key(key(PENDING_PREFIX, id).as_bytes())?
-                    || self.alert_pending(*prefix, id)?
+                    || self.alert_pending(prefix, id)?
                 {
                     continue;
                 }

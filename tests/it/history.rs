@@ -180,6 +180,14 @@ async fn csv_rows_sum_to_the_database_after_a_refund_and_a_back_dated_sale() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(resp.headers()["vary"], "Accept");
+    // From when the service holds windows: its first closed window (it started mid-way, or
+    // before `first`), never later than `first`.
+    let data_from: DateTime<Utc> = resp.headers()["data-from"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(data_from <= first.start, "{data_from}");
     let body = resp.text().await.unwrap();
     eprintln!("{body}");
     assert!(body.contains(",'=1+2,700.00,1\n"), "no formula: {body}");
