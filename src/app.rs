@@ -36,6 +36,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let mongo = config.mongo()?.clone();
         let store = Store::open(&config.state_dir)?;
+        store.check_windows(&config.window, &config.state_dir)?;
         let sales = Sales {
             stream: collection_for(&config, STREAM_APP).await?,
             queries: collection(&config).await?,

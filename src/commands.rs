@@ -95,7 +95,7 @@ pub async fn status(config: Config, json: bool) -> anyhow::Result<()> {
                 .send()
                 .await
                 .and_then(|r| r.error_for_status())
-                .with_context(|| format!("the state directory is in use, and the running service did not answer at {url}; set POWER_REVENUE_HTTP_ADDR to its address"))?
+                .with_context(|| format!("the state directory is in use, and the running service did not answer at {url}; set POWER_REVENUE_HTTP_ADDR to its address (and POWER_REVENUE_API_TOKEN to its token, if it has one)"))?
                 .json::<StatusView>()
                 .await?
         }

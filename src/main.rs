@@ -121,7 +121,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("power-revenue: {e:#}");
-            ExitCode::FAILURE
+            // A setting the state contradicts is a bad setting, like any other.
+            let setting = e
+                .downcast_ref::<power_revenue::store::StoreError>()
+                .is_some_and(|s| s.is_setting());
+            if setting {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

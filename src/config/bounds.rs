@@ -43,7 +43,7 @@ pub(super) fn retention(
     } else {
         (
             comparisons,
-            "what comparisons and summaries reach back (a week and a period)",
+            "what comparisons and summaries reach back (a week, a period and a day)",
         )
     };
     let Some(value) = value else {

@@ -436,7 +436,7 @@ fn retention_keeps_at_least_what_later_messages_need() {
     assert_eq!(with("9d", None), Ok(Duration::from_secs(9 * 86_400)));
     assert_eq!(
         with("8d", Some("1d")).unwrap_err(),
-        "POWER_REVENUE_RETENTION = \"8d\" is shorter than what comparisons and summaries reach back (a week and a period) (9d); use at least 9d"
+        "POWER_REVENUE_RETENTION = \"8d\" is shorter than what comparisons and summaries reach back (a week, a period and a day) (9d); use at least 9d"
     );
     assert_eq!(
         with("20d", Some("30d")).unwrap_err(),

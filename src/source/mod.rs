@@ -404,7 +404,7 @@ impl Tailer {
             Folded::Late { window, delta } => {
                 self.live.events_late.fetch_add(1, Relaxed);
                 if self.late_log.allow() {
-                    warn!(window = %window.id(), %delta, document_id = %document_id(event), "A sale of a closed window changed; the next report re-checks that window.");
+                    warn!(window = %window.id(), %delta, document_id = %document_id(event), "A sale of a closed window changed; the next report re-checks it if this service reported that window, and counts it otherwise.");
                 }
             }
             Folded::ChangedSomewhere => {

@@ -7,7 +7,7 @@
 
 use crate::activity::Activity;
 use crate::change::Marks;
-use crate::window::{OpenWindow, Window, WindowId};
+use crate::window::{OpenWindow, Window, WindowId, WindowSpec};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ pub(crate) use silence::{SilenceRecord, SilenceTold, SilentRecord};
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
+/// The windows the state was written with: length and time zone.
+const KEY_WINDOWS: &[u8] = b"windows";
 const REPORT_PREFIX: &str = "report/";
 /// What this build stores: a state directory of any other format is refused as it opens
 /// ([`StoreError::Format`]), never read as this one. Changes with what is stored.
@@ -126,6 +128,14 @@ pub enum StoreError {
     Damaged(String),
     #[error("state record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The state was written with other windows: every window id, total and checkpoint in it
+    /// belongs to those, and reading them as these would count sales twice.
+    #[error("state directory {dir} holds windows of {was}; POWER_REVENUE_WINDOW and POWER_REVENUE_TIMEZONE now say {now}: set them back, or point POWER_REVENUE_STATE_DIR at an empty directory (the service then starts at the current window)")]
+    WindowsChanged {
+        dir: PathBuf,
+        was: String,
+        now: String,
+    },
     /// [`Store::mark_delivered`] with a record not yet moved to `Sent` (a bug in the caller).
     #[error("the report for window {0} is not marked sent, so it settles nothing yet")]
     NotSent(WindowId),
@@ -135,6 +145,11 @@ impl StoreError {
     /// Disk hiccups may pass; a locked, foreign or corrupt store will not.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Io(_))
+    }
+
+    /// A setting disagrees with the state: the settings are what to fix (exit 2).
+    pub fn is_setting(&self) -> bool {
+        matches!(self, Self::WindowsChanged { .. })
     }
 }
 
@@ -244,6 +259,25 @@ impl Store {
             write_private(&marker, FORMAT).map_err(open_error)?;
         }
         Ok(Store { tree, db })
+    }
+
+    /// Refuses windows other than those the state was written with; records them the first
+    /// time. `dir` is for the message.
+    pub fn check_windows(&self, spec: &WindowSpec, dir: &Path) -> Result<(), StoreError> {
+        let now = format!("{}s in {}", spec.length().num_seconds(), spec.tz().name());
+        match self.tree.get(KEY_WINDOWS)? {
+            Some(was) if was.as_ref() == now.as_bytes() => Ok(()),
+            Some(was) => Err(StoreError::WindowsChanged {
+                dir: dir.into(),
+                was: String::from_utf8_lossy(&was).into_owned(),
+                now,
+            }),
+            None => {
+                self.tree.insert(KEY_WINDOWS, now.as_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
     }
 
     pub(crate) fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {

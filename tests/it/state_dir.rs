@@ -269,3 +269,28 @@ fn a_readable_state_directory_is_tightened_and_logged() {
     );
     assert_private(dir.path());
 }
+
+/// State written with other windows (5 s in UTC) is refused when the settings now say others
+/// (the default 6 h): its window ids, totals and checkpoint belong to those, and reading them
+/// as these would count sales twice. One line, exit 2, before connecting; with the windows it
+/// was written with, it opens.
+#[test]
+fn state_of_other_windows_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    {
+        let store = Store::open(&state).unwrap();
+        let five = power_revenue::window::WindowSpec::new(5, chrono_tz::Tz::UTC).unwrap();
+        store.check_windows(&five, &state).unwrap();
+        store.check_windows(&five, &state).unwrap();
+    }
+    let (code, err) = serve_on(&state);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("holds windows of 5s in UTC; POWER_REVENUE_WINDOW and POWER_REVENUE_TIMEZONE now say 21600s in UTC")
+            && err.contains("set them back, or point POWER_REVENUE_STATE_DIR at an empty directory"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2secret"), "{err}");
+}
