@@ -190,7 +190,15 @@ pub(crate) async fn collection_for(
     options
         .server_selection_timeout
         .get_or_insert(Duration::from_secs(10));
-    let client = Client::with_options(options)?;
+    // The driver builds the TLS setup here, before any connection: a file it cannot read is
+    // a setting to fix, said in one line without the URI.
+    let client = Client::with_options(options).map_err(|e| {
+        let kind = scrub(&e.kind.to_string(), mongo.uri.expose_secret());
+        let first = kind.lines().next().unwrap_or_default().to_owned();
+        crate::config::SettingError(format!(
+            "MONGODB_URI's options cannot be used ({first}); check tlsCAFile and tlsCertificateKeyFile"
+        ))
+    })?;
     Ok(client
         .database(&mongo.database)
         .collection(&mongo.collection))

@@ -124,7 +124,9 @@ fn main() -> ExitCode {
             // A setting the state contradicts is a bad setting, like any other.
             let setting = e
                 .downcast_ref::<power_revenue::store::StoreError>()
-                .is_some_and(|s| s.is_setting());
+                .is_some_and(|s| s.is_setting())
+                || e.downcast_ref::<power_revenue::config::SettingError>()
+                    .is_some();
             if setting {
                 ExitCode::from(2)
             } else {

@@ -103,6 +103,12 @@ pub enum ConfigError {
     SecretJson(#[from] SecretJsonError),
 }
 
+/// A setting found wrong only when it is used (a TLS file the driver cannot read): the
+/// process exits 2 with its one line, as for any bad setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingError(pub String);
+
 /// Document field names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {

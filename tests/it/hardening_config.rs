@@ -346,3 +346,30 @@ fn durations_out_of_bounds_are_refused_with_the_bound() {
         assert!(!(out + &err).contains("panicked"));
     }
 }
+
+/// A TLS file the driver cannot read is found only when the client is built, still before any
+/// connection: exit 2 with one line, the password never shown.
+#[test]
+fn an_unreadable_tls_file_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (code, out, err) = run_cli(
+        &["serve"],
+        &[
+            (
+                "MONGODB_URI",
+                "mongodb://ops:Sup3rS3cretPW@127.0.0.1:1/power?tls=true&tlsCAFile=/nonexistent/ca.pem",
+            ),
+            ("POWER_REVENUE_STATE_DIR", state.to_str().unwrap()),
+            ("POWER_REVENUE_HTTP_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    let line = err.trim();
+    assert_eq!(line.lines().count(), 1, "{err}");
+    assert!(
+        line.contains("tlsCAFile") && line.contains("/nonexistent/ca.pem"),
+        "{line}"
+    );
+    assert!(!(out + &err).contains("Sup3rS3cretPW"));
+}
