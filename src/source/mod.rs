@@ -9,6 +9,7 @@ mod closer;
 mod error;
 mod fold;
 mod live;
+mod mode;
 pub mod oplog;
 mod rebuild;
 mod stream;
@@ -20,7 +21,6 @@ pub use stream::{event_token, stream_pipeline, Batch, RawChangeStream};
 
 use crate::alert::{Alert, Alerter};
 use crate::config::Config;
-use crate::limits;
 use crate::store::Store;
 use crate::window::earlier_by;
 use backoff::backoff::Backoff;
@@ -97,6 +97,9 @@ pub(crate) struct Tailer {
     empty_batches: u32,
     skip_log: LogLimiter,
     late_log: LogLimiter,
+    /// The restatement mode's read after the last (re)connect, while it runs: dropped (and
+    /// aborted) with the tailer or by the next connect's.
+    mode_read: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
 impl Tailer {
@@ -180,6 +183,7 @@ impl Tailer {
             empty_batches: 0,
             skip_log: LogLimiter::new("skipped", 20, Duration::from_secs(10)),
             late_log: LogLimiter::new("late", 20, Duration::from_secs(10)),
+            mode_read: None,
         })
     }
 
@@ -197,7 +201,10 @@ impl Tailer {
                 Ok(mut stream) => {
                     self.on_connected(&mut backoff);
                     // Off the stream's path: a slow server must not delay tailing.
-                    tokio::spawn(read_mode(self.queries.clone(), self.live.clone()));
+                    self.mode_read = Some(mode::read_after_connect(
+                        self.queries.clone(),
+                        self.live.clone(),
+                    ));
                     if self.token.is_none() {
                         // A fresh stream's starting point, saved at once: a crash before the
                         // first event must not restart at a later "now" and miss sales. After
@@ -420,23 +427,6 @@ impl Tailer {
                 }
             }
         }
-    }
-}
-
-/// Reads (and logs, when it changes) whether the collection keeps pre-images. Each event says
-/// for itself whether it carries one; this is what `status` and the log report.
-async fn read_mode(coll: Collection<Document>, live: Arc<Live>) {
-    let read = limits::answer(limits::COMMAND, crate::setup::mode(&coll)).await;
-    let Ok(Ok(mode)) = read else {
-        return;
-    };
-    let mut current = live
-        .restatement_mode
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if *current != Some(mode) {
-        info!(mode = mode.describe(), "Restatement mode.");
-        *current = Some(mode);
     }
 }
 

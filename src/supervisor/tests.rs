@@ -76,12 +76,13 @@ async fn a_finite_task_may_end_but_not_fail() {
         sleep(Duration::from_secs(1)).await;
         Ok::<(), std::io::Error>(())
     });
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
+    // The stop request, beside the run (a signal, in the service).
+    let request = async {
         sleep(Duration::from_secs(5)).await;
-        shutdown.cancel();
-    });
-    tasks.run().await.expect("a finished import is no failure");
+        stop.cancel();
+    };
+    let (ran, ()) = tokio::join!(tasks.run(), request);
+    ran.expect("a finished import is no failure");
     assert!(finished.load(SeqCst));
 
     let (mut tasks, stop, finished) = supervised_worker();
@@ -109,12 +110,13 @@ async fn a_cancelled_run_is_ok_and_waits_for_short_lived_tasks() {
         sleep(Duration::from_secs(2)).await;
         alert.store(true, SeqCst);
     });
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
+    // The stop request, beside the run (a signal, in the service).
+    let request = async {
         sleep(Duration::from_secs(1)).await;
-        shutdown.cancel();
-    });
-    tasks.run().await.expect("a requested stop is no failure");
+        stop.cancel();
+    };
+    let (ran, ()) = tokio::join!(tasks.run(), request);
+    ran.expect("a requested stop is no failure");
     assert!(finished.load(SeqCst));
     assert!(sent.load(SeqCst), "an alert in flight went out");
 }
