@@ -10,6 +10,35 @@ use crate::window::{ClosedBy, OpenWindow, Totals, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// `impl Outboxed` for a record whose fields are named as in every outbox record
+/// (`delivery`, `attempts`, `last_error`, `updated_at`), saying what it says and its id.
+macro_rules! outboxed {
+    ($record:ty, $what:ty, |$s:ident| $id:expr) => {
+        impl Outboxed for $record {
+            type What = $what;
+            fn id(&self) -> MessageId {
+                let $s = self;
+                $id
+            }
+            fn delivery(&self) -> &Delivery<$what> {
+                &self.delivery
+            }
+            fn delivery_mut(&mut self) -> &mut Delivery<$what> {
+                &mut self.delivery
+            }
+            fn attempts_mut(&mut self) -> &mut u32 {
+                &mut self.attempts
+            }
+            fn last_error_mut(&mut self) -> &mut Option<String> {
+                &mut self.last_error
+            }
+            fn touch(&mut self, now: DateTime<Utc>) {
+                self.updated_at = now;
+            }
+        }
+    };
+}
+
 mod alert;
 mod delivery;
 mod messages;
@@ -134,27 +163,7 @@ impl ReportRecord {
     }
 }
 
-impl Outboxed for ReportRecord {
-    type What = Reported;
-    fn id(&self) -> MessageId {
-        MessageId::Report(self.window.id())
-    }
-    fn delivery(&self) -> &Delivery<Reported> {
-        &self.delivery
-    }
-    fn delivery_mut(&mut self) -> &mut Delivery<Reported> {
-        &mut self.delivery
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn touch(&mut self, now: DateTime<Utc>) {
-        self.updated_at = now;
-    }
-}
+outboxed!(ReportRecord, Reported, |r| MessageId::Report(r.window.id()));
 
 #[cfg(test)]
 mod tests;

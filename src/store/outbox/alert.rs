@@ -40,24 +40,6 @@ impl AlertRecord {
     }
 }
 
-impl Outboxed for AlertRecord {
-    type What = ();
-    fn id(&self) -> MessageId {
-        MessageId::Alert(u64::try_from(self.id).unwrap_or_default())
-    }
-    fn delivery(&self) -> &Delivery<()> {
-        &self.delivery
-    }
-    fn delivery_mut(&mut self) -> &mut Delivery<()> {
-        &mut self.delivery
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn touch(&mut self, now: DateTime<Utc>) {
-        self.updated_at = now;
-    }
-}
+outboxed!(AlertRecord, (), |a| MessageId::Alert(
+    u64::try_from(a.id).unwrap_or_default()
+));

@@ -52,24 +52,4 @@ impl SummaryRecord {
     }
 }
 
-impl Outboxed for SummaryRecord {
-    type What = Tally;
-    fn id(&self) -> MessageId {
-        MessageId::Summary(self.period.id())
-    }
-    fn delivery(&self) -> &Delivery<Tally> {
-        &self.delivery
-    }
-    fn delivery_mut(&mut self) -> &mut Delivery<Tally> {
-        &mut self.delivery
-    }
-    fn attempts_mut(&mut self) -> &mut u32 {
-        &mut self.attempts
-    }
-    fn last_error_mut(&mut self) -> &mut Option<String> {
-        &mut self.last_error
-    }
-    fn touch(&mut self, now: DateTime<Utc>) {
-        self.updated_at = now;
-    }
-}
+outboxed!(SummaryRecord, Tally, |s| MessageId::Summary(s.period.id()));
