@@ -15,6 +15,7 @@ mod config_bounds;
 mod container;
 mod decoder_fuzz;
 mod deploy;
+mod docs;
 mod dst;
 mod faults;
 mod ha_lease;
