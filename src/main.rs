@@ -138,7 +138,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    // Owned for the command's life: the listener ends with it.
+    let _signals =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(stop_on_signal(shutdown.clone())));
     match command {
         Command::Serve => App::build(config).await?.run(shutdown).await,
         Command::Report {

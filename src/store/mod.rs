@@ -7,7 +7,7 @@
 
 use crate::activity::Activity;
 use crate::change::Marks;
-use crate::window::{OpenWindow, Window, WindowId, WindowSpec};
+use crate::window::{OpenWindow, Window, WindowId};
 use chrono::{DateTime, Utc};
 use mongodb::change_stream::event::ResumeToken;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ mod outbox;
 mod perms;
 mod silence;
 mod summaries;
+mod windows;
 
 pub use changes::{unsettled, Settlement, UnpostedChanges};
 pub use history::{History, Pass};
@@ -38,8 +39,6 @@ pub(crate) use silence::{SilenceRecord, SilenceTold, SilentRecord};
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_TOKEN: &[u8] = b"token";
 const KEY_CHECKPOINT: &[u8] = b"checkpoint";
-/// The windows the state was written with: length and time zone.
-const KEY_WINDOWS: &[u8] = b"windows";
 const REPORT_PREFIX: &str = "report/";
 /// What this build stores: a state directory of any other format is refused as it opens
 /// ([`StoreError::Format`]), never read as this one. Changes with what is stored.
@@ -259,25 +258,6 @@ impl Store {
             write_private(&marker, FORMAT).map_err(open_error)?;
         }
         Ok(Store { tree, db })
-    }
-
-    /// Refuses windows other than those the state was written with; records them the first
-    /// time. `dir` is for the message.
-    pub fn check_windows(&self, spec: &WindowSpec, dir: &Path) -> Result<(), StoreError> {
-        let now = format!("{}s in {}", spec.length().num_seconds(), spec.tz().name());
-        match self.tree.get(KEY_WINDOWS)? {
-            Some(was) if was.as_ref() == now.as_bytes() => Ok(()),
-            Some(was) => Err(StoreError::WindowsChanged {
-                dir: dir.into(),
-                was: String::from_utf8_lossy(&was).into_owned(),
-                now,
-            }),
-            None => {
-                self.tree.insert(KEY_WINDOWS, now.as_bytes())?;
-                self.db.flush()?;
-                Ok(())
-            }
-        }
     }
 
     pub(crate) fn load_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
